@@ -1,0 +1,61 @@
+"""adamlab: composable, pure gradient transformations for JAX.
+
+Each primitive is a `GradientTransformation(init, update)` over pytrees;
+optimizers are short chains of them (see `adamlab.optimizers`).
+"""
+
+from adamlab import schedules, testing
+from adamlab.averaging import ParameterEmaState, parameter_ema
+from adamlab.base import EmptyState, GradientTransformation, apply_updates, chain, identity
+from adamlab.decay import add_coupled_weight_decay, add_decoupled_weight_decay, resolve_mask, weight_decay_mask
+from adamlab.moments import (
+    CountState,
+    EmaState,
+    RmsState,
+    TraceState,
+    bias_correct,
+    effective_window,
+    half_life,
+    scale_by_ema,
+    scale_by_rms,
+    trace,
+)
+from adamlab.optimizers import adam, adamw, rmsprop, sgd
+from adamlab.scaling import ScheduleState, clip_by_global_norm, global_norm, scale, scale_by_learning_rate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CountState",
+    "EmaState",
+    "EmptyState",
+    "GradientTransformation",
+    "ParameterEmaState",
+    "RmsState",
+    "ScheduleState",
+    "TraceState",
+    "adam",
+    "adamw",
+    "add_coupled_weight_decay",
+    "add_decoupled_weight_decay",
+    "apply_updates",
+    "bias_correct",
+    "chain",
+    "clip_by_global_norm",
+    "effective_window",
+    "global_norm",
+    "half_life",
+    "identity",
+    "parameter_ema",
+    "resolve_mask",
+    "rmsprop",
+    "scale",
+    "scale_by_ema",
+    "scale_by_learning_rate",
+    "scale_by_rms",
+    "schedules",
+    "sgd",
+    "testing",
+    "trace",
+    "weight_decay_mask",
+]

@@ -1,0 +1,193 @@
+"""The transformation protocol, `chain` and `apply_updates`.
+
+A `GradientTransformation` is a pair of pure functions::
+
+    init(params) -> state
+    update(updates, state, params=None, **extra) -> (updates, state)
+
+It is the same structure as Optax's, so adamlab transformations run inside
+`optax.chain`, Flax's `TrainState` and `nnx.Optimizer`, and Optax
+transformations run inside `adamlab.chain`.
+
+**The gradient channel.** Adam needs the second moment of the *gradient*
+while the updates flowing through the chain are already the first moment.
+`chain` therefore hands every stage the gradient as the extra keyword
+argument ``gradient``. The gradient is what enters the chain's first *moment
+stage* (`scale_by_ema`, `scale_by_rms`, `trace`): stages before it (clipping,
+coupled weight decay, any Optax transformation) preprocess the gradient,
+stages after it transform the update direction. This is exactly the meaning
+`optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))` has.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from adamlab._checks import check_same_tree
+
+PyTree = Any
+Params = PyTree
+Updates = PyTree
+State = PyTree
+InitFn = Callable[[Params], State]
+UpdateFn = Callable[..., tuple[Updates, State]]
+
+
+class GradientTransformation(NamedTuple):
+    """A pure gradient transformation: ``init(params)`` and ``update(updates, state, params, **extra)``."""
+
+    init: InitFn
+    update: UpdateFn
+
+
+class EmptyState(NamedTuple):
+    """State of a stateless transformation."""
+
+
+# What `chain` needs to know about a stage, keyed by its update function so
+# that re-wrapping `GradientTransformation(tx.init, tx.update)` keeps it.
+class _StageInfo(NamedTuple):
+    name: str
+    role: str  # "moment", "gradient" (preprocessing only), "direction" or "any"
+    stages: tuple = ()  # the stages of an adamlab chain, for flattening
+
+
+_STAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def stage(name: str, init: InitFn, update: UpdateFn, role: str = "any") -> GradientTransformation:
+    """Builds a transformation and records its name and role for `chain`.
+
+    role: ``"moment"`` starts a moment (the chain fixes the gradient at its
+    input), ``"gradient"`` must come before every moment stage,
+    ``"direction"`` must come after the first moment stage when the chain
+    has one, ``"any"`` may stand anywhere.
+    """
+    _STAGES[update] = _StageInfo(name, role)
+    return GradientTransformation(init, update)
+
+
+def _info(tx) -> _StageInfo:
+    try:
+        return _STAGES.get(tx.update) or _StageInfo(_foreign_name(tx), "any")
+    except TypeError:  # an update that cannot be weakly referenced
+        return _StageInfo(_foreign_name(tx), "any")
+
+
+def _foreign_name(tx) -> str:
+    fn = getattr(tx, "update", None)
+    return getattr(fn, "__qualname__", type(tx).__name__)
+
+
+def _accepts_extra(fn: Callable) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def identity() -> GradientTransformation:
+    """Passes updates through unchanged."""
+
+    def init(params):
+        del params
+        return EmptyState()
+
+    def update(updates, state, params=None, **extra):
+        del params, extra
+        return updates, state
+
+    return stage("identity", init, update)
+
+
+def chain(*transformations: GradientTransformation) -> GradientTransformation:
+    """Applies transformations in order; state is the tuple of their states.
+
+    Nested adamlab chains are flattened, so ``chain(clip, adam(...))`` has
+    one flat tuple of stage states. Every stage receives the gradient as the
+    extra argument ``gradient`` (see the module docstring); foreign stages
+    whose ``update`` takes no ``**extra`` receive only ``(updates, state,
+    params)``. The final updates come back in the dtype of the updates the
+    chain received, leaf by leaf, so float32 moments never leak into
+    bfloat16 updates.
+    """
+    for i, tx in enumerate(transformations):
+        if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+            raise TypeError(
+                f"chain: argument {i} is {type(tx).__name__}, not a GradientTransformation "
+                "(an object with callable `init` and `update`)"
+            )
+    stages: list = []
+    for tx in transformations:
+        sub = _info(tx).stages
+        stages.extend(sub if sub else [tx])
+    infos = [_info(tx) for tx in stages]
+    first_moment = next((i for i, s in enumerate(infos) if s.role == "moment"), None)
+    if first_moment is not None:
+        for i, s in enumerate(infos):
+            if s.role == "gradient" and i > first_moment:
+                raise ValueError(
+                    f"chain: {s.name} (stage {i}) acts on the gradient but stands after the moment "
+                    f"stage {infos[first_moment].name} (stage {first_moment}); move it before the "
+                    "moments (or use add_decoupled_weight_decay for AdamW-style decay)"
+                )
+            if s.role == "direction" and i < first_moment:
+                raise ValueError(
+                    f"chain: {s.name} (stage {i}) acts on the update direction but stands before the "
+                    f"first moment stage {infos[first_moment].name} (stage {first_moment}); "
+                    "move it after the moments (or use add_coupled_weight_decay for L2 on the gradient)"
+                )
+    extra_ok = [_accepts_extra(tx.update) for tx in stages]
+
+    def init(params):
+        return tuple(tx.init(params) for tx in stages)
+
+    def update(updates, state, params=None, **extra):
+        if not isinstance(state, tuple) or len(state) != len(stages):
+            raise ValueError(
+                f"chain of {len(stages)} stages got a state of type {type(state).__name__}"
+                + (f" with {len(state)} entries" if isinstance(state, tuple) else "")
+                + "; pass the state returned by this chain's init/update"
+            )
+        in_dtypes = jax.tree.map(lambda u: jnp.asarray(u).dtype, updates)
+        gradient = extra.pop("gradient", None)  # fixed by an enclosing chain
+        new_state = []
+        for i, (tx, s) in enumerate(zip(stages, state)):
+            if gradient is None and i == first_moment:
+                gradient = updates
+            if extra_ok[i]:
+                kw = dict(extra) if gradient is None else dict(extra, gradient=gradient)
+                updates, s = tx.update(updates, s, params, **kw)
+            else:
+                updates, s = tx.update(updates, s, params)
+            new_state.append(s)
+        updates = jax.tree.map(lambda u, d: u if u.dtype == d else u.astype(d), updates, in_dtypes)
+        return updates, tuple(new_state)
+
+    role = "moment" if first_moment is not None else "any"
+    _STAGES[update] = _StageInfo("chain", role, tuple(stages))
+    return GradientTransformation(init, update)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """Returns ``params + updates`` leaf by leaf, each in its param's dtype.
+
+    Leaves that are not floating point (integer counters, boolean flags) are
+    returned unchanged: they have no gradient.
+    """
+    check_same_tree(params, updates, "apply_updates: updates", "params")
+
+    def add(p, u):
+        p = jnp.asarray(p)
+        if not jnp.issubdtype(p.dtype, jnp.inexact):
+            return p
+        return (p + u).astype(p.dtype)
+
+    return jax.tree.map(add, params, updates)

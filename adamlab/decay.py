@@ -1,0 +1,121 @@
+"""Weight decay, coupled (L2 on the gradient) and decoupled (AdamW), and the masks that choose where it applies.
+
+Coupled: ``g <- g + wd * p`` before the moments. The decay then passes
+through Adam's scaling, so a weight's effective decay per step is
+``lr * wd / (sqrt(v_hat) + eps)``: weights with a large gradient history are
+barely decayed. This is ``torch.optim.Adam(weight_decay=wd)``.
+
+Decoupled: ``u <- u + wd * p`` after the adaptive scaling, so every weight
+shrinks by the same ``lr * wd`` per step (Loshchilov & Hutter, "Decoupled
+Weight Decay Regularization", 2019). This is AdamW.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adamlab import _checks
+from adamlab.base import EmptyState, GradientTransformation, stage
+from adamlab.moments import compute_dtype, is_float
+
+Mask = Any  # a bool pytree, a prefix of one, or a callable params -> such a tree
+
+
+def resolve_mask(mask: Mask, params: Any) -> Any:
+    """Returns a tree shaped like `params` whose leaves are bools or bool arrays (True = decay).
+
+    `mask` may be a tree of bools (or bool arrays, selecting elements, as the
+    flat layout uses), a prefix of such a tree (``{"encoder": False,
+    "head": True}`` covers every leaf under each key), or a callable
+    ``params -> mask``.
+    """
+    if callable(mask):
+        mask = mask(params)
+    for path, m in jax.tree_util.tree_flatten_with_path(mask)[0]:
+        ok = isinstance(m, (bool, np.bool_)) or (hasattr(m, "dtype") and m.dtype == jnp.bool_)
+        if not ok:
+            raise TypeError(
+                f"mask leaf at {_checks.path_str(path)} is {type(m).__name__}"
+                f"{'(' + str(m.dtype) + ')' if hasattr(m, 'dtype') else ''}; mask leaves must be bools "
+                "(or bool arrays shaped like their param)"
+            )
+    try:
+        return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: m, sub), mask, params)
+    except (ValueError, TypeError) as e:
+        diff = _checks.first_difference(mask, params) or str(e)
+        raise ValueError(
+            f"mask does not match the params: it must have their tree structure or a prefix of it; {diff}"
+        ) from None
+
+
+def _weight_decay(name: str, role: str, weight_decay, mask: Mask) -> GradientTransformation:
+    _checks.check_nonnegative("weight_decay", weight_decay)
+
+    def init(params):
+        if mask is not None:
+            resolve_mask(mask, params)  # fail at init, not in the middle of training
+        return EmptyState()
+
+    def update(updates, state, params=None, **extra):
+        del extra
+        if params is None:
+            raise ValueError(f"{name} needs the params: call update(updates, state, params)")
+        _checks.check_same_tree(updates, params, f"{name}: updates", "params")
+        masks = jax.tree.map(lambda _: True, params) if mask is None else resolve_mask(mask, params)
+
+        def decay(u, p, m):
+            if m is False or (isinstance(m, np.bool_) and not m):
+                return u
+            dt = compute_dtype(u, p)
+            decayed = u.astype(dt) + weight_decay * p.astype(dt)
+            return decayed if m is True or isinstance(m, np.bool_) else jnp.where(m, decayed, u.astype(dt))
+
+        out = jax.tree.map(lambda u, p, m: decay(u, p, m) if is_float(u) else u, updates, params, masks)
+        return out, state
+
+    return stage(name, init, update, role=role)
+
+
+def add_decoupled_weight_decay(weight_decay: float, mask: Mask | None = None) -> GradientTransformation:
+    """Decoupled decay: ``u + weight_decay * p``, placed after the adaptive scaling (AdamW).
+
+    Followed by ``scale_by_learning_rate(lr)`` it gives ``p <- p - lr * (u + wd * p)``:
+    every weight shrinks by the same factor ``1 - lr * wd`` per step.
+    Masked-out leaves (mask False) are not decayed.
+    """
+    return _weight_decay("add_decoupled_weight_decay", "direction", weight_decay, mask)
+
+
+def add_coupled_weight_decay(weight_decay: float, mask: Mask | None = None) -> GradientTransformation:
+    """Coupled (L2) decay: ``g + weight_decay * p``, placed before the moments (Adam with L2).
+
+    Equivalent to adding ``wd/2 * |p|**2`` to the loss; inside Adam the decay
+    is divided by ``sqrt(v_hat) + eps`` like the rest of the gradient.
+    Masked-out leaves (mask False) are not decayed.
+    """
+    return _weight_decay("add_coupled_weight_decay", "gradient", weight_decay, mask)
+
+
+_NO_DECAY_NAMES = ("bias", "scale", "norm", "ln_", "layernorm", "embedding_norm")
+
+
+def weight_decay_mask(params: Any) -> Any:
+    """The usual LLM rule: decay matrices, not biases, norms' scales or any leaf with fewer than 2 dims.
+
+    A leaf is decayed when it has ``ndim >= 2`` and no key on its path names
+    a bias or a norm (``bias``, ``b``, ``scale``, or containing ``norm``/``ln_``).
+    Pass it as ``mask=weight_decay_mask``.
+    """
+
+    def keep(path, p) -> bool:
+        names = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", "")))).lower() for k in path]
+        if any(n == "b" or any(t in n for t in _NO_DECAY_NAMES) for n in names):
+            return False
+        return bool(np.ndim(p) >= 2)
+
+    return jax.tree_util.tree_map_with_path(keep, params)
+

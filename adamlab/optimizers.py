@@ -1,0 +1,113 @@
+"""The usual optimizers, each a short chain of primitives. Keyword names follow Optax.
+
+Read any of them to see how to build a variant: drop `bias_correct` for Adam
+without bias correction, put `scale_by_ema` after `scale_by_rms` for
+RMSProp with EMA momentum, and so on.
+"""
+
+from __future__ import annotations
+
+from adamlab import _checks
+from adamlab.base import GradientTransformation, chain, identity
+from adamlab.decay import Mask, add_coupled_weight_decay, add_decoupled_weight_decay
+from adamlab.moments import bias_correct, scale_by_ema, scale_by_rms, trace
+from adamlab.scaling import ScalarOrSchedule, scale_by_learning_rate
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: float | None = None,
+    nesterov: bool = False,
+    *,
+    state_dtype=None,
+) -> GradientTransformation:
+    """``p <- p - lr * g``; with `momentum`, heavy-ball ``t = g + momentum * t`` (or Nesterov) first."""
+    if nesterov and momentum is None:
+        raise ValueError("nesterov=True needs a momentum value")
+    return chain(
+        trace(momentum, nesterov, state_dtype=state_dtype) if momentum is not None else identity(),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule,
+    decay: float = 0.9,
+    eps: float = 1e-8,
+    *,
+    eps_in_sqrt: bool = True,
+    momentum: float | None = None,
+    nesterov: bool = False,
+    centered: bool = False,
+    bias_correction: bool = False,
+    state_dtype=None,
+) -> GradientTransformation:
+    """RMSProp: ``p <- p - lr * g / sqrt(v + eps)`` with ``v`` the EMA of ``g**2``.
+
+    ``eps_in_sqrt=True`` (Optax's default) puts eps under the root;
+    ``False`` gives ``g / (sqrt(v) + eps)``. `momentum` adds heavy-ball
+    momentum on the scaled step, after the learning rate, as Optax does.
+    """
+    return chain(
+        scale_by_rms(
+            decay, eps, eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction, centered=centered,
+            state_dtype=state_dtype,
+        ),
+        scale_by_learning_rate(learning_rate),
+        trace(momentum, nesterov, state_dtype=state_dtype) if momentum is not None else identity(),
+    )
+
+
+def _adam_direction(b1: float, b2: float, eps: float, state_dtype) -> tuple[GradientTransformation, ...]:
+    """``m_hat / (sqrt(v_hat) + eps)``: EMA of g, its bias correction, and division by the RMS of g."""
+    _checks.check_decay("b1", b1)
+    _checks.check_decay("b2", b2)
+    _checks.check_nonnegative("eps", eps)
+    return (
+        scale_by_ema(b1, state_dtype=state_dtype),
+        bias_correct(b1),
+        scale_by_rms(b2, eps, bias_correction=True, state_dtype=state_dtype),
+    )
+
+
+def adam(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    weight_decay: float = 0.0,
+    mask: Mask | None = None,
+    state_dtype=None,
+) -> GradientTransformation:
+    """Adam: ``p <- p - lr * m_hat / (sqrt(v_hat) + eps)``.
+
+    `weight_decay` is the coupled (L2) form, ``g <- g + wd * p`` before the
+    moments, as ``torch.optim.Adam(weight_decay=...)``. For decay that is
+    not divided by ``sqrt(v_hat)`` use `adamw`.
+    """
+    _checks.check_nonnegative("weight_decay", weight_decay)
+    decay = add_coupled_weight_decay(weight_decay, mask) if weight_decay else identity()
+    return chain(decay, *_adam_direction(b1, b2, eps, state_dtype), scale_by_learning_rate(learning_rate))
+
+
+def adamw(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-4,
+    mask: Mask | None = None,
+    *,
+    state_dtype=None,
+) -> GradientTransformation:
+    """AdamW: ``p <- p - lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)``.
+
+    The decay is decoupled from the adaptive scaling: every (unmasked)
+    weight shrinks by the same ``lr * wd`` per step.
+    """
+    return chain(
+        *_adam_direction(b1, b2, eps, state_dtype),
+        add_decoupled_weight_decay(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
