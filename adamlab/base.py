@@ -111,7 +111,7 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
     """Applies transformations in order; state is the tuple of their states.
 
     Nested adamlab chains are flattened, so ``chain(clip, adam(...))`` has
-    one flat tuple of stage states. Every stage receives the gradient as the
+    one flat tuple of stage states, and `identity` stages are dropped. Every stage receives the gradient as the
     extra argument ``gradient`` (see the module docstring); foreign stages
     whose ``update`` takes no ``**extra`` receive only ``(updates, state,
     params)``. The final updates come back in the dtype of the updates the
@@ -126,8 +126,10 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
             )
     stages: list = []
     for tx in transformations:
-        sub = _info(tx).stages
-        stages.extend(sub if sub else [tx])
+        info = _info(tx)
+        if info.name == "identity":  # a placeholder (e.g. adam without weight decay) needs no state
+            continue
+        stages.extend(info.stages if info.name == "chain" else [tx])
     infos = [_info(tx) for tx in stages]
     first_moment = next((i for i, s in enumerate(infos) if s.role == "moment"), None)
     if first_moment is not None:

@@ -1,0 +1,147 @@
+"""Bad input raises a clear ValueError/TypeError, eagerly, naming the parameter or the tree path."""
+
+import jax.numpy as jnp
+import optax
+import pytest
+
+import adamlab
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda v: adamlab.adam(b1=v), "b1"),
+        (lambda v: adamlab.adam(b2=v), "b2"),
+        (lambda v: adamlab.adamw(b1=v), "b1"),
+        (lambda v: adamlab.adamw(b2=v), "b2"),
+        (lambda v: adamlab.rmsprop(1e-3, decay=v), "decay"),
+        (lambda v: adamlab.scale_by_ema(v), "decay"),
+        (lambda v: adamlab.bias_correct(v), "decay"),
+        (lambda v: adamlab.scale_by_rms(v), "decay"),
+        (lambda v: adamlab.trace(v), "decay"),
+        (lambda v: adamlab.sgd(0.1, momentum=v), "decay"),
+        (lambda v: adamlab.parameter_ema(v), "decay"),
+    ],
+)
+@pytest.mark.parametrize("value", [1.0, 1.5, -0.1, float("nan")])
+def test_decay_rates_outside_unit_interval(make, name, value):
+    with pytest.raises(ValueError, match=rf"{name} must be in \[0, 1\)"):
+        make(value)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda v: adamlab.adam(eps=v), "eps"),
+        (lambda v: adamlab.adamw(eps=v), "eps"),
+        (lambda v: adamlab.rmsprop(1e-3, eps=v), "eps"),
+        (lambda v: adamlab.adam(v), "learning_rate"),
+        (lambda v: adamlab.sgd(v), "learning_rate"),
+        (lambda v: adamlab.adamw(weight_decay=v), "weight_decay"),
+        (lambda v: adamlab.adam(weight_decay=v), "weight_decay"),
+        (lambda v: adamlab.add_decoupled_weight_decay(v), "weight_decay"),
+        (lambda v: adamlab.add_coupled_weight_decay(v), "weight_decay"),
+    ],
+)
+def test_negative_hyperparameters(make, name):
+    with pytest.raises(ValueError, match=rf"{name} must be >= 0"):
+        make(-1e-3)
+
+
+def test_boundaries_are_accepted():
+    adamlab.adam(0.0, b1=0.0, b2=0.0, eps=0.0)
+    adamlab.adamw(1e-3, b1=0.999999, b2=0.999999, weight_decay=0.0)
+
+
+def test_update_with_a_different_tree_names_the_path():
+    tx = adamlab.adam(1e-3)
+    state = tx.init({"a": jnp.ones(3), "b": {"c": jnp.ones(2)}})
+    with pytest.raises(ValueError, match=r"\['b'\]\['d'\]"):
+        tx.update({"a": jnp.ones(3), "b": {"d": jnp.ones(2)}}, state)
+    with pytest.raises(ValueError, match=r"extra leaf at \['e'\]"):
+        tx.update({"a": jnp.ones(3), "b": {"c": jnp.ones(2)}, "e": jnp.ones(1)}, state)
+    with pytest.raises(ValueError, match=r"\['b'\]\['c'\] have shape \(3,\)"):
+        tx.update({"a": jnp.ones(3), "b": {"c": jnp.ones(3)}}, state)
+
+
+@pytest.mark.parametrize("tx", [adamlab.adamw(1e-3), adamlab.adam(1e-3, weight_decay=0.1)], ids=["adamw", "adam_l2"])
+def test_weight_decay_without_params(tx):
+    params = {"w": jnp.ones(3)}
+    with pytest.raises(ValueError, match="needs the params"):
+        tx.update(params, tx.init(params))
+
+
+def test_mask_that_does_not_match():
+    params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+    tx = adamlab.adamw(1e-3, mask={"w": True, "bias": False})
+    with pytest.raises(ValueError, match=r"mask does not match the params.*\['bias'\]"):
+        tx.init(params)
+
+
+def test_mask_with_non_bool_leaves():
+    params = {"w": jnp.ones((2, 2))}
+    with pytest.raises(TypeError, match=r"mask leaf at \['w'\] is int"):
+        adamlab.adamw(1e-3, mask={"w": 1}).init(params)
+
+
+def test_mask_prefix_is_broadcast():
+    params = {"enc": {"w": jnp.ones(2), "b": jnp.ones(2)}, "head": jnp.ones(2)}
+    mask = adamlab.resolve_mask({"enc": False, "head": True}, params)
+    assert mask == {"enc": {"w": False, "b": False}, "head": True}
+
+
+def test_rms_without_the_gradient_in_a_foreign_chain():
+    params = {"w": jnp.ones(3)}
+    tx = optax.chain(adamlab.scale_by_ema(0.9), adamlab.scale_by_rms(0.999))
+    with pytest.raises(ValueError, match="scale_by_rms needs the gradient"):
+        tx.update(params, tx.init(params))
+
+
+def test_chain_rejects_non_transformations():
+    with pytest.raises(TypeError, match="argument 1 is int"):
+        adamlab.chain(adamlab.scale(1.0), 3)
+
+
+def test_chain_rejects_coupled_decay_after_moments():
+    with pytest.raises(ValueError, match="add_coupled_weight_decay .* after the moment stage"):
+        adamlab.chain(adamlab.scale_by_ema(0.9), adamlab.add_coupled_weight_decay(0.1))
+
+
+def test_chain_rejects_decoupled_decay_before_moments():
+    with pytest.raises(ValueError, match="add_decoupled_weight_decay .* before the first moment stage"):
+        adamlab.chain(adamlab.add_decoupled_weight_decay(0.1), adamlab.scale_by_ema(0.9))
+
+
+def test_chain_state_of_wrong_shape():
+    tx = adamlab.adam(1e-3)
+    params = {"w": jnp.ones(3)}
+    with pytest.raises(ValueError, match="chain of 4 stages got a state"):
+        tx.update(params, (), params)
+
+
+def test_complex_params_are_refused():
+    with pytest.raises(TypeError, match=r"\['z'\] is complex"):
+        adamlab.adam().init({"z": jnp.ones(2, jnp.complex64)})
+
+
+def test_nesterov_without_momentum():
+    with pytest.raises(ValueError, match="nesterov=True needs a momentum"):
+        adamlab.sgd(0.1, nesterov=True)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: adamlab.schedules.warmup_cosine_decay(0.0, 1.0, 10, 5),
+        lambda: adamlab.schedules.cosine_decay(1.0, 0),
+        lambda: adamlab.schedules.linear_warmup(0.0, 1.0, 2.5),
+    ],
+)
+def test_bad_schedules(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+def test_apply_updates_tree_mismatch():
+    with pytest.raises(ValueError, match=r"\['b'\]"):
+        adamlab.apply_updates({"a": jnp.ones(1)}, {"b": jnp.ones(1)})
