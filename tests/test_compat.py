@@ -1,0 +1,121 @@
+"""The ecosystem fit: adamlab inside Optax and Flax, Optax inside adamlab."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import mixed_params
+
+import adamlab
+from adamlab import testing
+
+
+def test_adamlab_inside_optax_chain():
+    ours = optax.chain(optax.clip_by_global_norm(1.0), adamlab.adamw(1e-3, weight_decay=0.1))
+    theirs = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3, weight_decay=0.1))
+    report = testing.compare(ours, theirs, mixed_params(), steps=100)
+    assert report.max_rel == 0.0, str(report)
+
+
+def test_optax_transformation_inside_adamlab_chain_preprocesses_the_gradient():
+    """A foreign stage before the moments is gradient preprocessing, as in optax.chain: both moments see the clip."""
+    ours = adamlab.chain(optax.clip_by_global_norm(0.5), adamlab.adam(1e-3))
+    theirs = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(1e-3))
+    report = testing.compare(ours, theirs, mixed_params(), steps=100)
+    assert report.max_rel == 0.0, str(report)
+
+
+def test_adamlab_clip_before_moments_clips_what_the_second_moment_sees():
+    ours = adamlab.chain(adamlab.clip_by_global_norm(0.5), adamlab.adam(1e-3))
+    theirs = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(1e-3))
+    report = testing.compare(ours, theirs, mixed_params(), steps=100)
+    assert report.max_rel == 0.0, str(report)
+
+
+def test_optax_schedules_are_accepted():
+    sched = optax.warmup_cosine_decay_schedule(0.0, 1e-2, 10, 100)
+    report = testing.compare(adamlab.adamw(sched), optax.adamw(sched), mixed_params(), steps=100)
+    assert report.max_rel == 0.0, str(report)
+
+
+def test_schedules_match_optax_pointwise():
+    steps = jnp.arange(0, 130)
+    pairs = [
+        (adamlab.schedules.constant(0.3), optax.constant_schedule(0.3)),
+        (adamlab.schedules.linear_warmup(0.1, 1.0, 20), optax.linear_schedule(0.1, 1.0, 20)),
+        (adamlab.schedules.cosine_decay(1.0, 100, alpha=0.1), optax.cosine_decay_schedule(1.0, 100, alpha=0.1)),
+        (adamlab.schedules.warmup_cosine_decay(0.0, 1.0, 10, 100, end_value=0.05),
+         optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100, end_value=0.05)),
+    ]
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(jax.vmap(ours)(steps), jax.vmap(theirs)(steps), rtol=1e-6, atol=1e-7)
+
+
+def test_schedule_step_zero_uses_schedule_of_zero():
+    tx = adamlab.sgd(lambda step: 0.5 + step)
+    params = {"w": jnp.ones(())}
+    u, s = tx.update({"w": jnp.ones(())}, tx.init(params), params)
+    assert float(u["w"]) == -0.5
+    u, s = tx.update({"w": jnp.ones(())}, s, params)
+    assert float(u["w"]) == -1.5
+
+
+def test_flax_train_state():
+    train_state = pytest.importorskip("flax.training.train_state")
+
+    def loss(params, x, y):
+        return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (32, 3))
+    y = x @ jnp.array([1.0, -2.0, 0.5]) + 0.3
+    params = {"w": jnp.zeros(3), "b": jnp.zeros(())}
+    states = {
+        name: train_state.TrainState.create(apply_fn=None, params=params, tx=tx)
+        for name, tx in [("ours", adamlab.adamw(0.05, weight_decay=1e-3)), ("optax", optax.adamw(0.05, weight_decay=1e-3))]
+    }
+
+    @jax.jit
+    def step(state):
+        return state.apply_gradients(grads=jax.grad(loss)(state.params, x, y))
+
+    for _ in range(200):
+        states = {k: step(s) for k, s in states.items()}
+    testing.assert_bitwise_equal(states["ours"].params, states["optax"].params)
+    assert float(loss(states["ours"].params, x, y)) < 1e-3
+
+
+def test_flax_nnx_optimizer():
+    nnx = pytest.importorskip("flax.nnx")
+
+    def train(tx):
+        model = nnx.Linear(3, 1, rngs=nnx.Rngs(0))
+        opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
+        x = jax.random.normal(jax.random.PRNGKey(1), (32, 3))
+        y = x @ jnp.array([[1.0], [-2.0], [0.5]])
+
+        @nnx.jit
+        def step(model, opt):
+            grads = nnx.grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+            opt.update(model, grads)
+
+        for _ in range(100):
+            step(model, opt)
+        return nnx.state(model, nnx.Param), float(jnp.mean((model(x) - y) ** 2))
+
+    (ours, loss_ours), (theirs, loss_theirs) = train(adamlab.adam(0.05)), train(optax.adam(0.05))
+    testing.assert_bitwise_equal(jax.tree.leaves(ours), jax.tree.leaves(theirs))
+    assert loss_ours < 0.05
+
+
+def test_optax_inject_hyperparams_learning_rate():
+    """Hyperparameters passed as float32 arrays, as optax.inject_hyperparams does, give Optax's results."""
+    ours = optax.inject_hyperparams(adamlab.adamw)(learning_rate=1e-3, weight_decay=0.1)
+    theirs = optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3, weight_decay=0.1)
+    params = mixed_params()
+    report = testing.compare(ours, theirs, params, steps=50)
+    assert report.max_rel <= 1e-6, str(report)
+    state = ours.init(params)
+    state.hyperparams["learning_rate"] = jnp.asarray(0.0)  # a changed hyperparameter takes effect
+    updates, _ = ours.update(params, state, params)
+    assert all(float(jnp.max(jnp.abs(u))) == 0.0 for u in jax.tree.leaves(updates))
