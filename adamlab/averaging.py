@@ -59,7 +59,8 @@ def parameter_ema(decay: float, *, bias_correction: bool = False, state_dtype=No
 
         new = leafwise(average, params, state.ema)
         bc = bias_correction_term(decay, count) if bias_correction else None
-        out = jax.tree.map(lambda n, p: (n / bc if bc is not None else n).astype(p.dtype) if is_float(p) else p, new, params)
+        debiased = new if bc is None else leafwise(lambda n: n / bc, new)
+        out = jax.tree.map(lambda n, p: n.astype(p.dtype) if is_float(p) else p, debiased, params)
         return out, ParameterEmaState(count, jax.tree.map(store, new, state.ema))
 
     return stage("parameter_ema", init, update)

@@ -37,7 +37,10 @@ def linear_warmup(init_value: float, end_value: float, transition_steps: int) ->
 
 
 def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0) -> Schedule:
-    """``init_value * ((1 - alpha) * (0.5 * (1 + cos(pi * t / decay_steps)))**exponent + alpha)``, t clipped to `decay_steps`."""
+    """``init_value * ((1 - alpha) * (0.5 * (1 + cos(pi * t / decay_steps)))**exponent + alpha)``.
+
+    t is the step, clipped to `decay_steps`.
+    """
     _checks.check_nonnegative("init_value", init_value)
     _check_steps("decay_steps", decay_steps)
 

@@ -72,7 +72,10 @@ def test_flax_train_state():
     params = {"w": jnp.zeros(3), "b": jnp.zeros(())}
     states = {
         name: train_state.TrainState.create(apply_fn=None, params=params, tx=tx)
-        for name, tx in [("ours", adamlab.adamw(0.05, weight_decay=1e-3)), ("optax", optax.adamw(0.05, weight_decay=1e-3))]
+        for name, tx in [
+            ("ours", adamlab.adamw(0.05, weight_decay=1e-3)),
+            ("optax", optax.adamw(0.05, weight_decay=1e-3)),
+        ]
     }
 
     @jax.jit
@@ -103,7 +106,7 @@ def test_flax_nnx_optimizer():
             step(model, opt)
         return nnx.state(model, nnx.Param), float(jnp.mean((model(x) - y) ** 2))
 
-    (ours, loss_ours), (theirs, loss_theirs) = train(adamlab.adam(0.05)), train(optax.adam(0.05))
+    (ours, loss_ours), (theirs, _) = train(adamlab.adam(0.05)), train(optax.adam(0.05))
     testing.assert_bitwise_equal(jax.tree.leaves(ours), jax.tree.leaves(theirs))
     assert loss_ours < 0.05
 

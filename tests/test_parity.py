@@ -12,10 +12,10 @@ import jax
 import numpy as np
 import optax
 import pytest
+import reference
 from conftest import STEPS, as_dict, mixed_params
 
 import adamlab
-import reference
 from adamlab import testing
 
 RTOL = 1e-6
@@ -124,7 +124,7 @@ def test_ema_primitives_match_optax_ema_and_reference(debias, stream):
     s_ours, s_theirs = ours.init(params), theirs.init(params)
     step = jax.jit(lambda tx, g, s: tx.update(g, s), static_argnums=0)
     for i in range(STEPS):
-        g = jax.tree.map(lambda x: x[i], stream)
+        g = jax.tree.map(lambda x, i=i: x[i], stream)
         out_ours, s_ours = step(ours, g, s_ours)
         out_theirs, s_theirs = step(theirs, g, s_theirs)
     testing.assert_bitwise_equal(out_ours, out_theirs)
