@@ -1,0 +1,24 @@
+"""The README's training loop runs as written and trains."""
+
+import contextlib
+import io
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_training_loop_trains():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    loop = next(b for b in blocks if "def step(" in b)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(loop, "README.md", "exec"), {})
+    final = float(out.getvalue().split("final loss")[1])
+    assert final < 0.05, out.getvalue()
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = (README.parent / ".ci" / "run").read_text()
+    command = "pip install -e '.[test]' && ruff check . && pytest"
+    assert command in README.read_text() and command in ci
