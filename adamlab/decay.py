@@ -33,6 +33,9 @@ def resolve_mask(mask: Mask, params: Any) -> Any:
     "head": True}`` covers every leaf under each key), or a callable
     ``params -> mask``.
     """
+    resolve = getattr(type(params), "__adamlab_resolve_mask__", None)
+    if resolve is not None:  # a container such as adamlab.flat.Flat maps a mask over its leaves onto its buffers
+        return resolve(params, mask)
     if callable(mask):
         mask = mask(params)
     for path, m in jax.tree_util.tree_flatten_with_path(mask)[0]:

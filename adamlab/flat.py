@@ -1,0 +1,494 @@
+"""The flat layout: params and optimizer state in a few contiguous buffers instead of one array per leaf.
+
+An optimizer step is pure memory traffic, and on an accelerator a tree of
+many leaves spends its time launching small kernels, not moving bytes. The
+flat layout packs the leaves of a tree into *buckets*: one 1-D buffer per
+group of leaves with the same dtype (and the same weight-decay group, so a
+mask is one bool per bucket rather than one per element), split where a
+buffer would exceed ``bucket_bytes``. A `Layout` is the index
+``(path, shape, dtype, bucket, offset, size)`` of every leaf; a `Flat` is the
+tuple of buckets and carries its layout.
+
+    flat = adamlab.flat.flatten(params)             # params -> Flat (one copy)
+    opt = adamlab.adamw(1e-3, mask=adamlab.weight_decay_mask)
+    state = opt.init(flat)                          # moments are Flats too
+
+    def loss_fn(flat, batch):
+        return model_loss(flat.unflatten(), batch)  # views, rebuilt inside jit
+    grads = jax.grad(loss_fn)(flat, batch)          # a Flat: one gradient buffer per bucket
+    updates, state = opt.update(grads, state, flat)
+    flat = adamlab.apply_updates(flat, updates)
+
+    params = flat.unflatten()                       # back to the pytree, exactly
+    tree_state = adamlab.flat.state_to_tree(state)  # the state a pytree run would have
+
+Every adamlab transformation is elementwise over leaves, so it runs on the
+buckets unchanged; the arithmetic per element is the same as on the pytree,
+and under `jax.jit` the results are bit-identical. Global reductions
+(`clip_by_global_norm`) sum in another order and agree to rounding.
+
+`unflatten` uses `jax.lax.split`, whose transpose is a concatenation, so
+`jax.grad` through it yields each bucket's gradient as one buffer, with no
+per-leaf padding. Masks given as trees, prefixes or callables (e.g.
+`adamlab.weight_decay_mask`) are mapped onto the buckets when a
+transformation resolves them against a `Flat`.
+
+For code that keeps pytree params, `packed(tx)` wraps a transformation so
+that its state is flat and its update runs per bucket; see its docstring.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Hashable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adamlab import _checks
+from adamlab.base import GradientTransformation, _info, stage
+from adamlab.decay import resolve_mask, weight_decay_mask
+
+DEFAULT_BUCKET_BYTES = 1 << 30
+"""Largest bucket, in bytes, unless a single leaf is larger: 1 GiB keeps every buffer far below 2**31 elements."""
+
+
+class LeafSlot(NamedTuple):
+    """Where one leaf lives: elements ``offset:offset + size`` of bucket `bucket`."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    bucket: int
+    offset: int
+    size: int
+
+
+class BucketInfo(NamedTuple):
+    """One buffer: `size` elements of `dtype`, holding the leaves numbered `leaves` (in tree order)."""
+
+    dtype: np.dtype
+    size: int
+    group: Hashable
+    leaves: tuple[int, ...]
+
+
+def _group_keys(group, tree) -> list[Hashable]:
+    """One hashable key per leaf of `tree` from a tree, a prefix of one, or a callable ``tree -> tree``."""
+    leaves = jax.tree.leaves(tree)
+    if group is None:
+        return [None] * len(leaves)
+    if callable(group):
+        group = group(tree)
+    try:
+        full = jax.tree.map(lambda g, sub: jax.tree.map(lambda _: g, sub), group, tree)
+    except (ValueError, TypeError):
+        diff = _checks.first_difference(group, tree) or "structure differs"
+        raise ValueError(f"group does not match the tree: it must be the tree's structure or a prefix; {diff}") \
+            from None
+    keys = []
+    for path, k in jax.tree_util.tree_flatten_with_path(full)[0]:
+        if isinstance(k, np.ndarray | jax.Array) and k.ndim == 0:
+            k = k.item()
+        if not isinstance(k, Hashable) or isinstance(k, np.ndarray | jax.Array):
+            raise TypeError(f"group key at {_checks.path_str(path)} is a {type(k).__name__}; keys must be hashable "
+                            "scalars (a bool mask works)")
+        keys.append(k)
+    return keys
+
+
+class Layout:
+    """The index of a flat layout: tree structure, leaf slots and buckets. Build one with `Layout.of`.
+
+    Layouts compare equal when they describe the same packing, so two
+    `Flat`\\ s made from equal layouts have the same tree structure.
+    """
+
+    __slots__ = ("treedef", "slots", "buckets", "_key", "_hash")
+
+    def __init__(self, treedef, slots: Sequence[LeafSlot], buckets: Sequence[BucketInfo]):
+        self.treedef = treedef
+        self.slots = tuple(slots)
+        self.buckets = tuple(buckets)
+        self._key = (treedef, tuple((s.shape, s.dtype, s.bucket, s.offset) for s in self.slots),
+                     tuple((b.dtype, b.size) for b in self.buckets))
+        self._hash = hash(self._key)
+
+    @classmethod
+    def of(
+        cls,
+        tree: Any,
+        *,
+        bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+        group: Any = weight_decay_mask,
+        solo_above: int | None = None,
+    ) -> Layout:
+        """The layout of `tree` (arrays or `jax.ShapeDtypeStruct`\\ s).
+
+        Leaves are grouped by ``(dtype, group key)``, in order of first
+        appearance, and packed in tree order into buckets of at most
+        `bucket_bytes` (a larger leaf gets a bucket of its own). `group`
+        gives each leaf a key (a tree, a prefix of one, or a callable
+        ``tree -> tree``); by default `weight_decay_mask`, so that AdamW with
+        that mask decays whole buckets. ``group=None`` puts each dtype in one
+        group. A leaf with at least `solo_above` elements gets a bucket of its
+        own, which `flatten` fills without a copy.
+        """
+        with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
+        for path, x in with_path:
+            if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+                raise TypeError(f"leaf at {_checks.path_str(path)} is a {type(x).__name__}, not an array "
+                                "(wrap it: jnp.asarray(x))")
+            if jnp.issubdtype(x.dtype, jnp.complexfloating):
+                raise TypeError(f"leaf at {_checks.path_str(path)} is complex ({x.dtype}); adamlab supports real "
+                                "params only")
+        return cls._build(with_path, treedef, _group_keys(group, tree), bucket_bytes, solo_above)
+
+    @classmethod
+    def _build(cls, with_path, treedef, keys, bucket_bytes, solo_above) -> Layout:
+        if not isinstance(bucket_bytes, int | np.integer) or isinstance(bucket_bytes, bool) or bucket_bytes <= 0:
+            raise ValueError(f"bucket_bytes must be a positive integer, got {bucket_bytes!r}")
+        if solo_above is not None and (not isinstance(solo_above, int | np.integer) or solo_above < 1):
+            raise ValueError(f"solo_above must be a positive integer or None, got {solo_above!r}")
+        groups: dict[tuple, list[int]] = {}
+        for i, ((_, x), k) in enumerate(zip(with_path, keys)):
+            groups.setdefault((np.dtype(x.dtype), k), []).append(i)
+
+        slots: list[LeafSlot | None] = [None] * len(with_path)
+        buckets: list[BucketInfo] = []
+
+        def close(dtype, key, members):
+            size = 0
+            b = len(buckets)
+            for i in members:
+                path, x = with_path[i]
+                n = int(np.prod(x.shape, dtype=np.int64))
+                slots[i] = LeafSlot(_checks.path_str(path), tuple(x.shape), dtype, b, size, n)
+                size += n
+            buckets.append(BucketInfo(dtype, size, key, tuple(members)))
+
+        for (dtype, key), members in groups.items():
+            cap = max(1, bucket_bytes // dtype.itemsize)
+            current: list[int] = []
+            used = 0
+            for i in members:
+                n = int(np.prod(with_path[i][1].shape, dtype=np.int64))
+                if solo_above is not None and n >= solo_above:
+                    close(dtype, key, [i])
+                    continue
+                if current and used + n > cap:
+                    close(dtype, key, current)
+                    current, used = [], 0
+                current.append(i)
+                used += n
+            if current:
+                close(dtype, key, current)
+        return cls(treedef, slots, buckets)
+
+    # -- identity -----------------------------------------------------------------------------------------------
+
+    def __eq__(self, other):
+        return self is other or (isinstance(other, Layout) and self._hash == other._hash and self._key == other._key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        per = ", ".join(f"{b.dtype}[{b.size}]" for b in self.buckets)
+        return f"Layout({len(self.slots)} leaves in {len(self.buckets)} buckets: {per})"
+
+    @property
+    def size(self) -> int:
+        """Total number of elements."""
+        return sum(b.size for b in self.buckets)
+
+    def abstract(self) -> Any:
+        """The tree, with a `jax.ShapeDtypeStruct` per leaf."""
+        return jax.tree.unflatten(self.treedef, [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in self.slots])
+
+    # -- conversions --------------------------------------------------------------------------------------------
+
+    def check(self, tree: Any, what: str = "tree", *, dtypes: bool = True) -> None:
+        """Raises ValueError/TypeError naming the first leaf of `tree` that does not fit this layout."""
+        diff = _checks.first_difference(tree, self.abstract())
+        if diff is not None:
+            raise ValueError(f"{what} does not have the structure of the layout's tree: {diff}")
+        for x, s in zip(jax.tree.leaves(tree), self.slots):
+            if tuple(np.shape(x)) != s.shape:
+                raise ValueError(f"{what} at {s.path} has shape {tuple(np.shape(x))}, the layout has {s.shape}")
+            if dtypes and jnp.result_type(x) != s.dtype:
+                raise TypeError(f"{what} at {s.path} has dtype {jnp.result_type(x)}, the layout has {s.dtype}; "
+                                "cast it first (buckets hold one dtype)")
+
+    def flatten(self, tree: Any, what: str = "tree") -> Flat:
+        """Packs `tree` into this layout's buckets: one concatenation per bucket, none for a one-leaf bucket."""
+        self.check(tree, what)
+        leaves = jax.tree.leaves(tree)
+        out = []
+        for b in self.buckets:
+            parts = [jnp.ravel(jnp.asarray(leaves[i])) for i in b.leaves]
+            if not parts:
+                out.append(jnp.zeros((0,), b.dtype))
+            elif len(parts) == 1:
+                out.append(parts[0])
+            else:
+                out.append(jnp.concatenate(parts))
+        return Flat(tuple(out), self)
+
+    def unflatten(self, buffers: Sequence[Any]) -> Any:
+        """The tree of views into `buffers` (one per bucket): `jax.lax.split` and a reshape per leaf.
+
+        A buffer of size 0 in place of a non-empty bucket is a moment's
+        placeholder for leaves without gradient (integer, bool): each of its
+        leaves gets a ``(0,)`` placeholder of the buffer's dtype, as the
+        pytree path's `init` makes. Buffers keep their own dtype (moments
+        are float32 where params are bfloat16).
+        """
+        buffers = tuple(buffers)
+        if len(buffers) != len(self.buckets):
+            raise ValueError(f"the layout has {len(self.buckets)} buckets, got {len(buffers)} buffers")
+        leaves: list[Any] = [None] * len(self.slots)
+        for j, (buf, b) in enumerate(zip(buffers, self.buckets)):
+            shape = np.shape(buf)
+            if len(shape) != 1 or shape[0] not in (b.size, 0):
+                first = self.slots[b.leaves[0]].path if b.leaves else "-"
+                raise ValueError(f"buffer {j} has shape {shape}; bucket {j} (from leaf {first}) holds "
+                                 f"{b.size} elements")
+            if shape[0] == 0 and b.size:
+                for i in b.leaves:
+                    leaves[i] = jnp.zeros((0,), buf.dtype)
+                continue
+            sizes = [self.slots[i].size for i in b.leaves]
+            parts = jax.lax.split(buf, sizes) if len(sizes) > 1 else [buf]
+            for i, part in zip(b.leaves, parts):
+                leaves[i] = part.reshape(self.slots[i].shape)
+        return jax.tree.unflatten(self.treedef, leaves)
+
+    def mask(self, mask: Any) -> Flat:
+        """A mask over the tree's leaves (tree, prefix or callable) as one bool per bucket, or a bool array.
+
+        A callable sees `abstract()`: a `jax.ShapeDtypeStruct` per leaf. A
+        bucket whose leaves all agree gets a plain bool (no per-element
+        select in the step); otherwise a bool array with one entry per
+        element, which costs a byte per element per step: group the layout
+        by the mask (`Layout.of(..., group=mask)`) to avoid it.
+        """
+        if isinstance(mask, Flat):
+            if mask.layout != self:
+                raise ValueError("mask is a Flat of another layout")
+            return mask
+        resolved = jax.tree.leaves(resolve_mask(mask, self.abstract()), is_leaf=lambda x: x is None)
+        out = []
+        for b in self.buckets:
+            ms = [resolved[i] for i in b.leaves]
+            concrete = all(not isinstance(m, jax.core.Tracer) and np.ndim(m) == 0 for m in ms)
+            if concrete and len({bool(m) for m in ms}) <= 1:
+                out.append(bool(ms[0]) if ms else True)
+            elif all(not isinstance(m, jax.core.Tracer) for m in ms):
+                out.append(jnp.asarray(np.concatenate(
+                    [np.broadcast_to(np.asarray(m, bool), self.slots[i].shape).ravel() for m, i in zip(ms, b.leaves)])))
+            else:
+                out.append(jnp.concatenate(
+                    [jnp.broadcast_to(jnp.asarray(m), self.slots[i].shape).ravel() for m, i in zip(ms, b.leaves)]))
+        return Flat(tuple(out), self)
+
+
+@jax.tree_util.register_pytree_with_keys_class
+class Flat:
+    """Buffers in a flat layout: ``buckets[j]`` is the 1-D buffer of bucket j of `layout`.
+
+    A pytree node (its children are the buffers, its layout is static), so
+    `jax.jit`, `jax.grad`, `tx.init` and `tx.update` take it like any tree,
+    and the moments of a `Flat` are `Flat`\\ s of the same layout.
+    """
+
+    __slots__ = ("buckets", "layout")
+
+    def __init__(self, buckets: Sequence[Any], layout: Layout):
+        self.buckets = tuple(buckets)
+        self.layout = layout
+
+    def tree_flatten_with_keys(self):
+        return [(jax.tree_util.SequenceKey(i), b) for i, b in enumerate(self.buckets)], self.layout
+
+    def tree_flatten(self):
+        return self.buckets, self.layout
+
+    @classmethod
+    def tree_unflatten(cls, layout, buckets):
+        return cls(buckets, layout)
+
+    def unflatten(self) -> Any:
+        """The tree of views into the buffers (see `Layout.unflatten`)."""
+        return self.layout.unflatten(self.buckets)
+
+    def __repr__(self):
+        parts = ", ".join(f"{b.dtype}{list(b.shape)}" if hasattr(b, "shape") else repr(b) for b in self.buckets)
+        return f"Flat({parts})"
+
+    # `adamlab.decay.resolve_mask` calls this, so masks written for the tree apply to the buckets.
+    def __adamlab_resolve_mask__(self, mask):
+        return self.layout.mask(mask)
+
+
+def flatten(
+    tree: Any,
+    *,
+    bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+    group: Any = weight_decay_mask,
+    solo_above: int | None = None,
+) -> Flat:
+    """Packs `tree` into a new flat layout (see `Layout.of` for the options): ``tree -> Flat``."""
+    return Layout.of(tree, bucket_bytes=bucket_bytes, group=group, solo_above=solo_above).flatten(tree)
+
+
+def unflatten(flat: Flat) -> Any:
+    """``Flat -> tree``: the inverse of `flatten`, exact (views, no arithmetic)."""
+    if not isinstance(flat, Flat):
+        raise TypeError(f"unflatten takes a Flat, got {type(flat).__name__}")
+    return flat.unflatten()
+
+
+def _is_flat(x) -> bool:
+    return isinstance(x, Flat)
+
+
+def state_to_tree(state: Any) -> Any:
+    """Replaces every `Flat` inside `state` (moments, EMAs of params) by its tree: the pytree path's state."""
+    return jax.tree.map(lambda x: x.unflatten() if isinstance(x, Flat) else x, state, is_leaf=_is_flat)
+
+
+def state_from_tree(tree_state: Any, like: Any) -> Any:
+    """The inverse of `state_to_tree`: packs the trees of `tree_state` where `like` has a `Flat`.
+
+    `like` is a flat state of the same transformation (``tx.init(flat)``, or
+    ``jax.eval_shape(tx.init, flat)`` to avoid allocating one). A moment
+    that is a ``(0,)`` placeholder for every leaf of a bucket becomes a
+    ``(0,)`` buffer, as ``tx.init(flat)`` makes it.
+    """
+    nodes, treedef = jax.tree.flatten(like, is_leaf=_is_flat)
+    try:
+        subtrees = treedef.flatten_up_to(tree_state)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"tree_state does not have the structure of `like` with trees in place of Flats: {e}") \
+            from None
+    out = []
+    for node, sub in zip(nodes, subtrees):
+        if not isinstance(node, Flat):
+            out.append(sub)
+            continue
+        layout = node.layout
+        layout.check(sub, "tree_state", dtypes=False) if _has_full_leaves(sub, layout) else None
+        leaves = jax.tree.leaves(sub)
+        if len(leaves) != len(layout.slots):
+            raise ValueError(f"a moment tree in tree_state has {len(leaves)} leaves, the layout {len(layout.slots)}")
+        bufs = []
+        for j, (b, like_buf) in enumerate(zip(layout.buckets, node.buckets)):
+            parts = [jnp.ravel(jnp.asarray(leaves[i])) for i in b.leaves]
+            if np.shape(like_buf)[0] == 0 and b.size:
+                bufs.append(jnp.zeros((0,), like_buf.dtype))
+                continue
+            for i, p in zip(b.leaves, parts):
+                if p.shape[0] != layout.slots[i].size:
+                    raise ValueError(f"tree_state at {layout.slots[i].path} has {p.shape[0]} elements, the "
+                                     f"layout {layout.slots[i].size} (bucket {j})")
+            bufs.append(parts[0] if len(parts) == 1 else
+                        jnp.concatenate(parts) if parts else jnp.zeros((0,), like_buf.dtype))
+        out.append(Flat(tuple(bufs), layout))
+    return jax.tree.unflatten(treedef, out)
+
+
+def _has_full_leaves(sub, layout) -> bool:
+    return all(np.shape(x) == s.shape for x, s in zip(jax.tree.leaves(sub), layout.slots))
+
+
+# -- the pytree path -----------------------------------------------------------------------------------------------
+
+
+def default_solo_above(backend: str | None = None) -> int:
+    """Elements from which `packed` leaves a leaf in a bucket of its own (no copy) rather than packing it.
+
+    Packing costs a copy of the gradient and the param in and of the update
+    out (about 24 bytes per float32 element); a leaf of its own costs a few
+    kernel launches. The break-even is where those launches take as long as
+    the copies: about 32K elements on a 2-core CPU (measured by
+    ``benchmarks/probe_pack_threshold.py``), assumed 1M on GPU and TPU, where
+    bandwidth is ~100x higher and launches are not cheaper.
+    """
+    backend = backend or jax.default_backend()
+    return 1 << 15 if backend == "cpu" else 1 << 20
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_layout(treedef, paths, shapes, dtypes, bucket_bytes, group_keys, solo_above) -> Layout:
+    with_path = [(p, jax.ShapeDtypeStruct(s, d)) for p, s, d in zip(paths, shapes, dtypes)]
+    return Layout._build(with_path, treedef, list(group_keys), bucket_bytes, solo_above)
+
+
+def layout_for(
+    tree: Any,
+    *,
+    bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+    group: Any = weight_decay_mask,
+    solo_above: int | None = None,
+) -> Layout:
+    """`Layout.of` with `solo_above` defaulting to `default_solo_above()`, cached on the tree's shapes and dtypes.
+
+    Called while tracing, so a jitted step rebuilds no index after its first trace.
+    """
+    with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    for path, x in with_path:
+        if not (hasattr(x, "dtype") and hasattr(x, "shape")):
+            raise TypeError(f"leaf at {_checks.path_str(path)} is a {type(x).__name__}, not an array")
+    shapes = tuple(tuple(np.shape(x)) for _, x in with_path)
+    dtypes = tuple(np.dtype(x.dtype) for _, x in with_path)
+    abstract = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in zip(shapes, dtypes)])
+    keys = tuple(_group_keys(group, abstract))
+    solo = default_solo_above() if solo_above is None else solo_above
+    paths = tuple(tuple(p) for p, _ in with_path)
+    return _cached_layout(treedef, paths, shapes, dtypes, bucket_bytes, keys, solo)
+
+
+def packed(
+    tx: GradientTransformation,
+    *,
+    bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+    group: Any = weight_decay_mask,
+    solo_above: int | None = None,
+) -> GradientTransformation:
+    """Runs `tx` on bucketed buffers while its caller keeps pytree params, grads and updates.
+
+    ``update(grads, state, params)`` packs the grads and params into the
+    layout's buckets, runs ``tx.update`` once per bucket (one multi-tensor
+    pass instead of kernels per leaf), and splits the updates back into the
+    tree. The state is `tx`'s state over the `Flat` buffers
+    (`state_to_tree` gives the pytree one). Leaves of at least `solo_above`
+    elements (default: `default_solo_above` for the backend) stay in
+    buckets of their own, so large matrices are neither copied in nor out;
+    small leaves, where per-leaf kernels cost more than the copies, are
+    packed. Masks in `tx` (trees, prefixes, callables over the params) are
+    mapped onto the buckets; `group` (default `weight_decay_mask`) keeps
+    each bucket on one side of the usual decay mask.
+
+    Results equal ``tx`` on the tree bit for bit under `jax.jit`, except
+    global reductions (`clip_by_global_norm`), which sum in another order.
+    """
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"packed takes a GradientTransformation, got {type(tx).__name__}")
+
+    def init(params):
+        layout = layout_for(params, bucket_bytes=bucket_bytes, group=group, solo_above=solo_above)
+        return tx.init(layout.flatten(params, "params"))
+
+    def update(updates, state, params=None, **extra):
+        layout = layout_for(updates, bucket_bytes=bucket_bytes, group=group, solo_above=solo_above)
+        flat_u = layout.flatten(updates, "packed: updates")
+        flat_p = None if params is None else layout.flatten(params, "packed: params")
+        if extra.get("gradient") is not None:
+            extra = dict(extra, gradient=layout.flatten(extra["gradient"], "packed: gradient"))
+        out, state = tx.update(flat_u, state, flat_p, **extra)
+        return layout.unflatten(out.buckets), state
+
+    return stage("packed", init, update, role=_info(tx).role)
