@@ -4,7 +4,7 @@ Each primitive is a `GradientTransformation(init, update)` over pytrees;
 optimizers are short chains of them (see `adamlab.optimizers`).
 """
 
-from adamlab import schedules, testing
+from adamlab import diagnostics, schedules, testing
 from adamlab.averaging import ParameterEmaState, parameter_ema
 from adamlab.base import EmptyState, GradientTransformation, apply_updates, chain, identity
 from adamlab.decay import add_coupled_weight_decay, add_decoupled_weight_decay, resolve_mask, weight_decay_mask
@@ -42,6 +42,7 @@ __all__ = [
     "bias_correct",
     "chain",
     "clip_by_global_norm",
+    "diagnostics",
     "effective_window",
     "global_norm",
     "half_life",

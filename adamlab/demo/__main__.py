@@ -1,0 +1,3 @@
+from adamlab.demo import main
+
+main()

@@ -1,0 +1,260 @@
+"""Training runs: one model, one data order, one seed and one warmup-cosine schedule, several optimizers."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import adamlab
+from adamlab import diagnostics
+from adamlab.demo import data, model
+
+# Adam's b2 for every Adam-family run: 0.99 averages over ~100 steps, which suits runs of a few hundred steps
+# (LLM recipes use 0.95-0.999); the diagnostics must use the same value to compute v_hat.
+B1, B2, EPS = 0.9, 0.99, 1e-8
+
+
+class TrainConfig(NamedTuple):
+    steps: int = 150
+    batch: int = 16
+    context: int = 64
+    d_model: int = 144
+    layers: int = 4
+    heads: int = 4
+    seed: int = 0
+    weight_decay: float = 0.1
+    warmup_fraction: float = 0.1
+    final_lr_fraction: float = 0.1  # the cosine ends at this fraction of the peak, as LLM schedules do
+    eval_every: int = 0  # 0: about 10 evaluations per run
+    eval_batches: int = 4
+
+    def validate(self) -> None:
+        for name in ("steps", "batch", "context", "d_model", "layers", "heads", "eval_batches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.steps < 2:
+            raise ValueError(f"steps must be >= 2 (the first step compiles), got {self.steps}")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be an int >= 0, got {self.eval_every!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError(f"final_lr_fraction must be in [0, 1], got {self.final_lr_fraction!r}")
+        self.model_config().validate()
+
+    def model_config(self) -> model.ModelConfig:
+        return model.ModelConfig(len(data.VOCAB), self.context, self.d_model, self.layers, self.heads)
+
+    def eval_interval(self) -> int:
+        return self.eval_every or max(1, self.steps // 10)
+
+    def schedule(self, peak_lr: float) -> Callable[[jax.Array], jax.Array]:
+        """Linear warmup over `warmup_fraction` of the steps, then cosine to ``final_lr_fraction * peak``."""
+        return adamlab.schedules.warmup_cosine_decay(
+            0.0, peak_lr, int(self.warmup_fraction * self.steps), self.steps, end_value=self.final_lr_fraction * peak_lr
+        )
+
+
+class OptimizerSpec(NamedTuple):
+    name: str  # the command-line name
+    label: str  # the name in plots and the table
+    peak_lr: float
+    decay: str  # "none", "coupled" (L2 on the gradient) or "decoupled" (AdamW)
+    build: Callable[[Callable, float], Any]  # (schedule, weight_decay) -> transformation
+    color: str
+    requires: str | None = None  # an optional package
+
+
+def _optax_adamw(schedule, wd):
+    import optax
+
+    return optax.adamw(schedule, b1=B1, b2=B2, eps=EPS, weight_decay=wd, mask=adamlab.weight_decay_mask)
+
+
+# Peak learning rates from a short sweep on the default model (factors of ~3 around the best); the
+# weight-decayed Adam runs share Adam's rate, so the only difference between them is where the decay enters.
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    spec.name: spec
+    for spec in [
+        OptimizerSpec("sgd", "SGD+momentum", 0.1, "none", lambda s, wd: adamlab.sgd(s, momentum=0.9), "tab:gray"),
+        OptimizerSpec("rmsprop", "RMSProp", 3e-4, "none", lambda s, wd: adamlab.rmsprop(s, decay=B2, eps=EPS),
+                      "tab:purple"),
+        OptimizerSpec("adam", "Adam", 1e-3, "none", lambda s, wd: adamlab.adam(s, B1, B2, EPS), "tab:blue"),
+        OptimizerSpec("adam_l2", "Adam+L2", 1e-3, "coupled",
+                      lambda s, wd: adamlab.adam(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
+                      "tab:red"),
+        OptimizerSpec("adamw", "AdamW", 1e-3, "decoupled",
+                      lambda s, wd: adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
+                      "tab:green"),
+        OptimizerSpec("optax_adamw", "Optax AdamW", 1e-3, "decoupled", _optax_adamw, "black", requires="optax"),
+    ]
+}
+
+
+def available(name: str) -> bool:
+    spec = OPTIMIZERS[name]
+    if spec.requires is None:
+        return True
+    try:
+        __import__(spec.requires)
+    except ImportError:
+        return False
+    return True
+
+
+class RunResult(NamedTuple):
+    spec: OptimizerSpec
+    params: Any
+    opt_state: Any
+    history: dict[str, list]
+    step_ms: float  # mean wall time of a step after the first (which compiles), evaluation excluded
+    compile_s: float  # wall time of the first step
+
+
+class _Progress:
+    """A tqdm bar when tqdm is installed, else a line every ~10% of the run."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        self.total, self.desc, self.enabled, self.bar, self.done = total, desc, enabled, None, 0
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, desc=f"{desc:>12}", unit="step", dynamic_ncols=True, leave=True)
+            except ImportError:
+                pass
+
+    def update(self, n: int, **postfix: Any) -> None:
+        before, self.done = self.done, self.done + n
+        if self.bar is not None:
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(n)
+        elif self.enabled and (self.done * 10 // self.total > before * 10 // self.total or self.done == self.total):
+            items = " ".join(f"{k}={v}" for k, v in postfix.items())
+            print(f"{self.desc:>12}: step {self.done}/{self.total} {items}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _decayed_leaves(params) -> Any:
+    """The mask of the matrices that weight decay applies to (and whose update/weight ratio is logged)."""
+    return adamlab.weight_decay_mask(params)
+
+
+def train(spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.ndarray], *,
+          progress: bool = True) -> RunResult:
+    """Trains the model from ``seed`` with `spec`'s optimizer on the data order drawn from ``seed``."""
+    mcfg = cfg.model_config()
+    train_tokens, val_tokens = (jnp.asarray(t, jnp.int32) for t in corpus)
+    offsets = data.batch_offsets(len(corpus[0]), cfg.context, cfg.batch, cfg.steps, cfg.seed)
+    eval_rng = cfg.seed + 1
+    eval_train = data.batch_offsets(len(corpus[0]), cfg.context, cfg.batch * cfg.eval_batches, 1, eval_rng)[0]
+    eval_val = data.batch_offsets(len(corpus[1]), cfg.context, cfg.batch * cfg.eval_batches, 1, eval_rng)[0]
+    window = jnp.arange(cfg.context + 1)
+
+    schedule = cfg.schedule(spec.peak_lr)
+    tx = spec.build(schedule, cfg.weight_decay)
+    params = model.init_params(mcfg, jax.random.PRNGKey(cfg.seed))
+    opt_state = tx.init(params)
+    mask = _decayed_leaves(params)
+    decayed = [m for m in jax.tree.leaves(mask)]
+
+    def loss_on(params, tokens, starts):
+        windows = tokens[starts[:, None] + window]
+        return model.loss_fn(params, windows[:, :-1], windows[:, 1:], mcfg)
+
+    def step(params, opt_state, starts):
+        loss, grads = jax.value_and_grad(loss_on)(params, train_tokens, starts)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        ratios = jax.tree.leaves(diagnostics.update_weight_ratio(updates, params))
+        ratio = jnp.median(jnp.stack([r for r, d in zip(ratios, decayed) if d]))
+        return adamlab.apply_updates(params, updates), opt_state, loss, ratio
+
+    step = jax.jit(step, donate_argnums=(0, 1))
+
+    @jax.jit
+    def evaluate(params):
+        return (loss_on(params, train_tokens, eval_train), loss_on(params, val_tokens, eval_val),
+                adamlab.global_norm(params))
+
+    history: dict[str, list] = {k: [] for k in ("step", "train_loss", "update_ratio", "eval_step", "eval_train_loss",
+                                                 "val_loss", "weight_norm", "lr")}
+
+    def record_eval(at: int) -> float:
+        t0 = time.perf_counter()
+        tr, va, norm = (float(x) for x in evaluate(params))
+        history["eval_step"].append(at)
+        history["eval_train_loss"].append(tr)
+        history["val_loss"].append(va)
+        history["weight_norm"].append(norm)
+        history["lr"].append(float(schedule(max(at - 1, 0))))
+        return time.perf_counter() - t0
+
+    record_eval(0)
+    every = cfg.eval_interval()
+    bar = _Progress(cfg.steps, spec.label, progress)
+    pending: list = []  # device scalars, fetched in groups so the host does not wait for every step
+    compile_s, step_time, last = 0.0, 0.0, time.perf_counter()
+    for i in range(cfg.steps):
+        params, opt_state, loss, ratio = step(params, opt_state, offsets[i])
+        pending.append((i + 1, loss, ratio))
+        at = i + 1
+        if at == 1 or at % every == 0 or at == cfg.steps or len(pending) >= 10:
+            fetched = [(s, float(lv), float(rv)) for s, lv, rv in pending]  # waits for the steps to finish
+            pending.clear()
+            now = time.perf_counter()
+            if at == 1:
+                compile_s = now - last
+            else:
+                step_time += now - last
+            for s, lv, rv in fetched:
+                history["step"].append(s)
+                history["train_loss"].append(lv)
+                history["update_ratio"].append(rv)
+            if not math.isfinite(fetched[-1][1]):
+                bar.close()
+                raise FloatingPointError(f"{spec.label}: the loss became {fetched[-1][1]} at step {at}; "
+                                         f"lower its learning rate (peak {spec.peak_lr:g})")
+            if at % every == 0 or at == cfg.steps:
+                record_eval(at)
+            bar.update(len(fetched), loss=f"{fetched[-1][1]:.3f}")
+            last = time.perf_counter()
+    bar.close()
+    step_ms = 1000 * step_time / (cfg.steps - 1)
+    return RunResult(spec, params, opt_state, history, step_ms, compile_s)
+
+
+def max_param_deviation(a, b) -> dict[str, float]:
+    """Largest absolute difference over all weights, and the largest per-leaf ``max|a-b| / max|b|``."""
+    abs_err, rel_err = 0.0, 0.0
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        err = float(np.max(np.abs(x - y)))
+        abs_err = max(abs_err, err)
+        rel_err = max(rel_err, err / max(float(np.max(np.abs(y))), np.finfo(np.float64).tiny))
+    return {"max_abs": abs_err, "max_rel": rel_err}
+
+
+def effective_decays(result: RunResult, cfg: TrainConfig) -> dict[str, np.ndarray]:
+    """Per-weight effective decay of the last step for each decayed tensor, keyed by its path."""
+    coupled = result.spec.decay == "coupled"
+    tree = diagnostics.effective_decay(
+        result.opt_state, result.params, cfg.schedule(result.spec.peak_lr), cfg.weight_decay, coupled=coupled,
+        mask=adamlab.weight_decay_mask, b2=B2, eps=EPS,
+    )
+    mask = adamlab.weight_decay_mask(result.params)
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): np.asarray(x).ravel()
+            for (path, x), m in zip(flat, jax.tree.leaves(mask)) if m}
