@@ -4,7 +4,8 @@ Each primitive is a `GradientTransformation(init, update)` over pytrees;
 optimizers are short chains of them (see `adamlab.optimizers`).
 """
 
-from adamlab import diagnostics, schedules, testing
+from adamlab import checkpoint, diagnostics, schedules, sharding, testing
+from adamlab.accumulate import AccumulateState, accumulate_gradients
 from adamlab.averaging import ParameterEmaState, parameter_ema
 from adamlab.base import EmptyState, GradientTransformation, apply_updates, chain, identity
 from adamlab.decay import add_coupled_weight_decay, add_decoupled_weight_decay, resolve_mask, weight_decay_mask
@@ -26,6 +27,7 @@ from adamlab.scaling import ScheduleState, clip_by_global_norm, global_norm, sca
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccumulateState",
     "CountState",
     "EmaState",
     "EmptyState",
@@ -34,6 +36,7 @@ __all__ = [
     "RmsState",
     "ScheduleState",
     "TraceState",
+    "accumulate_gradients",
     "adam",
     "adamw",
     "add_coupled_weight_decay",
@@ -41,6 +44,7 @@ __all__ = [
     "apply_updates",
     "bias_correct",
     "chain",
+    "checkpoint",
     "clip_by_global_norm",
     "diagnostics",
     "effective_window",
@@ -56,6 +60,7 @@ __all__ = [
     "scale_by_rms",
     "schedules",
     "sgd",
+    "sharding",
     "testing",
     "trace",
     "weight_decay_mask",

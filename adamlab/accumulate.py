@@ -1,0 +1,123 @@
+"""Gradient accumulation: k micro-batches, one optimizer step on their mean gradient.
+
+``accumulate_gradients(tx, k)`` wraps any transformation. Each call to its
+``update`` is one micro-step: the micro-batch gradient ``g_i`` is added to a
+single accumulator (float32 by default),
+
+    a_i = a_{i-1} + g_i                  (a_0 = 0)
+
+and on the k-th micro-step only, the wrapped transformation runs once on the
+mean ``a_k / k`` and the accumulator is reset. The other micro-steps return
+updates of ``-0.0`` (``p + (-0.0)`` is ``p`` bit for bit) and leave the
+wrapped state untouched, so step counters and schedules advance once per real
+step. The wrapped update sits in a `jax.lax.cond`: it is not executed on the
+other micro-steps (under `jax.vmap`, where a cond becomes a select, it is).
+
+State: one accumulator shaped like the params (sharded like them, since it is
+made by ``jnp.zeros_like``), a micro-step counter, and the wrapped state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adamlab import _checks
+from adamlab.base import GradientTransformation, _info, stage
+from adamlab.moments import init_moment, is_float
+
+
+class AccumulateState(NamedTuple):
+    micro_step: jax.Array  # int32 micro-batches summed into `accumulator` since the last real step, in [0, k)
+    accumulator: Any  # their gradient sum, a tree like the params; (0,) placeholders for non-float leaves
+    inner_state: Any  # the wrapped transformation's state, which moves once per k micro-steps
+
+
+def _check_dtype(dtype: Any):
+    if dtype is None:
+        return None
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"accumulator_dtype must be a float dtype such as jnp.float32, got {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"accumulator_dtype must be a float dtype such as jnp.float32, got {dt}")
+    return dt
+
+
+def _has_slot(g, a) -> bool:
+    return is_float(g) and np.shape(a) == np.shape(g)
+
+
+def accumulate_gradients(
+    tx: GradientTransformation, every_k: int, *, accumulator_dtype: Any = None
+) -> GradientTransformation:
+    """Runs `tx` once every `every_k` calls, on the mean of the gradients of those calls.
+
+    With micro-batch gradients ``g_1 .. g_k`` the k-th call returns
+    ``tx.update((g_1 + ... + g_k) / k, ...)``, the sum taken in that order in
+    the accumulator's dtype: the same bits as one step of `tx` on that mean.
+    Calls 1 .. k-1 return ``-0.0`` updates. For a loss that is a mean over
+    examples and micro-batches of equal size, the mean of the micro-batch
+    gradients is the full batch's gradient (up to the order of the sums).
+
+    `accumulator_dtype` defaults to float32 (float64 for float64 params); a
+    narrower one (bfloat16) halves its memory and loses low-order bits of
+    every sum. The wrapped transformation receives the mean in that dtype;
+    the updates come back in the dtype of the incoming gradients.
+
+    Composition: masks and schedules of `tx` apply to real steps (a schedule
+    advances once per k micro-steps). ``accumulate_gradients(skip_nonfinite(tx), k)``
+    drops a whole real step when any of its micro-batches was non-finite;
+    ``skip_nonfinite(accumulate_gradients(tx, k))`` drops the bad micro-batch
+    alone and waits for k finite ones.
+    """
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"accumulate_gradients: tx is a {type(tx).__name__}, not a GradientTransformation")
+    if isinstance(every_k, bool) or not isinstance(every_k, int | np.integer) or every_k < 1:
+        raise ValueError(f"every_k must be an int >= 1, got {every_k!r}")
+    every_k = int(every_k)
+    acc_dtype = _check_dtype(accumulator_dtype)
+
+    def init(params):
+        return AccumulateState(jnp.zeros((), jnp.int32), init_moment(params, acc_dtype), tx.init(params))
+
+    def update(updates, state, params=None, **extra):
+        if not isinstance(state, AccumulateState):
+            raise ValueError(f"accumulate_gradients got a state of type {type(state).__name__}; pass the state "
+                             "its init/update returned")
+        _checks.check_same_tree(updates, state.accumulator, "accumulate_gradients: updates", "the params given to init")
+        for (path, g), a in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(state.accumulator)):
+            if np.size(a) and not is_float(g):
+                raise TypeError(f"accumulate_gradients: updates at {_checks.path_str(path)} are "
+                                f"{getattr(g, 'dtype', type(g).__name__)}, but the param given to init is floating "
+                                "point")
+        # An enclosing chain's gradient is this micro-batch's; the wrapped chain fixes its own from the mean.
+        extra.pop("gradient", None)
+        acc = jax.tree.map(lambda g, a: (a + g.astype(a.dtype)) if _has_slot(g, a) else a,
+                           updates, state.accumulator)
+        last = state.micro_step == every_k - 1
+
+        def step(operands):
+            acc, inner = operands
+            mean = jax.tree.map(lambda g, a: a / jnp.asarray(every_k, a.dtype) if _has_slot(g, a) else g,
+                                updates, acc)
+            out, inner = tx.update(mean, inner, params, **extra)
+            out = jax.tree.map(lambda o, g: o.astype(g.dtype) if is_float(g) else o, out, updates)
+            # The new state must have the old one's types exactly (a cond needs both branches to agree).
+            inner = jax.tree.map(lambda n, o: jnp.asarray(n, jnp.result_type(o)), inner, operands[1])
+            return out, jax.tree.map(jnp.zeros_like, acc), inner
+
+        def wait(operands):
+            acc, inner = operands
+            out = jax.tree.map(lambda g: jnp.full(jnp.shape(g), -0.0, g.dtype) if is_float(g) else g, updates)
+            return out, acc, inner
+
+        out, acc, inner = jax.lax.cond(last, step, wait, (acc, state.inner_state))
+        micro = jnp.where(last, 0, state.micro_step + 1).astype(jnp.int32)
+        return out, AccumulateState(micro, acc, inner)
+
+    return stage("accumulate_gradients", init, update, role=_info(tx).role)

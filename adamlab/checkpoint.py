@@ -1,0 +1,254 @@
+"""Saving and restoring optimizer state (or any pytree of arrays): a dependency-free ``.npz`` format and Orbax.
+
+Both formats store the leaves with a description of the tree (every leaf's
+path, shape and dtype, and the tree structure), and both restore *into a
+template*: ``like`` is a tree of the same structure (the state itself, or
+``jax.eval_shape(tx.init, params)``), whose node types (NamedTuples, `Flat`\\ s,
+dicts) the restored tree takes, and whose leaves' shardings place the
+restored arrays. Restoring never reshapes or casts: a checkpoint of another
+tree, another shape or another dtype raises an error that names the first leaf
+that differs. (Restoring without a template, as Orbax does when given none,
+turns NamedTuples into lists and dicts: the known trap this design avoids.)
+
+    adamlab.checkpoint.save_npz("ckpt/step_1000.npz", {"params": params, "opt_state": state})
+    restored = adamlab.checkpoint.load_npz("ckpt/step_1000.npz", {"params": params, "opt_state": state})
+
+``.npz`` (`save_npz`, `load_npz`) needs NumPy alone. It gathers each array on
+the host, so it is for single-process runs (any number of local devices: a
+sharded array is gathered, and restored onto the template's sharding). Orbax
+(`save_orbax`, `restore_orbax`; ``pip install orbax-checkpoint``) writes each
+device's shards where they are, so it is the one for multi-host runs and large
+states. Zero-size leaves (the ``(0,)`` placeholder moments of integer params),
+which Orbax refuses to write, are recorded in the description only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adamlab import _checks
+
+PyTree = Any
+
+FORMAT = "adamlab-checkpoint"
+VERSION = 1
+_META_KEY = "__adamlab_meta__"
+
+__all__ = ["describe", "load_npz", "restore_orbax", "save_npz", "save_orbax"]
+
+
+# -- the description ------------------------------------------------------------------------------------------------
+
+
+def _is_key(x) -> bool:
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _dtype_name(x) -> str:
+    if _is_key(x):
+        return f"key<{jax.random.key_impl(x)}>"
+    return jnp.dtype(x.dtype).name
+
+
+def _structure(tree) -> str:
+    # Object addresses in the repr of custom nodes' data differ from process to process.
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", str(jax.tree.structure(tree)))
+
+
+def describe(tree: PyTree) -> dict:
+    """The description stored with a checkpoint: format, tree structure and ``(path, shape, dtype)`` per leaf."""
+    leaves = []
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+            raise TypeError(f"checkpoint: leaf at {_checks.path_str(path)} is a {type(x).__name__}, not an array "
+                            "(wrap it: jnp.asarray(x))")
+        leaves.append({"path": _checks.path_str(path), "shape": list(np.shape(x)), "dtype": _dtype_name(x)})
+    return {"format": FORMAT, "version": VERSION, "byteorder": "little", "structure": _structure(tree),
+            "leaves": leaves}
+
+
+def _check_against(meta: dict, like: PyTree, source: str) -> None:
+    """Raises ValueError (tree, shape) or TypeError (dtype) naming the first leaf where `like` and `meta` differ."""
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{source} is not an adamlab checkpoint (format {meta.get('format')!r})")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{source} has checkpoint format version {meta.get('version')}; this adamlab reads {VERSION}")
+    want = describe(like)
+    got_leaves, want_leaves = meta["leaves"], want["leaves"]
+    for g, w in zip(got_leaves, want_leaves):
+        if g["path"] != w["path"]:
+            raise ValueError(f"{source} holds a different tree than the template: its leaf {g['path']} stands where "
+                             f"the template has {w['path']}")
+    if len(got_leaves) != len(want_leaves):
+        longer, which = (got_leaves, source) if len(got_leaves) > len(want_leaves) else (want_leaves, "the template")
+        raise ValueError(f"{source} has {len(got_leaves)} leaves, the template {len(want_leaves)}: {which} has an "
+                         f"extra leaf at {longer[min(len(got_leaves), len(want_leaves))]['path']}")
+    if meta["structure"] != want["structure"]:
+        raise ValueError(f"{source} has the template's leaf paths but other containers (a different optimizer, or "
+                         f"tuples where the template has NamedTuples):\n  checkpoint: {meta['structure'][:500]}\n"
+                         f"  template:   {want['structure'][:500]}")
+    for g, w in zip(got_leaves, want_leaves):
+        if g["shape"] != w["shape"]:
+            raise ValueError(f"{source} at {g['path']} has shape {tuple(g['shape'])}, the template "
+                             f"{tuple(w['shape'])}; a checkpoint is never reshaped")
+        if g["dtype"] != w["dtype"]:
+            raise TypeError(f"{source} at {g['path']} has dtype {g['dtype']}, the template {w['dtype']}; a checkpoint "
+                            "is never cast (cast the restored tree yourself if that is what you want)")
+
+
+def _place(value: np.ndarray, like_leaf, dtype_name: str):
+    """The restored leaf: on the template leaf's sharding when it has one, as a PRNG key when it was one."""
+    sharding = getattr(like_leaf, "sharding", None)
+    arr = jax.device_put(value, sharding) if sharding is not None else jnp.asarray(value)
+    if dtype_name.startswith("key<"):
+        arr = jax.random.wrap_key_data(arr, impl=dtype_name[4:-1])
+    return arr
+
+
+def _host_value(x, path: str) -> np.ndarray:
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        raise ValueError(f"save_npz: the array at {path} spans several processes; save multi-host state with "
+                         "save_orbax, which writes each process's shards")
+    if _is_key(x):
+        x = jax.random.key_data(x)
+    return np.asarray(x)
+
+
+# -- .npz -----------------------------------------------------------------------------------------------------------
+
+
+def _npz_path(path) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def save_npz(path: str | os.PathLike, tree: PyTree) -> Path:
+    """Writes `tree` to ``path`` (``.npz`` appended if missing), atomically; returns the path written.
+
+    Leaves of NumPy's own dtypes are stored as such (``np.load`` reads them);
+    others (bfloat16, float8, PRNG keys) as their raw bytes, rebuilt by
+    `load_npz` from the stored dtype.
+    """
+    meta = describe(tree)
+    arrays = {}
+    for i, ((p, x), info) in enumerate(zip(jax.tree_util.tree_flatten_with_path(tree)[0], meta["leaves"])):
+        value = np.asarray(_host_value(x, _checks.path_str(p)), order="C")  # ascontiguousarray makes 0-d 1-d
+        if value.dtype.type.__module__ != "numpy":  # an ml_dtypes type, which np.load would read back as void
+            value = value.reshape(-1).view(np.uint8)
+            info["raw"] = True
+        arrays[f"leaf_{i:06d}"] = value
+    arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    path = _npz_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint intact
+    return path
+
+
+def load_npz(path: str | os.PathLike, like: PyTree) -> PyTree:
+    """Reads a `save_npz` file into the structure of `like`, each leaf on the sharding of `like`'s leaf.
+
+    `like` may hold arrays or `jax.ShapeDtypeStruct`\\ s (with ``sharding=``
+    to place the result). Raises ValueError when the stored tree or a shape
+    differs from `like`'s, TypeError when a dtype does, naming the leaf.
+    """
+    path = _npz_path(path)
+    with np.load(path, allow_pickle=False) as data:
+        if _META_KEY not in data:
+            raise ValueError(f"{path} is not an adamlab checkpoint (no {_META_KEY} entry)")
+        meta = json.loads(data[_META_KEY].tobytes().decode())
+        _check_against(meta, like, str(path))
+        like_leaves, treedef = jax.tree.flatten(like)
+        out = []
+        for i, (info, leaf) in enumerate(zip(meta["leaves"], like_leaves)):
+            value = data[f"leaf_{i:06d}"]
+            if info.get("raw"):
+                value = value.view(jnp.dtype(info["dtype"])).reshape(info["shape"])
+            if list(value.shape) != info["shape"]:
+                raise ValueError(f"{path} is damaged: the array at {info['path']} has shape {value.shape}, its "
+                                 f"description says {tuple(info['shape'])}")
+            out.append(_place(value, leaf, info["dtype"]))
+    return jax.tree.unflatten(treedef, out)
+
+
+# -- Orbax ----------------------------------------------------------------------------------------------------------
+
+
+def _orbax():
+    try:
+        import orbax.checkpoint as ocp
+    except ImportError:
+        raise ImportError("save_orbax/restore_orbax need orbax-checkpoint: pip install orbax-checkpoint "
+                          "(or adamlab[test]); save_npz/load_npz need nothing beyond NumPy") from None
+    return ocp
+
+
+def save_orbax(directory: str | os.PathLike, tree: PyTree, *, force: bool = False) -> Path:
+    """Writes `tree` to `directory` with Orbax (each process writes its own shards); returns the directory.
+
+    The leaves are stored as a flat dict (no NamedTuple or empty node for
+    Orbax to turn into something else) beside the JSON description. `force`
+    overwrites an existing checkpoint. Blocks until the write is complete.
+    """
+    ocp = _orbax()
+    meta = describe(tree)
+    items = {}
+    for i, (x, info) in enumerate(zip(jax.tree.leaves(tree), meta["leaves"])):
+        if int(np.prod(info["shape"], dtype=np.int64)) == 0:
+            continue  # Orbax refuses zero-size arrays; the description is enough to rebuild them
+        items[f"leaf_{i:06d}"] = jax.random.key_data(x) if _is_key(x) else x
+    directory = Path(directory).absolute()
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
+        ckptr.save(directory, ocp.args.Composite(leaves=ocp.args.StandardSave(items), meta=ocp.args.JsonSave(meta)),
+                   force=force)
+    return directory
+
+
+def restore_orbax(directory: str | os.PathLike, like: PyTree) -> PyTree:
+    """Reads a `save_orbax` checkpoint into the structure of `like`, each leaf on the sharding of `like`'s leaf.
+
+    Errors as in `load_npz`. Leaves of `like` without a sharding (NumPy
+    arrays, `jax.ShapeDtypeStruct`\\ s without one) go to the default device.
+    """
+    ocp = _orbax()
+    directory = Path(directory).absolute()
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
+        meta = ckptr.restore(directory, ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        _check_against(meta, like, str(directory))
+        like_leaves, treedef = jax.tree.flatten(like)
+        default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        targets = {}
+        for i, (info, leaf) in enumerate(zip(meta["leaves"], like_leaves)):
+            if int(np.prod(info["shape"], dtype=np.int64)) == 0:
+                continue
+            if info["dtype"].startswith("key<"):
+                if not isinstance(leaf, jax.Array):
+                    raise ValueError(f"restore_orbax: the template's PRNG key leaf at {info['path']} must be a key "
+                                     "array (its shape and sharding describe the stored key data)")
+                data = jax.random.key_data(leaf)
+                shape, dtype, sharding = data.shape, data.dtype, data.sharding
+            else:
+                shape, dtype = tuple(info["shape"]), jnp.dtype(info["dtype"])
+                sharding = getattr(leaf, "sharding", None) or default
+            targets[f"leaf_{i:06d}"] = jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+        restored = ckptr.restore(directory, ocp.args.Composite(leaves=ocp.args.StandardRestore(targets)))["leaves"]
+    out = []
+    for i, (info, leaf) in enumerate(zip(meta["leaves"], like_leaves)):
+        key = f"leaf_{i:06d}"
+        if key not in targets:
+            out.append(_place(np.zeros(info["shape"], jnp.dtype(info["dtype"])), leaf, info["dtype"]))
+            continue
+        value = restored[key]
+        out.append(jax.random.wrap_key_data(value, impl=info["dtype"][4:-1]) if info["dtype"].startswith("key<")
+                   else value)
+    return jax.tree.unflatten(treedef, out)

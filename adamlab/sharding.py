@@ -1,0 +1,442 @@
+"""Optimizer state on a device mesh: moments that follow their params' sharding, ZeRO-1 flat buffers, and the
+measurements (bytes per device, collectives in the compiled program) that show it.
+
+JAX's SPMD machinery (`jax.sharding.Mesh`, `NamedSharding`, `jax.jit`) is the distributed engine; adamlab only
+has to put every piece of state where it belongs and keep it there. Every adamlab transformation is elementwise
+over leaves, so a moment sharded like its param is updated where it lives: the step of a plain optimizer (no
+global norm) compiles to a program without a single collective, and its results equal the single-device run
+bit for bit.
+
+Two placements:
+
+- **Follow the params** (FSDP, tensor parallel, replicated, or any mix): every moment gets exactly its param's
+  sharding; counters and other small leaves are replicated. Eagerly, ``tx.init(params)`` already does this for
+  committed params (``jnp.zeros_like`` keeps the sharding). Under `jax.jit` with a mesh of ``Auto`` axes it does
+  *not*: the zeros depend on no input, so the compiler places them on one device. `init` (or `jax.jit` with
+  ``out_shardings=state_shardings(tx, params)``) fixes that, and is what to use to build the state without first
+  materialising it on one device.
+- **ZeRO-1** (data parallel, replicated params): `zero1` wraps a transformation over the flat layout
+  (`adamlab.flat`) so that each of its 1-D buffers is split along one mesh axis: each of ``N`` devices holds
+  ``1/N`` of every moment and computes ``1/N`` of the update, and the params are rebuilt by one all-gather of
+  the update per step. Buffers whose length ``N`` does not divide are zero-padded (the padding never reaches the
+  params).
+
+Measurements: `bytes_per_device` (what each device holds of a tree) and `collectives` (the collective operations
+in a compiled program, with the bytes each produces per device).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
+
+from adamlab import _checks
+from adamlab.base import GradientTransformation, _info, stage
+from adamlab.flat import Flat
+
+PyTree = Any
+
+__all__ = [
+    "CollectiveStats",
+    "PaddedFlat",
+    "bytes_per_device",
+    "collectives",
+    "fsdp_shardings",
+    "init",
+    "replicated",
+    "state_shardings",
+    "zero1",
+    "zero1_state_from_flat",
+    "zero1_state_to_flat",
+]
+
+
+# -- following the params -------------------------------------------------------------------------------------------
+
+
+def replicated(sharding: Sharding) -> Sharding:
+    """The sharding that replicates an array over the devices of `sharding` (same mesh, spec ``P()``)."""
+    if isinstance(sharding, NamedSharding):
+        return NamedSharding(sharding.mesh, PartitionSpec(), memory_kind=sharding.memory_kind)
+    devices = sorted(sharding.device_set, key=lambda d: d.id)
+    if len(devices) == 1:
+        return jax.sharding.SingleDeviceSharding(devices[0], memory_kind=sharding.memory_kind)
+    return NamedSharding(Mesh(np.array(devices), ("devices",)), PartitionSpec(), memory_kind=sharding.memory_kind)
+
+
+def _param_shardings(params: PyTree, param_shardings: PyTree | None) -> list[Sharding]:
+    """One sharding per leaf of `params`: from `param_shardings` (a tree like params) or each leaf's own."""
+    with_path = jax.tree_util.tree_flatten_with_path(params)[0]
+    if param_shardings is not None:
+        diff = _checks.first_difference(param_shardings, params, is_leaf=lambda x: isinstance(x, Sharding))
+        leaves = jax.tree.leaves(param_shardings, is_leaf=lambda x: isinstance(x, Sharding))
+        if diff is not None or len(leaves) != len(with_path):
+            raise ValueError(f"param_shardings must have the structure of params: {diff}")
+        for (path, _), s in zip(with_path, leaves):
+            if not isinstance(s, Sharding):
+                raise TypeError(f"param_shardings at {_checks.path_str(path)} is a {type(s).__name__}, "
+                                "not a jax.sharding.Sharding")
+        return leaves
+    out = []
+    for path, p in with_path:
+        s = getattr(p, "sharding", None)
+        if not isinstance(s, Sharding):
+            raise TypeError(
+                f"params at {_checks.path_str(path)} is a {type(p).__name__} without a sharding; pass arrays placed "
+                "with jax.device_put(x, NamedSharding(...)), ShapeDtypeStructs with sharding=, or param_shardings="
+            )
+        out.append(s)
+    return out
+
+
+def _default_sharding(shardings: Sequence[Sharding], mesh: Mesh | None) -> Sharding:
+    if mesh is not None:
+        return NamedSharding(mesh, PartitionSpec())
+    named = [s for s in shardings if isinstance(s, NamedSharding)]
+    if named:
+        return replicated(named[0])
+    if shardings:
+        return replicated(shardings[0])
+    return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+
+def state_shardings(
+    tx: GradientTransformation,
+    params: PyTree,
+    param_shardings: PyTree | None = None,
+    *,
+    mesh: Mesh | None = None,
+) -> PyTree:
+    """The sharding of every leaf of ``tx.init(params)``: each moment exactly its param's, the rest replicated.
+
+    `params` are arrays or `jax.ShapeDtypeStruct`\\ s; their shardings come
+    from `param_shardings` (a tree like `params`) or from each leaf's own
+    ``.sharding``. Every subtree of the state with the params' tree structure
+    (a moment, an accumulator, an Optax ``mu``) takes the params' shardings
+    leaf by leaf, where the shapes agree; every other leaf (step counters,
+    ``(0,)`` placeholders of integer leaves, scalars) is replicated over the
+    params' mesh (or `mesh`). The padded buffers of `zero1` are split along
+    its mesh axis. Pass the result as ``out_shardings`` of the jitted init
+    and step.
+    """
+    shardings = _param_shardings(params, param_shardings)
+    default = _default_sharding(shardings, mesh)
+    abstract = jax.eval_shape(tx.init, params)
+    p_def = jax.tree.structure(params)
+    p_shapes = [tuple(np.shape(p)) for p in jax.tree.leaves(params)]
+
+    def assign(node):
+        if isinstance(node, PaddedFlat):
+            return jax.tree.map(lambda b: node.sharding if np.shape(b)[0] else default, node)
+        if jax.tree.structure(node) == p_def:
+            leaves = jax.tree.leaves(node)
+            return jax.tree.unflatten(
+                p_def, [s if tuple(np.shape(x)) == shape else default
+                        for x, s, shape in zip(leaves, shardings, p_shapes)])
+        children, td = jax.tree.flatten(node, is_leaf=lambda x: x is not node)
+        if not jax.tree.leaves(node):  # (), None, EmptyState(): keep the empty node itself
+            return node
+        if jax.tree_util.treedef_is_leaf(td):
+            return default
+        return jax.tree.unflatten(td, [assign(c) for c in children])
+
+    return assign(abstract)
+
+
+def _explicit_mesh(shardings: Sequence[Sharding]) -> Mesh | None:
+    for s in shardings:
+        mesh = getattr(s, "mesh", None)
+        if isinstance(mesh, Mesh) and any(t == jax.sharding.AxisType.Explicit for t in mesh.axis_types):
+            return mesh
+    return None
+
+
+def init(
+    tx: GradientTransformation,
+    params: PyTree,
+    param_shardings: PyTree | None = None,
+    *,
+    mesh: Mesh | None = None,
+) -> PyTree:
+    """``tx.init(params)`` built directly in place: compiled with ``out_shardings=state_shardings(...)``.
+
+    Each moment is created on the devices that hold its param, as its shard
+    only: no device ever holds a full moment it does not own. `params` are
+    arrays (an init may read their values: `parameter_ema` starts from them);
+    their shardings come from `param_shardings` or their own ``.sharding``.
+    """
+    for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if not isinstance(p, jax.Array | np.ndarray | np.generic):
+            # An init may read values (parameter_ema starts from the params), so shapes alone cannot stand in.
+            raise TypeError(f"init: params at {_checks.path_str(path)} is a {type(p).__name__}, not an array; for "
+                            "abstract params use jax.jit(tx.init, out_shardings=state_shardings(tx, params))")
+    out = state_shardings(tx, params, param_shardings, mesh=mesh)
+    explicit = _explicit_mesh(_param_shardings(params, param_shardings))
+    fn = jax.jit(tx.init, out_shardings=out)
+    if explicit is not None:  # explicit-axis meshes must be in context while tracing
+        with jax.set_mesh(explicit):
+            return fn(params)
+    return fn(params)
+
+
+def fsdp_shardings(params: PyTree, mesh: Mesh, axis: str = "fsdp", *, min_elements: int = 1024) -> PyTree:
+    """FSDP placement: each leaf split along its largest dimension that the `axis` size divides, else replicated.
+
+    Leaves with fewer than `min_elements` elements (biases, norm scales) are
+    replicated: splitting them saves little and costs a collective each.
+    Returns a tree of `NamedSharding`\\ s like `params`; ``jax.device_put(params,
+    fsdp_shardings(params, mesh))`` places them.
+    """
+    if axis not in mesh.shape:
+        raise ValueError(f"axis {axis!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})")
+    n = mesh.shape[axis]
+
+    def place(p):
+        shape = tuple(np.shape(p))
+        spec: list[str | None] = [None] * len(shape)
+        if int(np.prod(shape, dtype=np.int64)) >= min_elements:
+            for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+                if shape[dim] % n == 0:
+                    spec[dim] = axis
+                    break
+        return NamedSharding(mesh, PartitionSpec(*spec))
+
+    return jax.tree.map(place, params)
+
+
+# -- ZeRO-1 over the flat layout ------------------------------------------------------------------------------------
+
+
+@jax.tree_util.register_pytree_with_keys_class
+class PaddedFlat:
+    """The buffers of a `Flat`, each zero-padded to a multiple of the shard count and split along one mesh axis.
+
+    ``buckets[j]`` holds bucket j of `layout` followed by zeros; `sharding`
+    is the `NamedSharding` that splits it. Masks written for the params'
+    tree apply (their per-element entries are padded with False).
+    """
+
+    __slots__ = ("buckets", "layout", "sharding")
+
+    def __init__(self, buckets: Sequence[Any], layout: Any, sharding: NamedSharding):
+        self.buckets = tuple(buckets)
+        self.layout = layout
+        self.sharding = sharding
+
+    def tree_flatten_with_keys(self):
+        return [(jax.tree_util.SequenceKey(i), b) for i, b in enumerate(self.buckets)], (self.layout, self.sharding)
+
+    def tree_flatten(self):
+        return self.buckets, (self.layout, self.sharding)
+
+    @classmethod
+    def tree_unflatten(cls, aux, buckets):
+        return cls(buckets, *aux)
+
+    def __repr__(self):
+        parts = ", ".join(f"{b.dtype}{list(b.shape)}" if hasattr(b, "shape") else repr(b) for b in self.buckets)
+        return f"PaddedFlat({parts}; {self.sharding.spec})"
+
+    def unpad(self) -> Flat:
+        """The `Flat` of the same values, padding removed; a ``(0,)`` placeholder buffer stays one."""
+        return Flat(tuple(b if np.shape(b)[0] == 0 else b[: info.size]
+                          for b, info in zip(self.buckets, self.layout.buckets)), self.layout)
+
+    def __adamlab_resolve_mask__(self, mask):
+        resolved = self.layout.mask(mask)
+        return PaddedFlat(tuple(m if np.ndim(m) == 0 else _pad(jnp.asarray(m), p.shape[0], False)
+                                for m, p in zip(resolved.buckets, self.buckets)), self.layout, self.sharding)
+
+
+def _pad(x, length: int, value=0):
+    extra = length - x.shape[0]
+    return x if extra == 0 else jnp.concatenate([x, jnp.full((extra,), value, x.dtype)])
+
+
+def _padded_length(size: int, n: int) -> int:
+    return -(-size // n) * n
+
+
+def _constrain(x, sharding: NamedSharding):
+    axis_types = dict(zip(sharding.mesh.axis_names, sharding.mesh.axis_types))
+    names = [a for part in sharding.spec if part is not None for a in ((part,) if isinstance(part, str) else part)]
+    if any(axis_types.get(a) == jax.sharding.AxisType.Explicit for a in names):
+        return jax.sharding.reshard(x, sharding)
+    return jax.lax.with_sharding_constraint(x, sharding)
+
+
+def _pad_flat(flat: Flat, sharding: NamedSharding, n: int, what: str, constrain: bool = True) -> PaddedFlat:
+    if not isinstance(flat, Flat):
+        raise TypeError(
+            f"zero1: {what} is a {type(flat).__name__}, not an adamlab.flat.Flat; flatten the params with "
+            "adamlab.flat.flatten, or keep pytree params and wrap as adamlab.flat.packed(zero1(tx, mesh, axis))"
+        )
+    bufs = []
+    for b, info in zip(flat.buckets, flat.layout.buckets):
+        padded = _pad(jnp.asarray(b), _padded_length(info.size, n)) if np.shape(b)[0] else b
+        bufs.append(_constrain(padded, sharding) if constrain and np.shape(padded)[0] else padded)
+    return PaddedFlat(tuple(bufs), flat.layout, sharding)
+
+
+def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> GradientTransformation:
+    """ZeRO-1: `tx`'s state over flat buffers split ``N`` ways along mesh `axis`; params and updates stay `Flat`.
+
+    ``update(grads, state, params)`` takes `Flat`\\ s (any sharding; usually
+    replicated params and data-parallel gradients), pads each buffer with
+    zeros to a multiple of ``N = mesh.shape[axis]``, constrains it to
+    ``P(axis)`` so that each device computes only its ``1/N`` slice of the
+    step, and returns the updates as a `Flat` of the original length. The
+    state is `tx`'s state with `PaddedFlat` moments of length
+    ``ceil(size / N) * N``, each device holding one ``1/N`` slice of each.
+
+    Every element is computed by the same arithmetic as without sharding, so
+    params equal the unsharded run bit for bit under `jax.jit`; global
+    reductions (`clip_by_global_norm`) add their partial sums across devices
+    in another order and agree to rounding. Build the state with
+    ``adamlab.sharding.init(zero1(tx, mesh, axis), flat_params)`` and jit the
+    step with ``out_shardings=state_shardings(...)`` for the state. To keep
+    pytree params, wrap it: ``adamlab.flat.packed(zero1(tx, mesh, axis))``.
+    """
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"zero1: tx is a {type(tx).__name__}, not a GradientTransformation")
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"zero1: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    if axis not in mesh.shape:
+        raise ValueError(f"zero1: axis {axis!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})")
+    n = mesh.shape[axis]
+    sharding = NamedSharding(mesh, PartitionSpec(axis))
+
+    def init(params):
+        # No constraint here: init is traced by `init`/`state_shardings`, whose out_shardings place the buffers.
+        return tx.init(_pad_flat(params, sharding, n, "params", constrain=False))
+
+    def update(updates, state, params=None, **extra):
+        padded_u = _pad_flat(updates, sharding, n, "updates")
+        padded_p = None if params is None else _pad_flat(params, sharding, n, "params")
+        if extra.get("gradient") is not None:
+            extra = dict(extra, gradient=_pad_flat(extra["gradient"], sharding, n, "gradient"))
+        out, state = tx.update(padded_u, state, padded_p, **extra)
+        return out.unpad(), state
+
+    return stage("zero1", init, update, role=_info(tx).role)
+
+
+def zero1_state_to_flat(state: PyTree) -> PyTree:
+    """Replaces each `PaddedFlat` in a `zero1` state by the `Flat` it pads: the state the unsharded flat run has.
+
+    With `adamlab.flat.state_to_tree` after it, the pytree run's state. Save
+    this form to resume on another number of devices.
+    """
+    return jax.tree.map(lambda x: x.unpad() if isinstance(x, PaddedFlat) else x, state,
+                        is_leaf=lambda x: isinstance(x, PaddedFlat))
+
+
+def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
+    """The inverse of `zero1_state_to_flat`: pads the `Flat`\\ s of `flat_state` where `like` has a `PaddedFlat`.
+
+    `like` is a `zero1` state (``jax.eval_shape(tx.init, flat)`` will do):
+    it gives the padded lengths and the sharding. The result is placed with
+    that sharding when `flat_state` holds concrete arrays.
+    """
+    is_node = lambda x: isinstance(x, PaddedFlat | Flat)  # noqa: E731
+    nodes, treedef = jax.tree.flatten(like, is_leaf=lambda x: isinstance(x, PaddedFlat))
+    try:
+        subs = treedef.flatten_up_to(jax.tree.map(lambda x: x, flat_state, is_leaf=is_node))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"flat_state does not have the structure of `like` with Flats in place of PaddedFlats: {e}") \
+            from None
+    out = []
+    for node, sub in zip(nodes, subs):
+        if not isinstance(node, PaddedFlat):
+            out.append(sub)
+            continue
+        if not isinstance(sub, Flat) or sub.layout != node.layout:
+            raise ValueError(f"flat_state has a {type(sub).__name__} where `like` has a PaddedFlat of "
+                             f"{node.layout!r}")
+        bufs = []
+        for b, ref in zip(sub.buckets, node.buckets):
+            length = np.shape(ref)[0]
+            b = b if np.shape(b)[0] == 0 else _pad(jnp.asarray(b), length)
+            bufs.append(jax.device_put(b, node.sharding) if np.shape(b)[0] and not isinstance(b, jax.core.Tracer)
+                        else b)
+        out.append(PaddedFlat(tuple(bufs), node.layout, node.sharding))
+    return jax.tree.unflatten(treedef, out)
+
+
+# -- measurements ---------------------------------------------------------------------------------------------------
+
+
+def bytes_per_device(tree: PyTree) -> dict[Any, int]:
+    """Bytes of `tree`'s arrays held by each device: the sum of its addressable shards' sizes, device by device.
+
+    A replicated leaf counts in full on every device; a leaf split ``N``
+    ways counts ``1/N`` on each.
+    """
+    out: Counter = Counter()
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not isinstance(x, jax.Array):
+            raise TypeError(f"bytes_per_device: leaf at {_checks.path_str(path)} is a {type(x).__name__}, "
+                            "not a jax.Array")
+        for shard in x.addressable_shards:
+            out[shard.device] += shard.data.nbytes
+    return dict(out)
+
+
+class CollectiveStats(NamedTuple):
+    """Collective operations in a compiled SPMD program: how many of each kind, and the bytes they produce.
+
+    ``bytes[kind]`` sums the sizes of the result buffers of that kind in the
+    per-device program (an all-gather's gathered output, an all-reduce's
+    reduced buffer, a reduce-scatter's shard): a measure of the data each
+    device receives, per call.
+    """
+
+    counts: dict[str, int]
+    bytes: dict[str, int]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
+
+    def __str__(self) -> str:
+        if not self.counts:
+            return "no collectives"
+        return ", ".join(f"{k}: {self.counts[k]} ({self.bytes[k]:,} B)" for k in sorted(self.counts))
+
+
+_KINDS = ("all-gather", "all-reduce", "reduce-scatter", "collective-permute", "all-to-all", "collective-broadcast")
+_OP = re.compile(r"=\s*(?P<type>\([^()]*\)|[a-z0-9]+\[[0-9,]*\](?:\{[^}]*\})?)\s+"
+                 r"(?P<kind>" + "|".join(_KINDS) + r")(?P<start>-start)?\(")
+_SHAPE = re.compile(r"([a-z]+[0-9]*)\[([0-9,]*)\]")
+_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4, "u32": 4, "f32": 4,
+          "s64": 8, "u64": 8, "f64": 8, "c64": 8, "c128": 16, "f8e4m3fn": 1, "f8e5m2": 1}
+
+
+def _shape_bytes(dtype: str, dims: str) -> int:
+    n = int(np.prod([int(d) for d in dims.split(",") if d], dtype=np.int64)) if dims else 1
+    return n * _BYTES.get(dtype, 4)
+
+
+def collectives(compiled: Any) -> CollectiveStats:
+    """Counts the collectives of a compiled program (``jax.jit(f).lower(*args).compile()``, or its HLO text).
+
+    An async pair (``all-gather-start``/``-done``) counts once; the bytes of
+    an async all-gather are those of its gathered output.
+    """
+    text = compiled if isinstance(compiled, str) else compiled.as_text()
+    counts: Counter = Counter()
+    nbytes: Counter = Counter()
+    for m in _OP.finditer(text):
+        kind = m.group("kind")
+        sizes = [_shape_bytes(d, s) for d, s in _SHAPE.findall(m.group("type"))]
+        counts[kind] += 1
+        # An async all-gather's result is the tuple (operand, output): count the output only.
+        nbytes[kind] += max(sizes) if m.group("start") and kind == "all-gather" else sum(sizes)
+    return CollectiveStats(dict(counts), dict(nbytes))

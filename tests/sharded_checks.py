@@ -1,0 +1,370 @@
+"""Checks that need 8 devices, run in a process of their own (`tests/test_sharding.py` starts it).
+
+JAX fixes its device count when it initialises, so the 8 simulated CPU devices
+(``--xla_force_host_platform_device_count=8``) must be asked for before the
+first JAX call: this script sets the flag, runs every check and prints one
+line ``RESULTS {json}`` mapping each check's name to the facts it measured (or
+to ``{"error": traceback}``). The assertions live in the pytest module.
+
+    python tests/sharded_checks.py [check ...]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from jax.sharding import AxisType, NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P  # noqa: E402
+
+import adamlab  # noqa: E402
+from adamlab import checkpoint, flat  # noqa: E402
+from adamlab import sharding as shd  # noqa: E402
+from adamlab.accumulate import accumulate_gradients  # noqa: E402
+
+STEPS = 2
+
+
+def auto_mesh(shape, names):
+    return jax.make_mesh(shape, names, axis_types=(AxisType.Auto,) * len(shape))
+
+
+def mixed_params():
+    """FSDP-split, tensor-parallel, 2-D split, replicated and integer leaves on a (data=2, model=4) mesh."""
+    mesh = auto_mesh((2, 4), ("data", "model"))
+    k = jax.random.split(jax.random.PRNGKey(0), 5)
+    specs = {
+        "embed": P("data", None), "mlp": {"w": P(None, "model"), "bias": P()}, "attn": P("data", "model"),
+        "ln": {"scale": P()}, "steps": P(),
+    }
+    values = {
+        "embed": jax.random.normal(k[0], (16, 8)), "mlp": {"w": jax.random.normal(k[1], (8, 12)), "bias": jnp.zeros(12)},
+        "attn": jax.random.normal(k[2], (8, 8)), "ln": {"scale": jnp.ones(8)}, "steps": jnp.arange(4, dtype=jnp.int32),
+    }
+    shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
+    return jax.device_put(values, shardings), shardings
+
+
+def grads_like(params, seed, scale=1.0):
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+    out = [scale * jax.random.normal(k, p.shape, p.dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p
+           for k, p in zip(keys, leaves)]
+    return jax.device_put(jax.tree.unflatten(treedef, out), jax.tree.map(lambda p: p.sharding, params))
+
+
+def optimizers():
+    return {
+        "adamw": adamlab.adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask),
+        "sgd_nesterov": adamlab.sgd(1e-2, momentum=0.9, nesterov=True),
+        "rmsprop_centered": adamlab.rmsprop(1e-2, centered=True, momentum=0.9),
+        "clip_adam": adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adam(1e-2)),
+        "optax_adam": adamlab.chain(optax.adam(1e-2)),
+        "accumulate": accumulate_gradients(adamlab.adamw(1e-2), 2),
+        "schedule_bf16": adamlab.adamw(adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 10),
+                                       state_dtype=jnp.bfloat16),
+    }
+
+
+def moment_mismatches(state, params) -> list[str]:
+    """Paths of state leaves shaped like a param but not sharded like it (matched by tree structure)."""
+    bad = []
+    p_def = jax.tree.structure(params)
+    p_leaves = jax.tree.leaves(params)
+
+    def walk(node, where):
+        if isinstance(node, jax.Array):
+            return
+        if jax.tree.structure(node) == p_def and jax.tree.leaves(node):
+            for (path, m), p in zip(jax.tree_util.tree_flatten_with_path(node)[0], p_leaves):
+                if m.shape == p.shape and not m.sharding.is_equivalent_to(p.sharding, p.ndim):
+                    bad.append(where + jax.tree_util.keystr(path) + f": {m.sharding} vs {p.sharding}")
+            return
+        for path, child in jax.tree_util.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)[0]:
+            walk(child, where + jax.tree_util.keystr(path))
+
+    walk(state, "")
+    return bad
+
+
+def n_moment_leaves(state, params) -> int:
+    p_def = jax.tree.structure(params)
+    count = 0
+
+    def walk(node):
+        nonlocal count
+        if isinstance(node, jax.Array):
+            return
+        if jax.tree.structure(node) == p_def and jax.tree.leaves(node):
+            count += 1
+            return
+        for child in jax.tree.leaves(node, is_leaf=lambda x: x is not node):
+            walk(child)
+
+    walk(state)
+    return count
+
+
+def bitwise(a, b) -> bool:
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(la) == len(lb) and all(
+        x.shape == y.shape and x.dtype == y.dtype and np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+        for x, y in zip(la, lb))
+
+
+def max_rel(a, b) -> float:
+    out = 0.0
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        if x.size:
+            out = max(out, float(np.max(np.abs(x - y)) / max(np.max(np.abs(y)), 1e-30)))
+    return out
+
+
+def train(tx, params, grads_list, *, jit_kwargs=None):
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return adamlab.apply_updates(p, u), s
+
+    fn = jax.jit(step, **(jit_kwargs or {}))
+    return fn, step
+
+
+# -- checks ---------------------------------------------------------------------------------------------------------
+
+
+def check_follow_params():
+    """Every moment of several optimizers takes its param's sharding: eager init, `init`, and after jitted steps."""
+    params, shardings = mixed_params()
+    local = jax.device_put(params, jax.devices()[0])
+    grads = [grads_like(params, seed) for seed in range(STEPS)]
+    out = {}
+    for name, tx in optimizers().items():
+        r = {}
+        eager = tx.init(params)
+        built = shd.init(tx, params)
+        r["moments"] = n_moment_leaves(built, params)
+        r["eager_mismatches"] = moment_mismatches(eager, params)
+        r["init_mismatches"] = moment_mismatches(built, params)
+        r["state_shardings_match_init"] = all(
+            s.is_equivalent_to(x.sharding, x.ndim)
+            for s, x in zip(jax.tree.leaves(shd.state_shardings(tx, params)), jax.tree.leaves(built)))
+
+        def step(p, s, g, tx=tx):
+            u, s = tx.update(g, s, p)
+            return adamlab.apply_updates(p, u), s
+
+        fn = jax.jit(step)  # no out_shardings: the shardings must survive the compiler's own choices
+        stats = shd.collectives(fn.lower(params, built, grads[0]).compile())
+        r["collectives"] = stats.counts
+        r["collective_bytes"] = stats.bytes
+        p, s = params, built
+        lp, ls = local, tx.init(local)
+        for g in grads:
+            p, s = fn(p, s, g)
+            lp, ls = fn(lp, ls, jax.device_put(g, jax.devices()[0]))
+        r["step_mismatches"] = moment_mismatches(s, params)
+        r["param_mismatches"] = [jax.tree_util.keystr(k) for (k, a), b in zip(
+            jax.tree_util.tree_flatten_with_path(p)[0], jax.tree.leaves(params))
+            if not a.sharding.is_equivalent_to(b.sharding, b.ndim)]
+        r["bitwise_vs_one_device"] = bitwise((p, s), (lp, ls))
+        r["max_rel_vs_one_device"] = max_rel(p, lp)
+        out[name] = r
+    return out
+
+
+def check_explicit_mesh():
+    """A mesh of Explicit axes (jax.make_mesh's default): eager init, `init` and jitted steps keep the shardings."""
+    mesh = jax.make_mesh((8,), ("fsdp",), axis_types=(AxisType.Explicit,))
+    params = {"w": jnp.ones((16, 4)), "v": jnp.ones((8,)), "b": jnp.zeros(3)}
+    shardings = {"w": NamedSharding(mesh, P("fsdp", None)), "v": NamedSharding(mesh, P("fsdp")),
+                 "b": NamedSharding(mesh, P())}
+    params = jax.device_put(params, shardings)
+    tx = adamlab.adamw(1e-2)
+    built = shd.init(tx, params)
+    with jax.sharding.use_mesh(mesh) if hasattr(jax.sharding, "use_mesh") else jax.set_mesh(mesh):
+        fn = jax.jit(lambda p, s, g: tx.update(g, s, p))
+        u, s = fn(params, built, params)
+        stats = shd.collectives(fn.lower(params, built, params).compile())
+    return {"init_mismatches": moment_mismatches(built, params), "eager_mismatches": moment_mismatches(
+        tx.init(params), params), "step_mismatches": moment_mismatches(s, params), "collectives": stats.counts}
+
+
+def check_fsdp_memory():
+    """FSDP placement by `fsdp_shardings`: each device holds 1/8 of params and state (replicated small leaves aside)."""
+    mesh = auto_mesh((8,), ("fsdp",))
+    k = jax.random.split(jax.random.PRNGKey(1), 3)
+    params = {"w1": jax.random.normal(k[0], (64, 32)), "w2": jax.random.normal(k[1], (32, 64)),
+              "b": jnp.zeros(32)}
+    params = jax.device_put(params, shd.fsdp_shardings(params, mesh, "fsdp", min_elements=256))
+    tx = adamlab.adamw(1e-3)
+    state = shd.init(tx, params)
+    per_dev = shd.bytes_per_device(state)
+    full = sum(x.nbytes for x in jax.tree.leaves(state))
+    return {"specs": {k: str(v.sharding.spec) for k, v in params.items()}, "devices": len(per_dev),
+            "max_state_bytes": max(per_dev.values()), "full_state_bytes": full,
+            "replicated_bytes": 2 * 32 * 4 + 2 * 4}
+
+
+def _flat_setup(group):
+    mesh = auto_mesh((8,), ("data",))
+    k = jax.random.split(jax.random.PRNGKey(2), 4)
+    tree = {"w": jax.random.normal(k[0], (13, 7)), "b": jax.random.normal(k[1], (7,)),
+            "blocks": [{"kernel": jax.random.normal(k[2], (5, 3))}, {"scale": jnp.ones(3)}],
+            "steps": jnp.arange(3, dtype=jnp.int32)}
+    params = flat.flatten(tree, group=group)
+    rep = NamedSharding(mesh, P())
+    return mesh, tree, jax.device_put(params, rep), rep
+
+
+def check_zero1():
+    """ZeRO-1 over the flat layout: each device holds 1/8 of every moment; params equal the unsharded runs."""
+    out = {}
+    for group_name, group in (("grouped", adamlab.weight_decay_mask), ("mixed", None)):
+        mesh, tree, params, rep = _flat_setup(group)
+        tx = adamlab.adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask)
+        ztx = shd.zero1(tx, mesh, "data")
+        state = shd.init(ztx, params)
+        state_sh = shd.state_shardings(ztx, params)
+
+        def grads(seed):
+            g = grads_like(tree, seed)
+            g["steps"] = tree["steps"]
+            return jax.device_put(g, rep)  # data parallel: every device has the all-reduced gradient
+
+        def step(p, s, g, tx=ztx):
+            u, s = tx.update(p.layout.flatten(g), s, p)
+            return adamlab.apply_updates(p, u), s
+
+        fn = jax.jit(step, out_shardings=(jax.tree.map(lambda _: rep, params), state_sh), donate_argnums=(0, 1))
+        stats = shd.collectives(fn.lower(params, state, grads(0)).compile())
+        p, s = params, state
+        ref_tx = adamlab.adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask)
+        fp, fs = flat.flatten(tree, group=group), ref_tx.init(flat.flatten(tree, group=group))
+        tp, ts = tree, ref_tx.init(tree)
+        ref_step = jax.jit(lambda p, s, g: (lambda u, s: (adamlab.apply_updates(p, u), s))(
+            *ref_tx.update(p.layout.flatten(g) if isinstance(p, flat.Flat) else g, s, p)))
+        for i in range(STEPS):
+            g = grads(10 + i)
+            p, s = fn(p, s, g)
+            fp, fs = ref_step(fp, fs, jax.device_put(g, jax.devices()[0]))
+            tp, ts = ref_step(tp, ts, jax.device_put(g, jax.devices()[0]))
+        moments = [b for b in jax.tree.leaves(s) if b.ndim == 1 and b.shape[0] > 0]
+        per_dev = shd.bytes_per_device(s)
+        out[group_name] = {
+            "layout": repr(params.layout),
+            "moment_shard_fractions": [b.addressable_shards[0].data.shape[0] / b.shape[0] for b in moments],
+            "moment_specs": sorted({str(b.sharding.spec) for b in moments}),
+            "state_bytes_per_device": sorted(set(per_dev.values())),
+            "unsharded_state_bytes": sum(x.nbytes for x in jax.tree.leaves(fs)),
+            "float_param_bytes": sum(b.nbytes for b in params.buckets if jnp.issubdtype(b.dtype, jnp.floating)),
+            "collectives": stats.counts, "collective_bytes": stats.bytes,
+            "bitwise_vs_flat": bitwise(p, fp) and bitwise(shd.zero1_state_to_flat(s), fs),
+            "bitwise_vs_tree": bitwise(p.unflatten(), tp)
+            and bitwise(flat.state_to_tree(shd.zero1_state_to_flat(s)), ts),
+        }
+    # Pytree params through packed(zero1(tx)): the caller never sees a flat buffer.
+    mesh, tree, _, rep = _flat_setup(adamlab.weight_decay_mask)
+    tx = adamlab.adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask)
+    ptx = flat.packed(shd.zero1(tx, mesh, "data"), solo_above=10**9)
+    rtree = jax.device_put(tree, rep)
+    s = shd.init(ptx, rtree)
+    g = grads_like(tree, 3)
+    g["steps"] = tree["steps"]
+    u, s = jax.jit(ptx.update)(jax.device_put(g, rep), s, rtree)
+    ru, _ = jax.jit(tx.update)(g, tx.init(tree), tree)
+    out["packed"] = {"bitwise_updates": bitwise(u, ru),
+                     "moment_specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(s) if b.ndim == 1
+                                             and b.shape[0] > 0})}
+    return out
+
+
+def check_accumulate():
+    """The accumulator follows the params' sharding; a micro-step compiles without collectives."""
+    params, _ = mixed_params()
+    tx = accumulate_gradients(adamlab.adamw(1e-2), 4)
+    state = shd.init(tx, params)
+    fn = jax.jit(lambda p, s, g: tx.update(g, s, p))
+    stats = shd.collectives(fn.lower(params, state, params).compile())
+    _, s = fn(params, state, grads_like(params, 0))
+    return {"mismatches": moment_mismatches(state, params), "after_step": moment_mismatches(s, params),
+            "accumulator_is_matched": n_moment_leaves(state.accumulator, params), "collectives": stats.counts}
+
+
+def check_checkpoint():
+    """Sharded state saved (npz, Orbax) and restored onto the template's shardings; resume is bit-identical."""
+    params, _ = mixed_params()
+    tx = adamlab.adamw(adamlab.schedules.cosine_decay(1e-2, 20), weight_decay=0.1, mask=adamlab.weight_decay_mask)
+    grads = [grads_like(params, 100 + i) for i in range(2 * STEPS)]
+
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return adamlab.apply_updates(p, u), s
+
+    fn = jax.jit(step)
+    p, s = params, shd.init(tx, params)
+    for g in grads:
+        p, s = fn(p, s, g)
+    full = (p, s)
+    out = {}
+    tmp = tempfile.mkdtemp()
+    for fmt in ("npz", "orbax"):
+        p, s = params, shd.init(tx, params)
+        for g in grads[:STEPS]:
+            p, s = fn(p, s, g)
+        like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), (p, s))
+        if fmt == "npz":
+            path = checkpoint.save_npz(os.path.join(tmp, "ck.npz"), {"params": p, "opt": s})
+            restored = checkpoint.load_npz(path, {"params": like[0], "opt": like[1]})
+        else:
+            path = checkpoint.save_orbax(os.path.join(tmp, "ck_orbax"), {"params": p, "opt": s})
+            restored = checkpoint.restore_orbax(path, {"params": like[0], "opt": like[1]})
+        rp, rs = restored["params"], restored["opt"]
+        same_sharding = all(a.sharding.is_equivalent_to(b.sharding, b.ndim)
+                            for a, b in zip(jax.tree.leaves((rp, rs)), jax.tree.leaves((p, s))))
+        same_types = jax.tree.structure((rp, rs)) == jax.tree.structure((p, s))
+        for g in grads[STEPS:]:
+            rp, rs = fn(rp, rs, g)
+        out[fmt] = {"same_sharding": same_sharding, "same_types": same_types,
+                    "resumed_bitwise": bitwise((rp, rs), full)}
+    # ZeRO-1 state through Orbax, restored onto its 1/8 shards.
+    mesh, tree, fparams, _ = _flat_setup(adamlab.weight_decay_mask)
+    ztx = shd.zero1(adamlab.adamw(1e-2), mesh, "data")
+    zs = shd.init(ztx, fparams)
+    path = checkpoint.save_orbax(os.path.join(tmp, "zero1"), zs)
+    like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), zs)
+    back = checkpoint.restore_orbax(path, like)
+    out["zero1"] = {"bitwise": bitwise(back, zs), "same_types": jax.tree.structure(back) == jax.tree.structure(zs),
+                    "specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(back) if b.ndim == 1 and b.size})}
+    return out
+
+
+CHECKS = {name[len("check_"):]: fn for name, fn in list(globals().items()) if name.startswith("check_")}
+
+
+def main(names) -> dict:
+    results = {}
+    for name in names or CHECKS:
+        start = time.perf_counter()
+        try:
+            results[name] = CHECKS[name]()
+        except Exception:  # report and go on: one broken check should not hide the others
+            results[name] = {"error": traceback.format_exc()}
+        results[name]["seconds"] = round(time.perf_counter() - start, 2)
+    return results
+
+
+if __name__ == "__main__":
+    print("RESULTS " + json.dumps(main(sys.argv[1:]), default=str))
