@@ -147,7 +147,7 @@ def run_training(argv: Sequence[str]) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
 
     corpus = data.train_val_split()
-    n_params = model.count_params(model.init_params(cfg.model_config(), jax.random.PRNGKey(0)))
+    n_params = model.count_params(model.init_params(cfg.model_config(), cfg.seed))
     print(f"adamlab demo: {n_params / 1e6:.2f}M-parameter transformer ({cfg.layers} layers, width {cfg.d_model}, "
           f"{cfg.heads} heads, context {cfg.context}) on {len(corpus[0]):,} training / {len(corpus[1]):,} validation "
           f"characters of CPython's help text; {cfg.steps} steps of {cfg.batch}x{cfg.context} characters; "

@@ -67,12 +67,14 @@ def weights(results, path: pathlib.Path, title: str) -> None:
     for r in results:
         h, st = r.history, _style(r.spec)
         ax1.plot(h["eval_step"], h["weight_norm"], marker="o", markersize=3, label=r.spec.label, **st)
-        ax2.plot(h["step"], _smooth(h["update_ratio"], max(1, steps // 50)), label=r.spec.label, **st)
+        ratio = np.asarray(h["update_ratio"])
+        moving = ratio > 0  # the warmup's first step has lr = 0: nothing moves, and log scale cannot show 0
+        ax2.plot(np.asarray(h["step"])[moving], _smooth(ratio[moving], max(1, steps // 50)), label=r.spec.label, **st)
     ax1.set_title("global weight norm ‖θ‖")
     ax1.set_xlabel("step")
     ax1.legend(fontsize=9)
     ax2.set_yscale("log")
-    ax2.set_title("update / weight RMS ratio (median over the decayed matrices)")
+    ax2.set_title("update/weight RMS ratio, median over matrices")
     ax2.set_xlabel("step")
     fig.suptitle(title, fontsize=11)
     fig.savefig(path, dpi=DPI)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -153,6 +154,18 @@ def _decayed_leaves(params) -> Any:
     return adamlab.weight_decay_mask(params)
 
 
+def _loss_on(params, tokens, starts, mcfg: model.ModelConfig):
+    windows = tokens[starts[:, None] + jnp.arange(mcfg.context + 1)]
+    return model.loss_fn(params, windows[:, :-1], windows[:, 1:], mcfg)
+
+
+# Compiled once per model configuration and shared by every optimizer's run (XLA compiles dominate tiny runs).
+@functools.partial(jax.jit, static_argnums=5)
+def _evaluate(params, train_tokens, val_tokens, train_starts, val_starts, mcfg):
+    return (_loss_on(params, train_tokens, train_starts, mcfg), _loss_on(params, val_tokens, val_starts, mcfg),
+            adamlab.global_norm(params))
+
+
 def train(spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.ndarray], *,
           progress: bool = True) -> RunResult:
     """Trains the model from ``seed`` with `spec`'s optimizer on the data order drawn from ``seed``."""
@@ -162,21 +175,15 @@ def train(spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.nd
     eval_rng = cfg.seed + 1
     eval_train = data.batch_offsets(len(corpus[0]), cfg.context, cfg.batch * cfg.eval_batches, 1, eval_rng)[0]
     eval_val = data.batch_offsets(len(corpus[1]), cfg.context, cfg.batch * cfg.eval_batches, 1, eval_rng)[0]
-    window = jnp.arange(cfg.context + 1)
 
     schedule = cfg.schedule(spec.peak_lr)
     tx = spec.build(schedule, cfg.weight_decay)
-    params = model.init_params(mcfg, jax.random.PRNGKey(cfg.seed))
-    opt_state = tx.init(params)
-    mask = _decayed_leaves(params)
-    decayed = [m for m in jax.tree.leaves(mask)]
+    params = model.init_params(mcfg, cfg.seed)
+    opt_state = jax.jit(tx.init)(params)
+    decayed = jax.tree.leaves(_decayed_leaves(params))
 
-    def loss_on(params, tokens, starts):
-        windows = tokens[starts[:, None] + window]
-        return model.loss_fn(params, windows[:, :-1], windows[:, 1:], mcfg)
-
-    def step(params, opt_state, starts):
-        loss, grads = jax.value_and_grad(loss_on)(params, train_tokens, starts)
+    def step(params, opt_state, tokens, starts):
+        loss, grads = jax.value_and_grad(_loss_on)(params, tokens, starts, mcfg)
         updates, opt_state = tx.update(grads, opt_state, params)
         ratios = jax.tree.leaves(diagnostics.update_weight_ratio(updates, params))
         ratio = jnp.median(jnp.stack([r for r, d in zip(ratios, decayed) if d]))
@@ -184,22 +191,16 @@ def train(spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.nd
 
     step = jax.jit(step, donate_argnums=(0, 1))
 
-    @jax.jit
-    def evaluate(params):
-        return (loss_on(params, train_tokens, eval_train), loss_on(params, val_tokens, eval_val),
-                adamlab.global_norm(params))
-
     history: dict[str, list] = {k: [] for k in ("step", "train_loss", "update_ratio", "eval_step", "eval_train_loss",
                                                  "val_loss", "weight_norm", "lr")}
 
     def record_eval(at: int) -> float:
         t0 = time.perf_counter()
-        tr, va, norm = (float(x) for x in evaluate(params))
+        tr, va, norm = (float(x) for x in _evaluate(params, train_tokens, val_tokens, eval_train, eval_val, mcfg))
         history["eval_step"].append(at)
         history["eval_train_loss"].append(tr)
         history["val_loss"].append(va)
         history["weight_norm"].append(norm)
-        history["lr"].append(float(schedule(max(at - 1, 0))))
         return time.perf_counter() - t0
 
     record_eval(0)
@@ -208,7 +209,7 @@ def train(spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.nd
     pending: list = []  # device scalars, fetched in groups so the host does not wait for every step
     compile_s, step_time, last = 0.0, 0.0, time.perf_counter()
     for i in range(cfg.steps):
-        params, opt_state, loss, ratio = step(params, opt_state, offsets[i])
+        params, opt_state, loss, ratio = step(params, opt_state, train_tokens, offsets[i])
         pending.append((i + 1, loss, ratio))
         at = i + 1
         if at == 1 or at % every == 0 or at == cfg.steps or len(pending) >= 10:
@@ -232,6 +233,9 @@ def train(spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.nd
             bar.update(len(fetched), loss=f"{fetched[-1][1]:.3f}")
             last = time.perf_counter()
     bar.close()
+    # The learning rate each evaluation's last step used, schedule(step - 1): one compiled call for all of them.
+    last_steps = jnp.maximum(jnp.asarray(history["eval_step"]) - 1, 0)
+    history["lr"] = [float(v) for v in jax.jit(jax.vmap(schedule))(last_steps)]
     step_ms = 1000 * step_time / (cfg.steps - 1)
     return RunResult(spec, params, opt_state, history, step_ms, compile_s)
 
@@ -250,10 +254,10 @@ def max_param_deviation(a, b) -> dict[str, float]:
 def effective_decays(result: RunResult, cfg: TrainConfig) -> dict[str, np.ndarray]:
     """Per-weight effective decay of the last step for each decayed tensor, keyed by its path."""
     coupled = result.spec.decay == "coupled"
-    tree = diagnostics.effective_decay(
-        result.opt_state, result.params, cfg.schedule(result.spec.peak_lr), cfg.weight_decay, coupled=coupled,
-        mask=adamlab.weight_decay_mask, b2=B2, eps=EPS,
-    )
+    schedule = cfg.schedule(result.spec.peak_lr)
+    tree = jax.jit(lambda state, params: diagnostics.effective_decay(
+        state, params, schedule, cfg.weight_decay, coupled=coupled, mask=adamlab.weight_decay_mask, b2=B2, eps=EPS,
+    ))(result.opt_state, result.params)
     mask = adamlab.weight_decay_mask(result.params)
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {jax.tree_util.keystr(path): np.asarray(x).ravel()
