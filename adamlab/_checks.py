@@ -6,6 +6,7 @@ import numbers
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -16,20 +17,65 @@ def is_number(x: Any) -> bool:
     )
 
 
+def _value(name: str, value: Any) -> float | None:
+    """A scalar hyperparameter's value, None when it is only known at run time; TypeError when it is no number."""
+    if is_number(value):
+        return float(value)
+    if isinstance(value, bool) or not hasattr(value, "dtype"):
+        raise TypeError(f"{name} must be a real number or a scalar array, got {type(value).__name__}")
+    if not (jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)):
+        raise TypeError(f"{name} must be a real number or a scalar array, got an array of {value.dtype}")
+    if np.ndim(value) != 0:
+        raise TypeError(f"{name} must be a scalar, got an array of shape {np.shape(value)}")
+    return None if isinstance(value, jax.core.Tracer) else float(value)
+
+
 def check_decay(name: str, value: Any) -> None:
-    """A decay rate must lie in [0, 1): 1 would never forget, and the bias correction would divide by 0."""
-    if is_number(value) and not (0.0 <= float(value) < 1.0):
+    """A decay rate must lie in [0, 1): 1 would never forget, and the bias correction would divide by 0.
+
+    The moments are computed in float32, so the rate must also be below 1 *in
+    float32*, and it may not arrive as a bfloat16 or float16 array (as
+    ``optax.inject_hyperparams`` makes for bfloat16 params), where 0.999 is 1.
+    """
+    if hasattr(value, "dtype") and jnp.issubdtype(value.dtype, jnp.floating) and jnp.finfo(value.dtype).bits < 32:
+        raise TypeError(
+            f"{name} is a {value.dtype} array: in {value.dtype} a decay rate near 1 rounds to 1 (0.999 does in "
+            "bfloat16) and the moment never decays; pass it in float32 (with optax.inject_hyperparams: "
+            "hyperparam_dtype=jnp.float32)"
+        )
+    v = _value(name, value)
+    if v is not None and not (0.0 <= v < 1.0):
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    if v is not None and np.float32(v) == 1.0:
+        raise ValueError(
+            f"{name} must be in [0, 1) in float32, where the moments are computed: {value!r} rounds to 1.0; "
+            "the largest usable rate is 1 - 2**-24 = 0.99999994"
+        )
 
 
 def check_nonnegative(name: str, value: Any) -> None:
-    if is_number(value) and not float(value) >= 0.0:  # also rejects NaN
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    v = _value(name, value)
+    if v is not None and not (0.0 <= v < float("inf")):  # also rejects NaN
+        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
 
 
 def check_positive(name: str, value: Any) -> None:
-    if is_number(value) and not float(value) > 0.0:
+    v = _value(name, value)
+    if v is not None and not v > 0.0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def check_leaves(tree: Any, what: str) -> None:
+    """Every leaf must be an array (or NumPy scalar) of a numeric dtype; names the first that is not."""
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        dtype = getattr(x, "dtype", None)
+        if dtype is None:
+            hint = " (wrap it: jnp.asarray(x))" if isinstance(x, numbers.Number) else ""
+            raise TypeError(f"{what} at {path_str(path)} is a {type(x).__name__}, not an array{hint}")
+        if dtype != jax.dtypes.float0 and not (
+            jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
+        ):
+            raise TypeError(f"{what} at {path_str(path)} has dtype {dtype}, not a numeric dtype")
 
 
 def path_str(path) -> str:

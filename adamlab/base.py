@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamlab._checks import check_same_tree
+from adamlab._checks import check_leaves, check_same_tree, path_str
 
 PyTree = Any
 Params = PyTree
@@ -149,9 +149,11 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
     extra_ok = [_accepts_extra(tx.update) for tx in stages]
 
     def init(params):
+        check_leaves(params, "params")
         return tuple(tx.init(params) for tx in stages)
 
     def update(updates, state, params=None, **extra):
+        check_leaves(updates, "updates")
         if not isinstance(state, tuple) or len(state) != len(stages):
             raise ValueError(
                 f"chain of {len(stages)} stages got a state of type {type(state).__name__}"
@@ -182,9 +184,19 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """Returns ``params + updates`` leaf by leaf, each in its param's dtype.
 
     Leaves that are not floating point (integer counters, boolean flags) are
-    returned unchanged: they have no gradient.
+    returned unchanged: they have no gradient. A float param whose update is
+    not a float array is an error (adding an integer "update" would be a
+    silent wrong step).
     """
     check_same_tree(params, updates, "apply_updates: updates", "params")
+    for (path, p), u in zip(jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(updates)):
+        if jnp.issubdtype(jnp.asarray(p).dtype, jnp.inexact) and not (
+            hasattr(u, "dtype") and jnp.issubdtype(u.dtype, jnp.inexact)
+        ):
+            raise TypeError(
+                f"apply_updates: the update at {path_str(path)} is "
+                f"{getattr(u, 'dtype', type(u).__name__)}, but its param is floating point"
+            )
 
     def add(p, u):
         p = jnp.asarray(p)

@@ -47,12 +47,19 @@ def resolve_mask(mask: Mask, params: Any) -> Any:
                 "(or bool arrays shaped like their param)"
             )
     try:
-        return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: m, sub), mask, params)
+        resolved = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: m, sub), mask, params)
     except (ValueError, TypeError) as e:
         diff = _checks.first_difference(mask, params) or str(e)
         raise ValueError(
             f"mask does not match the params: it must have their tree structure or a prefix of it; {diff}"
         ) from None
+    for (path, m), p in zip(jax.tree_util.tree_flatten_with_path(resolved)[0], jax.tree.leaves(params)):
+        if np.ndim(m) and np.shape(m) != np.shape(p):  # a 0-d mask (np.bool_) covers the whole leaf
+            raise ValueError(
+                f"mask at {_checks.path_str(path)} is a bool array of shape {np.shape(m)}, its param has shape "
+                f"{np.shape(p)}: an array mask selects elements and must have its param's shape"
+            )
+    return resolved
 
 
 def _weight_decay(name: str, role: str, weight_decay, mask: Mask) -> GradientTransformation:

@@ -12,6 +12,13 @@ Moments are stored in float32 (or wider) whatever the param dtype, unless
 Leaves that are not floating point (integer counters, boolean flags) have no
 gradient: they pass through untouched and their moment is an empty
 placeholder of shape ``(0,)``.
+
+Moments saturate at the largest finite value of their dtype instead of
+overflowing (``0.001 * g**2`` overflows float32 for ``|g| > 1.8e19``); a
+NaN or an Inf in the gradient still propagates. With ``state_dtype`` below
+float32 (bfloat16), the second moment is rounded *stochastically* into its
+storage by default: rounded to nearest, ``0.999 * v`` is ``v`` again in
+bfloat16 and ``v`` never decays.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
+from adamlab.numerics import clip_finite, saturate, stochastic_round
 
 INT32_MAX = jnp.iinfo(jnp.int32).max
 
@@ -55,11 +64,32 @@ def _check_real(params) -> None:
     for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
         if hasattr(p, "dtype") and jnp.issubdtype(p.dtype, jnp.complexfloating):
             raise TypeError(f"leaf {_checks.path_str(path)} is complex ({p.dtype}); adamlab supports real params only")
+    _checks.check_leaves(params, "params")
 
 
 def compute_dtype(*leaves) -> jnp.dtype:
     """float32, or wider if any leaf is wider: low precision is for storage, not arithmetic."""
     return jnp.result_type(jnp.float32, *[x.dtype for x in leaves])
+
+
+def check_state_dtype(state_dtype, *, second_moment: bool = False):
+    """`state_dtype` as a dtype (or None), refusing what cannot hold a moment."""
+    if state_dtype is None:
+        return None
+    try:
+        dtype = jnp.dtype(state_dtype)
+    except TypeError:
+        raise TypeError(f"state_dtype must be a float dtype such as jnp.bfloat16, got {state_dtype!r}") from None
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"state_dtype must be a float dtype such as jnp.bfloat16, got {dtype}")
+    if second_moment and jnp.finfo(dtype).maxexp < jnp.finfo(jnp.float32).maxexp:
+        raise ValueError(
+            f"state_dtype {dtype} cannot hold a second moment: squared gradients overflow it above "
+            f"{float(jnp.sqrt(jnp.finfo(dtype).max.astype(jnp.float32))):.3g} and underflow it below "
+            f"{float(jnp.sqrt(jnp.finfo(dtype).smallest_subnormal.astype(jnp.float32))):.3g}; use jnp.bfloat16 "
+            "(float32's range)"
+        )
+    return dtype
 
 
 def init_moment(params, state_dtype=None):
@@ -105,13 +135,59 @@ def leafwise(fn, updates, *trees):
     return jax.tree.map(lambda u, *rest: fn(u, *rest) if is_float(u) else u, updates, *trees)
 
 
+def _has_moment(u, m) -> bool:
+    # A placeholder (shape (0,)) stands for a leaf that was not floating point at init: it has no moment.
+    return is_float(u) and np.shape(m) == np.shape(u)
+
+
+def update_moment(fn, x, moment):
+    """``fn(x, m)`` for each leaf that has a moment; placeholders stay as they are."""
+    return jax.tree.map(lambda x, m: fn(x, m) if _has_moment(x, m) else m, x, moment)
+
+
+def apply_moment(fn, updates, *moments):
+    """``fn(u, *ms)`` for each leaf that has moments; other leaves of `updates` pass through untouched."""
+    return jax.tree.map(
+        lambda u, *ms: fn(u, *ms) if all(_has_moment(u, m) for m in ms) else u, updates, *moments
+    )
+
+
 def store(new, old):
-    """Casts a freshly computed moment to its storage dtype; placeholders stay as they are."""
-    return new.astype(old.dtype) if is_float(new) and old.size else old
+    """Casts a freshly computed moment to its storage dtype (saturating, not overflowing); placeholders stay."""
+    if not (is_float(new) and old.size):
+        return old
+    return clip_finite(new, old.dtype).astype(old.dtype)
+
+
+def store_stochastic(new, old, key):
+    """`store`, rounding at random into a storage dtype narrower than the arithmetic (see `stochastic_round`)."""
+    if not (is_float(new) and old.size):
+        return old
+    return stochastic_round(new, old.dtype, key)
+
+
+def _store_tree(new, old, key):
+    """Stores a tree of moments; with `key`, narrower storage is rounded stochastically, leaf i drawing from key i."""
+    if key is None:
+        return jax.tree.map(store, new, old)
+    leaves_new, treedef = jax.tree.flatten(new)
+    leaves_old = treedef.flatten_up_to(old)
+    out = [store_stochastic(n, o, jax.random.fold_in(key, i)) for i, (n, o) in enumerate(zip(leaves_new, leaves_old))]
+    return jax.tree.unflatten(treedef, out)
 
 
 def _check_tree(name: str, updates, moment) -> None:
     _checks.check_same_tree(updates, moment, f"{name}: updates", "the params given to init")
+    for (path, u), m in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(moment)):
+        if not hasattr(u, "dtype"):
+            raise TypeError(
+                f"{name}: updates at {_checks.path_str(path)} are a {type(u).__name__}, not an array"
+            )
+        if np.size(m) and not is_float(u):
+            raise TypeError(
+                f"{name}: updates at {_checks.path_str(path)} are {u.dtype}, but the param given to init is "
+                "floating point: the gradient of a float param must be float"
+            )
 
 
 def scale_by_ema(decay: float, *, state_dtype=None) -> GradientTransformation:
@@ -122,6 +198,7 @@ def scale_by_ema(decay: float, *, state_dtype=None) -> GradientTransformation:
     early outputs are biased toward 0: follow with `bias_correct(decay)`.
     """
     _checks.check_decay("decay", decay)
+    state_dtype = check_state_dtype(state_dtype)
 
     def init(params):
         return EmaState(init_moment(params, state_dtype))
@@ -132,9 +209,10 @@ def scale_by_ema(decay: float, *, state_dtype=None) -> GradientTransformation:
 
         def ema(u, m):
             dt = compute_dtype(u, m)
-            return (1 - decay) * u.astype(dt) + decay * m.astype(dt)
+            u, m = u.astype(dt), m.astype(dt)
+            return saturate((1 - decay) * u + decay * m, u, m)
 
-        new = leafwise(ema, updates, state.moment)
+        new = apply_moment(ema, updates, state.moment)
         return new, EmaState(jax.tree.map(store, new, state.moment))
 
     return stage("scale_by_ema", init, update, role="moment")
@@ -170,6 +248,7 @@ def scale_by_rms(
     bias_correction: bool = False,
     centered: bool = False,
     state_dtype=None,
+    rounding: str = "stochastic",
 ) -> GradientTransformation:
     """Divides the updates by the root mean square of the *gradient*.
 
@@ -177,15 +256,33 @@ def scale_by_rms(
     when `bias_correction` (else ``v_t``), and the output is
     ``u_t / (sqrt(v_hat) + eps)``, or ``u_t / sqrt(v_hat + eps)`` with
     `eps_in_sqrt`. With `centered`, ``v_hat`` is replaced by the variance
-    ``v_hat - mean(g)**2`` (centered RMSProp).
+    ``max(v_hat - mean(g)**2, 0)`` (centered RMSProp).
 
     ``g`` is the gradient handed over by `adamlab.chain` (the extra argument
     ``gradient``), not the output of the previous stage: in Adam the previous
     stage outputs the first moment. Outside an adamlab chain pass
     ``gradient=`` yourself; without it this raises rather than guess.
+
+    Numerics: a zero denominator (``eps = 0`` and a gradient that is zero
+    or underflows when squared) gives 0, not NaN. ``v`` saturates at the
+    float maximum instead of overflowing, so the state stays finite; but a
+    gradient beyond ``sqrt(finfo(float32).max) ~ 1.8e19``, whose square
+    float32 cannot hold, is outside what this formula can compute: the
+    step stays finite (0 where ``v_hat`` overflows) without being exact.
+    Clip such gradients first (`clip_by_global_norm` handles any finite
+    gradient). With `state_dtype` narrower than float32 (bfloat16), ``rounding``
+    ``"stochastic"`` (the default) rounds ``v`` into storage at random and
+    unbiased, keyed by the step count, so the run stays deterministic;
+    ``"nearest"`` is the plain cast, under which ``v`` stops decaying once
+    ``(1 - decay) * v`` is below half a bfloat16 ulp (``decay > 0.996``).
+    float16 storage is refused: ``g**2`` leaves its range.
     """
     _checks.check_decay("decay", decay)
     _checks.check_nonnegative("eps", eps)
+    state_dtype = check_state_dtype(state_dtype, second_moment=True)
+    if rounding not in ("stochastic", "nearest"):
+        raise ValueError(f"rounding must be 'stochastic' or 'nearest', got {rounding!r}")
+    stochastic = rounding == "stochastic" and state_dtype is not None and jnp.finfo(state_dtype).bits < 32
     use_bc = bias_correction
 
     def init(params):
@@ -206,38 +303,52 @@ def scale_by_rms(
         count = increment(state.count)
         bc = bias_correction_term(decay, count) if use_bc else None
 
-        def moments(g, v):
+        def second(g, v):
             dt = compute_dtype(g, v)
-            g = g.astype(dt)
-            return (1 - decay) * jnp.square(g) + decay * v.astype(dt)
+            g, v = g.astype(dt), v.astype(dt)
+            return saturate((1 - decay) * jnp.square(g) + decay * v, g, v)
 
-        new_v = leafwise(moments, gradient, state.second_moment)
-        new_mean = leafwise(
-            lambda g, m: (1 - decay) * g.astype(compute_dtype(g, m)) + decay * m.astype(compute_dtype(g, m)),
-            gradient,
-            state.first_moment,
-        ) if centered else ()
+        def first(g, m):
+            dt = compute_dtype(g, m)
+            g, m = g.astype(dt), m.astype(dt)
+            return saturate((1 - decay) * g + decay * m, g, m)
+
+        new_v = update_moment(second, gradient, state.second_moment)
+        new_mean = update_moment(first, gradient, state.first_moment) if centered else ()
 
         def scale(u, v, *mean):
             v_hat = v / bc if use_bc else v
+            # An Inf u over finite moments is an overflow (a bias-corrected mean rounding past the maximum).
+            overflow = jnp.isinf(u) & jnp.isfinite(v)
             if mean:
                 m_hat = mean[0] / bc if use_bc else mean[0]
-                v_hat = v_hat - jnp.square(m_hat)
+                v_hat = jnp.maximum(v_hat - jnp.square(m_hat), 0)  # rounding can make the variance negative
+                overflow = overflow | (~jnp.isfinite(v_hat) & jnp.isfinite(m_hat))  # Inf - Inf
             u = u.astype(v_hat.dtype)
             if eps_in_sqrt:
-                return u * jax.lax.rsqrt(v_hat + eps)
-            return u / (jnp.sqrt(v_hat) + eps)
+                denom = v_hat + eps
+                out = u * jax.lax.rsqrt(denom)
+            else:
+                denom = jnp.sqrt(v_hat) + eps
+                out = u / denom
+            # eps = 0 and a gradient that is zero (or underflows when squared): no signal, no step, not 0/0.
+            # The select acts on the quotient, not on u: a select between bias_correct's division and this one
+            # changes how XLA compiles the pair and costs bit parity with Optax (measured, tests/test_parity.py).
+            out = jnp.where((denom == 0) | overflow, jnp.zeros_like(out), out)
+            return saturate(out, u, v, *mean)
 
-        out = leafwise(scale, updates, new_v, *((new_mean,) if centered else ()))
+        out = apply_moment(scale, updates, new_v, *((new_mean,) if centered else ()))
+        key = jax.random.fold_in(jax.random.key(0), count) if stochastic else None
         new_state = RmsState(
             count,
-            jax.tree.map(store, new_v, state.second_moment),
-            jax.tree.map(store, new_mean, state.first_moment) if centered else (),
+            _store_tree(new_v, state.second_moment, None if key is None else jax.random.fold_in(key, 0)),
+            _store_tree(new_mean, state.first_moment, None if key is None else jax.random.fold_in(key, 1))
+            if centered
+            else (),
         )
         return out, new_state
 
     return stage("scale_by_rms", init, update, role="moment")
-
 
 
 def trace(decay: float, nesterov: bool = False, *, state_dtype=None) -> GradientTransformation:
@@ -245,9 +356,11 @@ def trace(decay: float, nesterov: bool = False, *, state_dtype=None) -> Gradient
 
     With `nesterov`, outputs ``u_k + decay * t_k`` (look-ahead). Unlike
     `scale_by_ema` the input is not scaled by ``1 - decay``: the step grows
-    to ``u / (1 - decay)`` on a constant gradient.
+    to ``u / (1 - decay)`` on a constant gradient (saturating at the float
+    maximum rather than overflowing).
     """
     _checks.check_decay("decay", decay)
+    state_dtype = check_state_dtype(state_dtype)
 
     def init(params):
         return TraceState(init_moment(params, state_dtype))
@@ -258,11 +371,11 @@ def trace(decay: float, nesterov: bool = False, *, state_dtype=None) -> Gradient
 
         def step(u, t):
             dt = compute_dtype(u, t)
-            u = u.astype(dt)
-            return u + decay * t.astype(dt)
+            u, t = u.astype(dt), t.astype(dt)
+            return saturate(u + decay * t, u, t)
 
-        new_t = leafwise(step, updates, state.trace)
-        out = leafwise(step, updates, new_t) if nesterov else new_t
+        new_t = update_moment(step, updates, state.trace)
+        out = apply_moment(step if nesterov else (lambda u, t: t), updates, new_t)
         return out, TraceState(jax.tree.map(store, new_t, state.trace))
 
     return stage("trace", init, update, role="moment")

@@ -60,9 +60,43 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
 
 def global_norm(tree) -> jax.Array:
-    """``sqrt(sum of squares)`` over every float leaf, accumulated in float32."""
+    """``sqrt(sum of squares)`` over every float leaf, accumulated in float32.
+
+    When the sum of squares overflows although the norm fits (a gradient of
+    1e20 in float32), it is recomputed as ``2**e * sqrt(sum((x * 2**-e)**2))``
+    with ``2**e`` the power of two just above ``max|x|``; it is Inf only when
+    the norm itself exceeds the float32 range or the tree holds an Inf.
+    """
     leaves = [x for x in jax.tree.leaves(tree) if is_float(x)]
+    norm = _plain_norm(leaves)
+
+    def rescaled():
+        a, e, r = _norm_factors(leaves)
+        return jnp.where(jnp.isfinite(a), _pow2_scale(r, e), a).astype(norm.dtype)
+
+    return jax.lax.cond(jnp.isinf(norm), rescaled, lambda: norm) if leaves else norm
+
+
+def _plain_norm(leaves) -> jax.Array:
     return jnp.sqrt(sum((jnp.sum(jnp.square(x.astype(compute_dtype(x)))) for x in leaves), jnp.float32(0)))
+
+
+def _max_abs(leaves) -> jax.Array:
+    return jnp.max(jnp.stack([jnp.max(jnp.abs(x), initial=0).astype(compute_dtype(x)) for x in leaves]))
+
+
+def _pow2_scale(x: jax.Array, e: jax.Array) -> jax.Array:
+    """``x * 2**e`` for |e| <= 256, in two exact steps: one factor of 2**-128 would be subnormal, flushed to 0."""
+    half = e // 2
+    return x * jnp.exp2(half.astype(x.dtype)) * jnp.exp2((e - half).astype(x.dtype))
+
+
+def _norm_factors(leaves) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(a, e, r)``: ``a = max|x|`` and ``norm = r * 2**e`` where ``r = sqrt(sum((x * 2**-e)**2))`` cannot overflow."""
+    a = _max_abs(leaves)
+    e = jnp.frexp(jnp.where(jnp.isfinite(a), a, 1))[1]  # a = m * 2**e, m in [0.5, 1)
+    r = jnp.sqrt(sum(jnp.sum(jnp.square(_pow2_scale(x.astype(compute_dtype(x)), -e))) for x in leaves))
+    return a, e, r
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
@@ -79,9 +113,18 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         del params, extra
-        norm = global_norm(updates)
+        leaves = [u for u in jax.tree.leaves(updates) if is_float(u)]
+        norm = _plain_norm(leaves)  # Optax's arithmetic; a second cond (global_norm's) would cost bit parity
         keep = norm < max_norm
         out = leafwise(lambda u: jnp.where(keep, u, (u / norm.astype(u.dtype)) * max_norm).astype(u.dtype), updates)
+
+        def rescaled(out):  # the sum of squares overflowed: divide by the norm's factors, where they are finite
+            a, e, r = _norm_factors(leaves)
+            scaled = lambda u, o: jnp.where(jnp.isfinite(a), _pow2_scale(u.astype(r.dtype), -e) * (max_norm / r), o)
+            return leafwise(lambda u, o: scaled(u, o).astype(u.dtype), updates, out)
+
+        if leaves:
+            out = jax.lax.cond(jnp.isinf(norm), rescaled, lambda out: out, out)
         return out, state
 
     return stage("clip_by_global_norm", init, update)

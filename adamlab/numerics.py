@@ -1,0 +1,223 @@
+"""Numerics: skipping non-finite steps, saturating instead of overflowing, and stochastic rounding.
+
+``skip_nonfinite(tx)`` wraps any transformation. On a step whose gradient
+holds a NaN or an Inf it returns updates of ``-0.0`` (``p + (-0.0)`` is ``p``
+bit for bit, ``-0.0`` params included, where ``+0.0`` would turn ``-0.0``
+into ``+0.0``) and hands back the inner state it received, so params, moments,
+step counters and schedules are exactly as they were. It counts skipped
+steps, and after more than ``max_consecutive`` of them in a row it raises
+`NonFiniteGradientError` (or, with ``on_limit="apply"``, lets the steps
+through).
+
+``stochastic_round(x, dtype, key)`` rounds each element of `x` to one of
+its two neighbours in `dtype`, the upper one with probability
+``(x - lo) / (hi - lo)``, so that ``E[round(x)] = x``: a decay too small to
+move a bfloat16 number by one ulp still moves it on average.
+
+``saturate`` and ``clip_finite`` keep finite inputs finite: a result that
+overflows becomes the largest finite value of its dtype, with its sign,
+while a NaN or an Inf that was already in the inputs is left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adamlab import _checks
+from adamlab.base import GradientTransformation, _info, stage
+
+INT32_MAX = np.iinfo(np.int32).max
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """Raised by `skip_nonfinite` after more than ``max_consecutive`` non-finite steps in a row."""
+
+
+class SkipNonfiniteState(NamedTuple):
+    inner_state: Any  # the wrapped transformation's state, untouched by skipped steps
+    skipped: jax.Array  # int32 steps skipped in all (saturating)
+    consecutive: jax.Array  # int32 non-finite steps in a row, 0 after a finite step
+
+
+def _is_float(x: Any) -> bool:
+    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
+
+
+def _increment(count: jax.Array) -> jax.Array:
+    return jnp.where(count < INT32_MAX, count + 1, count).astype(jnp.int32)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """True when no float leaf of `tree` holds a NaN or an Inf (True for a tree without float leaves)."""
+    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if _is_float(x)]
+    return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
+
+
+def _nonfinite_paths(tree: Any, flags) -> list[str]:
+    paths = [_checks.path_str(p) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0] if _is_float(x)]
+    return [p for p, ok in zip(paths, flags) if not ok]
+
+
+def skip_nonfinite(
+    tx: GradientTransformation,
+    max_consecutive: int | None = 10,
+    *,
+    on_limit: Literal["raise", "apply"] = "raise",
+) -> GradientTransformation:
+    """Skips steps whose gradient holds a NaN or an Inf, leaving params and every moment exactly as they were.
+
+    A step is *non-finite* when a float leaf of the incoming updates (or of
+    the ``gradient`` an enclosing `adamlab.chain` hands over) holds a NaN or
+    an Inf. Such a step returns updates of ``-0.0`` in each leaf's dtype and
+    keeps the wrapped state as it was: moments, step counters and the
+    schedule's step do not move. The first finite step afterwards is the
+    step the unwrapped optimizer would have taken had the bad steps never
+    happened, bit for bit.
+
+    The state counts skipped steps (``skipped``) and non-finite steps in a
+    row (``consecutive``). When ``consecutive`` exceeds `max_consecutive`:
+
+    - ``on_limit="raise"``: raises `NonFiniteGradientError` naming the
+      non-finite leaves. Eagerly this is an ordinary Python exception; under
+      `jax.jit` it is raised from a host callback and surfaces as a
+      ``JaxRuntimeError`` (a ``RuntimeError``) whose message contains it.
+    - ``on_limit="apply"``: the non-finite steps are applied, as the
+      unwrapped optimizer would, until a finite step resets the count.
+
+    ``max_consecutive=None`` skips non-finite steps forever.
+    """
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"skip_nonfinite: tx is {type(tx).__name__}, not a GradientTransformation")
+    if max_consecutive is not None and (
+        isinstance(max_consecutive, bool) or not isinstance(max_consecutive, (int, np.integer)) or max_consecutive < 0
+    ):
+        raise ValueError(f"max_consecutive must be an int >= 0 or None, got {max_consecutive!r}")
+    if on_limit not in ("raise", "apply"):
+        raise ValueError(f"on_limit must be 'raise' or 'apply', got {on_limit!r}")
+
+    def init(params):
+        return SkipNonfiniteState(tx.init(params), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+    def update(updates, state, params=None, **extra):
+        if not isinstance(state, SkipNonfiniteState):
+            raise ValueError(
+                f"skip_nonfinite got a state of type {type(state).__name__}; pass the state its init/update returned"
+            )
+        gradient = extra.get("gradient")
+        checked = updates if gradient is None or gradient is updates else (updates, gradient)
+        leaf_ok = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(checked) if _is_float(x)]
+        finite = jnp.all(jnp.stack(leaf_ok)) if leaf_ok else jnp.asarray(True)
+        consecutive = jnp.where(finite, jnp.zeros((), jnp.int32), _increment(state.consecutive))
+        over = jnp.asarray(False) if max_consecutive is None else consecutive > max_consecutive
+        if on_limit == "raise" and max_consecutive is not None:
+            _raise_if(over, consecutive, leaf_ok, checked, max_consecutive)
+        apply = finite | over if on_limit == "apply" else finite
+
+        new_updates, new_inner = tx.update(updates, state.inner_state, params, **extra)
+        # -0.0 is the additive identity for every float, -0.0 included; +0.0 is not (-0.0 + 0.0 == +0.0).
+        out = jax.tree.map(lambda u: jnp.where(apply, u, jnp.asarray(-0.0, u.dtype)) if _is_float(u) else u,
+                           new_updates)
+        kept = jax.tree.map(
+            lambda n, o: jnp.where(apply, n, o) if hasattr(n, "dtype") and hasattr(o, "dtype") else n,
+            new_inner, state.inner_state,
+        )
+        skipped = jnp.where(apply, state.skipped, _increment(state.skipped))
+        return out, SkipNonfiniteState(kept, skipped, consecutive)
+
+    return stage("skip_nonfinite", init, update, role=_info(tx).role)
+
+
+def _raise_if(over, consecutive, leaf_ok, tree, max_consecutive: int) -> None:
+    def message(over, count, flags) -> str:
+        # Under vmap the arguments carry a batch axis: report the first member that gave up.
+        over, count = np.reshape(over, (-1,)), np.reshape(count, (-1,))
+        row = int(np.argmax(over))
+        flags = np.reshape(flags, (over.size, -1))[row]
+        bad = _nonfinite_paths(tree, flags)
+        return (
+            f"skip_nonfinite: {int(count[row])} steps in a row had non-finite gradients (max_consecutive="
+            f"{max_consecutive}); giving up. Leaves with NaN or Inf on the last step: {', '.join(bad) or 'none'}"
+        )
+
+    flags = jnp.stack(leaf_ok) if leaf_ok else jnp.zeros((0,), bool)
+    if not isinstance(over, jax.core.Tracer):  # eager: an ordinary exception, raised before any state changes
+        if bool(over):
+            raise NonFiniteGradientError(message(over, consecutive, np.asarray(flags)))
+        return
+
+    def callback(over, count, flags):
+        if np.any(over):  # checked here too: under vmap the cond becomes a select and calls the host every step
+            raise NonFiniteGradientError(message(over, count, flags))
+
+    # Inside a cond the host is called only on the step that gives up, not on every step.
+    jax.lax.cond(over, lambda: jax.debug.callback(callback, over, consecutive, flags), lambda: None)
+
+
+def clip_finite(x: jax.Array, dtype) -> jax.Array:
+    """`x` with finite values clipped to the finite range of `dtype` (NaN and Inf left alone), still in x's dtype.
+
+    Rounding a float32 above ``finfo(bfloat16).max`` to bfloat16 gives Inf;
+    clipping first gives the largest bfloat16 instead.
+    """
+    big = float(jnp.finfo(dtype).max)
+    if big >= float(jnp.finfo(x.dtype).max):
+        return x
+    return jnp.where(jnp.isfinite(x), jnp.clip(x, -big, big), x)
+
+
+def saturate(new: jax.Array, *inputs: jax.Array) -> jax.Array:
+    """``new`` with an Inf that arose from finite `inputs` replaced by ``±finfo(new.dtype).max``.
+
+    Used on moments: ``0.001 * g**2`` overflows float32 for ``|g| > 1.8e19``,
+    and an Inf second moment would freeze that weight for good. A NaN or an
+    Inf already present in the inputs propagates unchanged.
+    """
+    finite = jnp.isfinite(inputs[0])
+    for x in inputs[1:]:
+        finite = finite & jnp.isfinite(x)
+    big = jnp.asarray(jnp.finfo(new.dtype).max, new.dtype)
+    return jnp.where(jnp.isinf(new) & finite, jnp.copysign(big, new), new)
+
+
+def stochastic_round(x: jax.Array, dtype, key: jax.Array) -> jax.Array:
+    """Rounds `x` to `dtype` at random, unbiased: ``E[stochastic_round(x)] == x``.
+
+    With ``lo <= x <= hi`` the two neighbours of `x` in `dtype`, the result is
+    `hi` with probability ``(x - lo) / (hi - lo)`` and `lo` otherwise (values
+    exactly representable come back unchanged). Finite values beyond the
+    range of `dtype` saturate at its largest finite value; NaN and Inf are
+    kept. `key` is a `jax.random` key; the draw uses 24 random bits per
+    element. When `dtype` is not narrower than ``x.dtype`` this is a plain
+    cast.
+    """
+    dtype = jnp.dtype(dtype)
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(dtype, jnp.floating) or not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"stochastic_round rounds floats to a float dtype, got {x.dtype} -> {dtype}")
+    if jnp.finfo(dtype).bits >= jnp.finfo(x.dtype).bits:
+        return x.astype(dtype)
+    x = clip_finite(x, dtype)
+    near = x.astype(dtype)  # the nearest neighbour
+    near_x = near.astype(x.dtype)
+    gap = x - near_x  # exact: x and its nearest neighbour are within one ulp of the narrow dtype
+    toward = jnp.where(gap > 0, jnp.asarray(jnp.inf, dtype), jnp.asarray(-jnp.inf, dtype))
+    other = jnp.nextafter(near, toward)  # the neighbour on the other side of x
+    p = jnp.abs(gap) / jnp.abs(other.astype(x.dtype) - near_x)
+    bits = jax.random.bits(key, x.shape, jnp.uint32) >> 8
+    u = bits.astype(jnp.float32) * np.float32(2.0**-24)  # uniform on [0, 1)
+    return jnp.where((gap != 0) & (u < p), other, near)
+
+
+__all__ = [
+    "NonFiniteGradientError",
+    "SkipNonfiniteState",
+    "all_finite",
+    "clip_finite",
+    "saturate",
+    "skip_nonfinite",
+    "stochastic_round",
+]
