@@ -67,12 +67,19 @@ class LeafSlot(NamedTuple):
 
 
 class BucketInfo(NamedTuple):
-    """One buffer: `size` elements of `dtype`, holding the leaves numbered `leaves` (in tree order)."""
+    """One buffer: `size` elements of `dtype`, holding the leaves numbered `leaves` (in tree order).
+
+    A packed bucket has shape ``(size,)``; a *solo* bucket (one leaf, see
+    ``solo_above``) keeps its leaf's shape, so that it is the leaf itself,
+    with no copy in or out and no reshape between the update and its param
+    (a reshape there would cost a copy where the params are donated).
+    """
 
     dtype: np.dtype
     size: int
     group: Hashable
     leaves: tuple[int, ...]
+    shape: tuple[int, ...]
 
 
 def _group_keys(group, tree) -> list[Hashable]:
@@ -113,7 +120,7 @@ class Layout:
         self.slots = tuple(slots)
         self.buckets = tuple(buckets)
         self._key = (treedef, tuple((s.shape, s.dtype, s.bucket, s.offset) for s in self.slots),
-                     tuple((b.dtype, b.size) for b in self.buckets))
+                     tuple((b.dtype, b.shape) for b in self.buckets))
         self._hash = hash(self._key)
 
     @classmethod
@@ -159,7 +166,7 @@ class Layout:
         slots: list[LeafSlot | None] = [None] * len(with_path)
         buckets: list[BucketInfo] = []
 
-        def close(dtype, key, members):
+        def close(dtype, key, members, solo=False):
             size = 0
             b = len(buckets)
             for i in members:
@@ -167,7 +174,8 @@ class Layout:
                 n = int(np.prod(x.shape, dtype=np.int64))
                 slots[i] = LeafSlot(_checks.path_str(path), tuple(x.shape), dtype, b, size, n)
                 size += n
-            buckets.append(BucketInfo(dtype, size, key, tuple(members)))
+            shape = slots[members[0]].shape if solo else (size,)
+            buckets.append(BucketInfo(dtype, size, key, tuple(members), shape))
 
         for (dtype, key), members in groups.items():
             cap = max(1, bucket_bytes // dtype.itemsize)
@@ -176,7 +184,7 @@ class Layout:
             for i in members:
                 n = int(np.prod(with_path[i][1].shape, dtype=np.int64))
                 if solo_above is not None and n >= solo_above:
-                    close(dtype, key, [i])
+                    close(dtype, key, [i], solo=True)
                     continue
                 if current and used + n > cap:
                     close(dtype, key, current)
@@ -196,7 +204,7 @@ class Layout:
         return self._hash
 
     def __repr__(self):
-        per = ", ".join(f"{b.dtype}[{b.size}]" for b in self.buckets)
+        per = ", ".join(f"{b.dtype}{list(b.shape)}" for b in self.buckets)
         return f"Layout({len(self.slots)} leaves in {len(self.buckets)} buckets: {per})"
 
     @property
@@ -228,13 +236,11 @@ class Layout:
         leaves = jax.tree.leaves(tree)
         out = []
         for b in self.buckets:
-            parts = [jnp.ravel(jnp.asarray(leaves[i])) for i in b.leaves]
+            parts = [jnp.asarray(leaves[i]).reshape(-1 if len(b.shape) == 1 else b.shape) for i in b.leaves]
             if not parts:
                 out.append(jnp.zeros((0,), b.dtype))
-            elif len(parts) == 1:
-                out.append(parts[0])
             else:
-                out.append(jnp.concatenate(parts))
+                out.append(parts[0] if len(parts) == 1 else jnp.concatenate(parts))
         return Flat(tuple(out), self)
 
     def unflatten(self, buffers: Sequence[Any]) -> Any:
@@ -251,12 +257,12 @@ class Layout:
             raise ValueError(f"the layout has {len(self.buckets)} buckets, got {len(buffers)} buffers")
         leaves: list[Any] = [None] * len(self.slots)
         for j, (buf, b) in enumerate(zip(buffers, self.buckets)):
-            shape = np.shape(buf)
-            if len(shape) != 1 or shape[0] not in (b.size, 0):
+            shape = tuple(np.shape(buf))
+            placeholder = shape == (0,) and b.size != 0
+            if shape != b.shape and not placeholder:
                 first = self.slots[b.leaves[0]].path if b.leaves else "-"
-                raise ValueError(f"buffer {j} has shape {shape}; bucket {j} (from leaf {first}) holds "
-                                 f"{b.size} elements")
-            if shape[0] == 0 and b.size:
+                raise ValueError(f"buffer {j} has shape {shape}; bucket {j} (from leaf {first}) has shape {b.shape}")
+            if placeholder:
                 for i in b.leaves:
                     leaves[i] = jnp.zeros((0,), buf.dtype)
                 continue
@@ -288,10 +294,12 @@ class Layout:
                 out.append(bool(ms[0]) if ms else True)
             elif all(not isinstance(m, jax.core.Tracer) for m in ms):
                 out.append(jnp.asarray(np.concatenate(
-                    [np.broadcast_to(np.asarray(m, bool), self.slots[i].shape).ravel() for m, i in zip(ms, b.leaves)])))
+                    [np.broadcast_to(np.asarray(m, bool), self.slots[i].shape).ravel() for m, i in zip(ms, b.leaves)]
+                ).reshape(b.shape)))
             else:
                 out.append(jnp.concatenate(
-                    [jnp.broadcast_to(jnp.asarray(m), self.slots[i].shape).ravel() for m, i in zip(ms, b.leaves)]))
+                    [jnp.broadcast_to(jnp.asarray(m), self.slots[i].shape).ravel() for m, i in zip(ms, b.leaves)]
+                ).reshape(b.shape))
         return Flat(tuple(out), self)
 
 
@@ -380,28 +388,24 @@ def state_from_tree(tree_state: Any, like: Any) -> Any:
             out.append(sub)
             continue
         layout = node.layout
-        layout.check(sub, "tree_state", dtypes=False) if _has_full_leaves(sub, layout) else None
+        diff = _checks.first_difference(sub, layout.abstract())
+        if diff is not None:
+            raise ValueError(f"a tree in tree_state does not have the structure of the layout's tree: {diff}")
         leaves = jax.tree.leaves(sub)
-        if len(leaves) != len(layout.slots):
-            raise ValueError(f"a moment tree in tree_state has {len(leaves)} leaves, the layout {len(layout.slots)}")
         bufs = []
         for j, (b, like_buf) in enumerate(zip(layout.buckets, node.buckets)):
-            parts = [jnp.ravel(jnp.asarray(leaves[i])) for i in b.leaves]
-            if np.shape(like_buf)[0] == 0 and b.size:
+            if tuple(np.shape(like_buf)) == (0,) and b.size:
                 bufs.append(jnp.zeros((0,), like_buf.dtype))
                 continue
+            parts = [jnp.ravel(jnp.asarray(leaves[i])) for i in b.leaves]
             for i, p in zip(b.leaves, parts):
                 if p.shape[0] != layout.slots[i].size:
                     raise ValueError(f"tree_state at {layout.slots[i].path} has {p.shape[0]} elements, the "
                                      f"layout {layout.slots[i].size} (bucket {j})")
-            bufs.append(parts[0] if len(parts) == 1 else
-                        jnp.concatenate(parts) if parts else jnp.zeros((0,), like_buf.dtype))
+            buf = parts[0] if len(parts) == 1 else jnp.concatenate(parts) if parts else jnp.zeros((0,), like_buf.dtype)
+            bufs.append(buf.reshape(b.shape))
         out.append(Flat(tuple(bufs), layout))
     return jax.tree.unflatten(treedef, out)
-
-
-def _has_full_leaves(sub, layout) -> bool:
-    return all(np.shape(x) == s.shape for x, s in zip(jax.tree.leaves(sub), layout.slots))
 
 
 # -- the pytree path -----------------------------------------------------------------------------------------------
@@ -410,15 +414,17 @@ def _has_full_leaves(sub, layout) -> bool:
 def default_solo_above(backend: str | None = None) -> int:
     """Elements from which `packed` leaves a leaf in a bucket of its own (no copy) rather than packing it.
 
-    Packing costs a copy of the gradient and the param in and of the update
-    out (about 24 bytes per float32 element); a leaf of its own costs a few
-    kernel launches. The break-even is where those launches take as long as
-    the copies: about 32K elements on a 2-core CPU (measured by
-    ``benchmarks/probe_pack_threshold.py``), assumed 1M on GPU and TPU, where
-    bandwidth is ~100x higher and launches are not cheaper.
+    Packing costs copies (the gradient and the param into the bucket, the
+    update out: about 24 bytes per float32 element) and temporary buffers;
+    a leaf of its own costs a few kernel launches. On a 2-core CPU packing
+    pays below about 4K elements per leaf (``benchmarks/probe_pack_threshold.py``);
+    above it, the copies and the temporaries, which the CPU backend
+    allocates afresh (page faults) on every call, cost more than the
+    launches saved. On GPUs, where launches cost as much and bandwidth is
+    ~100x higher, the default is 1M elements: an estimate until measured.
     """
     backend = backend or jax.default_backend()
-    return 1 << 15 if backend == "cpu" else 1 << 20
+    return 1 << 12 if backend == "cpu" else 1 << 20
 
 
 @functools.lru_cache(maxsize=64)

@@ -246,12 +246,12 @@ class PaddedFlat:
 
     def unpad(self) -> Flat:
         """The `Flat` of the same values, padding removed; a ``(0,)`` placeholder buffer stays one."""
-        return Flat(tuple(b if np.shape(b)[0] == 0 else b[: info.size]
+        return Flat(tuple(b if np.shape(b)[0] == 0 else b[: info.size].reshape(info.shape)
                           for b, info in zip(self.buckets, self.layout.buckets)), self.layout)
 
     def __adamlab_resolve_mask__(self, mask):
         resolved = self.layout.mask(mask)
-        return PaddedFlat(tuple(m if np.ndim(m) == 0 else _pad(jnp.asarray(m), p.shape[0], False)
+        return PaddedFlat(tuple(m if np.ndim(m) == 0 else _pad(jnp.ravel(jnp.asarray(m)), p.shape[0], False)
                                 for m, p in zip(resolved.buckets, self.buckets)), self.layout, self.sharding)
 
 
@@ -280,7 +280,7 @@ def _pad_flat(flat: Flat, sharding: NamedSharding, n: int, what: str, constrain:
         )
     bufs = []
     for b, info in zip(flat.buckets, flat.layout.buckets):
-        padded = _pad(jnp.asarray(b), _padded_length(info.size, n)) if np.shape(b)[0] else b
+        padded = _pad(jnp.ravel(jnp.asarray(b)), _padded_length(info.size, n)) if np.shape(b)[0] else b
         bufs.append(_constrain(padded, sharding) if constrain and np.shape(padded)[0] else padded)
     return PaddedFlat(tuple(bufs), flat.layout, sharding)
 

@@ -1,0 +1,239 @@
+"""Optimizer step benchmark: adamlab's pytree and flat paths against Optax's ``adamw``, in one process.
+
+An AdamW step in float32 must read params, grads and both moments and write params and both moments: 28 bytes
+per parameter. The *floor* is that traffic over the copy bandwidth this script measures first (a donated
+``x * 1.0001`` over one large buffer: read + write). For each named tree shape and each variant it reports the
+compile time, the median step time (variants interleaved round by round, in rotating order, so that load from
+other processes hits all of them alike), the executable's memory (arguments, outputs, temporaries, from
+``compiled.memory_analysis()``; and the device's peak where the backend reports one), and the ratio of each
+step time to Optax's and to the floor. Every step is jitted with params and state donated; grads are reused.
+
+Variants: ``optax`` (``optax.adamw`` on the tree), ``pytree`` (``adamlab.flat.packed(adamlab.adamw(...))`` on the
+tree), ``flat`` (``adamlab.adamw`` on the `Flat` buffers), and, on request, ``tree`` (``adamlab.adamw`` on the
+tree, without packing).
+
+    python -m benchmarks.step                                  # the backend's default shapes and scale
+    python -m benchmarks.step --shapes gpt2-124m,many-2000x64k --scale 1 --json step.json
+    python benchmarks/step.py --shapes tiny --variants optax,pytree,flat,tree
+
+``--scale`` multiplies the first dimension of every leaf (the leaf count stays): the CPU default (0.125) keeps a
+2-core run under two minutes; on a GPU the default is 1 (the real shapes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import adamlab  # noqa: E402
+from adamlab import flat  # noqa: E402
+from adamlab.step import update_step  # noqa: E402
+
+BYTES_PER_PARAM = 28  # float32 AdamW: read p, g, m, v; write p, m, v
+LR, WD = 1e-3, 0.1
+
+
+def gpt_shapes(n_layer: int, d: int, vocab: int = 50304, ctx: int = 2048) -> list[tuple[int, ...]]:
+    """Leaf shapes of a GPT: embeddings, final norm, and per layer two norms, QKV, projection and MLP."""
+    s = [(vocab, d), (ctx, d), (d,), (d,)]
+    for _ in range(n_layer):
+        s += [(d,), (d,), (d, 3 * d), (3 * d,), (d, d), (d,), (d,), (d,), (d, 4 * d), (4 * d,), (4 * d, d), (d,)]
+    return s
+
+
+SHAPES = {
+    "tiny": gpt_shapes(2, 64, vocab=512, ctx=64),
+    "gpt2-124m": gpt_shapes(12, 768),
+    "gpt-1.3b": gpt_shapes(24, 2048),
+    "many-2000x64k": [(256, 256)] * 2000,
+}
+DEFAULTS = {  # backend -> (shapes, scale)
+    "cpu": ("tiny,gpt2-124m,many-2000x64k,gpt-1.3b", 0.125),
+    "gpu": ("tiny,gpt2-124m,many-2000x64k,gpt-1.3b", 1.0),
+}
+VARIANTS = ("optax", "pytree", "flat", "tree")
+
+
+def scaled(shapes, scale: float) -> list[tuple[int, ...]]:
+    return [(max(1, round(s[0] * scale)), *s[1:]) for s in shapes]
+
+
+def make_tree(shapes, seed: int = 1) -> dict:
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(shapes))
+    return {f"p{i:04d}": jax.random.normal(k, s, jnp.float32) * 0.02 for i, (k, s) in enumerate(zip(keys, shapes))}
+
+
+def copy_bandwidth(n: int, reps: int = 10) -> float:
+    """Bytes per second of a donated elementwise pass over `n` float32 (read + write), median of `reps`."""
+    f = jax.jit(lambda a: a * 1.0001, donate_argnums=0)
+    x = jnp.ones((n,), jnp.float32)
+    x = f(x)
+    x.block_until_ready()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        x = f(x)
+        x.block_until_ready()
+        ts.append(time.perf_counter() - t0)
+    nbytes = x.nbytes
+    del x
+    return 2 * nbytes / float(np.median(ts))
+
+
+def device_peak() -> int | None:
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # backends without memory statistics raise or return None
+        return None
+    return None if not stats else stats.get("peak_bytes_in_use")
+
+
+def build(variant: str, params, grads, args):
+    """(step, params, state, grads) for one variant, the params a private copy (they will be donated)."""
+    if variant == "optax":
+        tx = optax.adamw(LR, weight_decay=WD)
+
+        def step(p, s, g):
+            u, s = tx.update(g, s, p)
+            return optax.apply_updates(p, u), s
+
+        return jax.jit(step, donate_argnums=(0, 1)), jax.tree.map(jnp.copy, params), tx.init(params), grads
+    inner = adamlab.adamw(LR, weight_decay=WD)
+    if variant == "tree":
+        return update_step(inner), jax.tree.map(jnp.copy, params), inner.init(params), grads
+    if variant == "pytree":
+        tx = flat.packed(inner, solo_above=args.solo_above, bucket_bytes=args.bucket_bytes)
+        return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads
+    if variant == "flat":
+        layout = flat.Layout.of(params, bucket_bytes=args.bucket_bytes)
+        fp = layout.flatten(params)
+        return update_step(inner), fp, inner.init(fp), layout.flatten(grads)
+    raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+
+
+def run_shape(name: str, shapes, variants, bw: float, args) -> dict:
+    params = make_tree(shapes)
+    grads = jax.tree.map(lambda p: p * 0.5 + 1e-3, params)
+    n = sum(int(np.prod(s)) for s in shapes)
+    floor = BYTES_PER_PARAM * n / bw
+    out = {"params_M": round(n / 1e6, 3), "leaves": len(shapes), "floor_ms": round(floor * 1e3, 4), "variants": {}}
+    live = {}
+    for v in variants:
+        step, p, s, g = build(v, params, grads, args)
+        t0 = time.perf_counter()
+        compiled = step.lower(p, s, g).compile()
+        compile_s = time.perf_counter() - t0
+        mem = compiled.memory_analysis()
+        p, s = compiled(p, s, g)  # warm-up
+        jax.block_until_ready(p)
+        rec = {"compile_s": round(compile_s, 3), "times": []}
+        if mem is not None:
+            rec["memory_MB"] = {
+                "arguments": round(mem.argument_size_in_bytes / 1e6, 2),
+                "outputs": round(mem.output_size_in_bytes / 1e6, 2),
+                "aliased": round(mem.alias_size_in_bytes / 1e6, 2),
+                "temporaries": round(mem.temp_size_in_bytes / 1e6, 2),
+            }
+        live[v] = [compiled, p, s, g]
+        out["variants"][v] = rec
+    for r in range(args.rounds):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        for v in order:
+            compiled, p, s, g = live[v]
+            for _ in range(args.steps):
+                t0 = time.perf_counter()
+                p, s = compiled(p, s, g)
+                jax.block_until_ready(p)
+                out["variants"][v]["times"].append(time.perf_counter() - t0)
+            live[v][1:3] = [p, s]
+    peak = device_peak()
+    if peak is not None:
+        out["device_peak_MB_so_far"] = round(peak / 1e6, 1)
+    for rec in out["variants"].values():
+        ts = np.asarray(rec.pop("times"))
+        rec["step_ms"] = round(float(np.median(ts)) * 1e3, 3)
+        rec["step_ms_min"] = round(float(ts.min()) * 1e3, 3)
+        rec["x_floor"] = round(float(np.median(ts)) / floor, 2)
+    if "optax" in out["variants"]:
+        base = out["variants"]["optax"]["step_ms"]
+        for rec in out["variants"].values():
+            rec["x_optax"] = round(rec["step_ms"] / base, 3)
+    del live
+    return out
+
+
+def main(argv=None) -> dict:
+    backend = jax.default_backend()
+    shapes_default, scale_default = DEFAULTS.get(backend, DEFAULTS["gpu"])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shapes", default=shapes_default, help=f"comma list of {', '.join(SHAPES)}")
+    ap.add_argument("--scale", type=float, default=scale_default, help="multiplies the first dimension of each leaf")
+    ap.add_argument("--variants", default="optax,pytree,flat", help=f"comma list of {', '.join(VARIANTS)}")
+    ap.add_argument("--steps", type=int, default=3 if backend == "cpu" else 10, help="timed steps per round")
+    ap.add_argument("--rounds", type=int, default=3 if backend == "cpu" else 5)
+    ap.add_argument("--solo-above", type=int, default=None, help="packed's solo_above (default: the backend's)")
+    ap.add_argument("--bucket-bytes", type=int, default=flat.DEFAULT_BUCKET_BYTES)
+    ap.add_argument("--copy-elems", type=int, default=(1 << 25) if backend == "cpu" else (1 << 29))
+    ap.add_argument("--json", default=None, help="write the results to this file")
+    args = ap.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for v in variants:
+        if v not in VARIANTS:
+            ap.error(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    names = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    for s in names:
+        if s not in SHAPES:
+            ap.error(f"unknown shape {s!r}; choose from {', '.join(SHAPES)}")
+    t_start = time.perf_counter()
+    bw = copy_bandwidth(args.copy_elems)
+    res = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "backend": backend,
+        "device": str(jax.devices()[0]),
+        "device_kind": jax.devices()[0].device_kind,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "adamlab": adamlab.__version__,
+        "scale": args.scale,
+        "solo_above": args.solo_above if args.solo_above is not None else flat.default_solo_above(),
+        "bucket_bytes": args.bucket_bytes,
+        "copy_bw_GBs": round(bw / 1e9, 2),
+        "shapes": {},
+    }
+    print(f"{res['device_kind']} ({backend}), copy bandwidth {bw / 1e9:.1f} GB/s, scale {args.scale}", flush=True)
+    print(f"{'shape':<15}{'variant':<8}{'params':>9}{'leaves':>7}{'compile s':>10}{'step ms':>10}"
+          f"{'x optax':>8}{'x floor':>8}{'temp MB':>9}", flush=True)
+    for name in names:
+        shapes = scaled(SHAPES[name], args.scale)
+        r = run_shape(name, shapes, variants, bw, args)
+        res["shapes"][name] = r
+        for v, rec in r["variants"].items():
+            temp = rec.get("memory_MB", {}).get("temporaries", float("nan"))
+            print(f"{name:<15}{v:<8}{r['params_M']:>8.2f}M{r['leaves']:>7}{rec['compile_s']:>10.2f}"
+                  f"{rec['step_ms']:>10.3f}{rec.get('x_optax', float('nan')):>8.2f}{rec['x_floor']:>8.2f}"
+                  f"{temp:>9.1f}", flush=True)
+    res["wall_s"] = round(time.perf_counter() - t_start, 1)
+    print(f"total {res['wall_s']} s", flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(res, fh, indent=1)
+    return res
+
+
+if __name__ == "__main__":
+    main()
