@@ -134,7 +134,7 @@ def state_shardings(
 
     def assign(node):
         if isinstance(node, PaddedFlat):
-            return jax.tree.map(lambda b: node.sharding if np.shape(b)[0] else default, node)
+            return jax.tree.map(lambda b: default if _is_placeholder(b) else node.sharding, node)
         if jax.tree.structure(node) == p_def:
             leaves = jax.tree.leaves(node)
             return jax.tree.unflatten(
@@ -246,13 +246,18 @@ class PaddedFlat:
 
     def unpad(self) -> Flat:
         """The `Flat` of the same values, padding removed; a ``(0,)`` placeholder buffer stays one."""
-        return Flat(tuple(b if np.shape(b)[0] == 0 else b[: info.size].reshape(info.shape)
+        return Flat(tuple(b if _is_placeholder(b) else b[: info.size].reshape(info.shape)
                           for b, info in zip(self.buckets, self.layout.buckets)), self.layout)
 
     def __adamlab_resolve_mask__(self, mask):
         resolved = self.layout.mask(mask)
         return PaddedFlat(tuple(m if np.ndim(m) == 0 else _pad(jnp.ravel(jnp.asarray(m)), p.shape[0], False)
                                 for m, p in zip(resolved.buckets, self.buckets)), self.layout, self.sharding)
+
+
+def _is_placeholder(b) -> bool:
+    """A ``(0,)`` buffer: the moment of a bucket of integer leaves, which has none."""
+    return tuple(np.shape(b)) == (0,)
 
 
 def _pad(x, length: int, value=0):
@@ -280,8 +285,12 @@ def _pad_flat(flat: Flat, sharding: NamedSharding, n: int, what: str, constrain:
         )
     bufs = []
     for b, info in zip(flat.buckets, flat.layout.buckets):
-        padded = _pad(jnp.ravel(jnp.asarray(b)), _padded_length(info.size, n)) if np.shape(b)[0] else b
-        bufs.append(_constrain(padded, sharding) if constrain and np.shape(padded)[0] else padded)
+        if _is_placeholder(b):  # a moment of integer leaves: nothing to split
+            bufs.append(b)
+            continue
+        # Solo buckets keep their leaf's shape; split, every bucket is a line (reshaping a whole buffer is free).
+        padded = _pad(jnp.ravel(jnp.asarray(b)), _padded_length(info.size, n))
+        bufs.append(_constrain(padded, sharding) if constrain else padded)
     return PaddedFlat(tuple(bufs), flat.layout, sharding)
 
 
@@ -345,10 +354,9 @@ def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
     it gives the padded lengths and the sharding. The result is placed with
     that sharding when `flat_state` holds concrete arrays.
     """
-    is_node = lambda x: isinstance(x, PaddedFlat | Flat)  # noqa: E731
     nodes, treedef = jax.tree.flatten(like, is_leaf=lambda x: isinstance(x, PaddedFlat))
     try:
-        subs = treedef.flatten_up_to(jax.tree.map(lambda x: x, flat_state, is_leaf=is_node))
+        subs = treedef.flatten_up_to(flat_state)
     except (ValueError, TypeError) as e:
         raise ValueError(f"flat_state does not have the structure of `like` with Flats in place of PaddedFlats: {e}") \
             from None
@@ -363,9 +371,11 @@ def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
         bufs = []
         for b, ref in zip(sub.buckets, node.buckets):
             length = np.shape(ref)[0]
-            b = b if np.shape(b)[0] == 0 else _pad(jnp.asarray(b), length)
-            bufs.append(jax.device_put(b, node.sharding) if np.shape(b)[0] and not isinstance(b, jax.core.Tracer)
-                        else b)
+            if _is_placeholder(b):
+                bufs.append(b)
+                continue
+            b = _pad(jnp.ravel(jnp.asarray(b)), length)
+            bufs.append(b if isinstance(b, jax.core.Tracer) else jax.device_put(b, node.sharding))
         out.append(PaddedFlat(tuple(bufs), node.layout, node.sharding))
     return jax.tree.unflatten(treedef, out)
 

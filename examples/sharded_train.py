@@ -45,7 +45,6 @@ if __name__ == "__main__" and "--xla_force_host_platform_device_count" not in os
                                f"{max(_early_device_count(sys.argv[1:]), 1)}").strip()
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
@@ -71,7 +70,7 @@ def main(steps: int = 100, devices: int = _DEFAULT_DEVICES, *, batch: int = 32, 
     mesh = Mesh(np.array(available[:devices]), ("fsdp",))
     config = model.ModelConfig(vocab_size=len(data.VOCAB), context=context, d_model=d_model, layers=layers,
                                heads=4)
-    params = model.init_params(config, jax.random.PRNGKey(0))
+    params = model.init_params(config, seed=0)
     schedule = adamlab.schedules.warmup_cosine_decay(0.0, 3e-3, max(steps // 10, 1), max(steps, 2))
     tx = adamlab.chain(adamlab.clip_by_global_norm(1.0),
                        adamlab.adamw(schedule, weight_decay=0.1, mask=adamlab.weight_decay_mask))

@@ -50,7 +50,8 @@ def mixed_params():
         "ln": {"scale": P()}, "steps": P(),
     }
     values = {
-        "embed": jax.random.normal(k[0], (16, 8)), "mlp": {"w": jax.random.normal(k[1], (8, 12)), "bias": jnp.zeros(12)},
+        "embed": jax.random.normal(k[0], (16, 8)),
+        "mlp": {"w": jax.random.normal(k[1], (8, 12)), "bias": jnp.zeros(12)},
         "attn": jax.random.normal(k[2], (8, 8)), "ln": {"scale": jnp.ones(8)}, "steps": jnp.arange(4, dtype=jnp.int32),
     }
     shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
@@ -229,52 +230,57 @@ def _flat_setup(group):
     return mesh, tree, jax.device_put(params, rep), rep
 
 
+def _zero1_case(group) -> dict:
+    mesh, tree, params, rep = _flat_setup(group)
+    tx = adamlab.adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask)
+    ztx = shd.zero1(tx, mesh, "data")
+    state = shd.init(ztx, params)
+    state_sh = shd.state_shardings(ztx, params)
+
+    def grads(seed):
+        g = grads_like(tree, seed)
+        g["steps"] = tree["steps"]
+        return g
+
+    def step(p, s, g):
+        u, s = ztx.update(p.layout.flatten(g), s, p)
+        return adamlab.apply_updates(p, u), s
+
+    def ref_step(p, s, g):
+        u, s = tx.update(p.layout.flatten(g) if isinstance(p, flat.Flat) else g, s, p)
+        return adamlab.apply_updates(p, u), s
+
+    fn = jax.jit(step, out_shardings=(jax.tree.map(lambda _: rep, params), state_sh), donate_argnums=(0, 1))
+    ref_fn = jax.jit(ref_step)
+    # Data parallel: every device holds the (all-reduced) gradient.
+    stats = shd.collectives(fn.lower(params, state, jax.device_put(grads(0), rep)).compile())
+    p, s = params, state
+    fp, fs = flat.flatten(tree, group=group), tx.init(flat.flatten(tree, group=group))
+    tp, ts = tree, tx.init(tree)
+    for i in range(STEPS):
+        g = grads(10 + i)
+        p, s = fn(p, s, jax.device_put(g, rep))
+        fp, fs = ref_fn(fp, fs, g)
+        tp, ts = ref_fn(tp, ts, g)
+    moments = [b for b in jax.tree.leaves(s) if b.ndim == 1 and b.shape[0] > 0]
+    per_dev = shd.bytes_per_device(s)
+    return {
+        "layout": repr(params.layout),
+        "moment_shard_fractions": [b.addressable_shards[0].data.shape[0] / b.shape[0] for b in moments],
+        "moment_specs": sorted({str(b.sharding.spec) for b in moments}),
+        "state_bytes_per_device": sorted(set(per_dev.values())),
+        "unsharded_state_bytes": sum(x.nbytes for x in jax.tree.leaves(fs)),
+        "padded_float_bytes": sum(b.nbytes for b in jax.tree.leaves(s[0]) if b.size),
+        "collectives": stats.counts, "collective_bytes": stats.bytes,
+        "bitwise_vs_flat": bitwise(p, fp) and bitwise(shd.zero1_state_to_flat(s), fs),
+        "max_rel_vs_tree": max_rel(p.unflatten(), tp),
+        "bitwise_vs_tree": bitwise(p.unflatten(), tp) and bitwise(flat.state_to_tree(shd.zero1_state_to_flat(s)), ts),
+    }
+
+
 def check_zero1():
     """ZeRO-1 over the flat layout: each device holds 1/8 of every moment; params equal the unsharded runs."""
-    out = {}
-    for group_name, group in (("grouped", adamlab.weight_decay_mask), ("mixed", None)):
-        mesh, tree, params, rep = _flat_setup(group)
-        tx = adamlab.adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask)
-        ztx = shd.zero1(tx, mesh, "data")
-        state = shd.init(ztx, params)
-        state_sh = shd.state_shardings(ztx, params)
-
-        def grads(seed):
-            g = grads_like(tree, seed)
-            g["steps"] = tree["steps"]
-            return jax.device_put(g, rep)  # data parallel: every device has the all-reduced gradient
-
-        def step(p, s, g, tx=ztx):
-            u, s = tx.update(p.layout.flatten(g), s, p)
-            return adamlab.apply_updates(p, u), s
-
-        fn = jax.jit(step, out_shardings=(jax.tree.map(lambda _: rep, params), state_sh), donate_argnums=(0, 1))
-        stats = shd.collectives(fn.lower(params, state, grads(0)).compile())
-        p, s = params, state
-        ref_tx = adamlab.adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask)
-        fp, fs = flat.flatten(tree, group=group), ref_tx.init(flat.flatten(tree, group=group))
-        tp, ts = tree, ref_tx.init(tree)
-        ref_step = jax.jit(lambda p, s, g: (lambda u, s: (adamlab.apply_updates(p, u), s))(
-            *ref_tx.update(p.layout.flatten(g) if isinstance(p, flat.Flat) else g, s, p)))
-        for i in range(STEPS):
-            g = grads(10 + i)
-            p, s = fn(p, s, g)
-            fp, fs = ref_step(fp, fs, jax.device_put(g, jax.devices()[0]))
-            tp, ts = ref_step(tp, ts, jax.device_put(g, jax.devices()[0]))
-        moments = [b for b in jax.tree.leaves(s) if b.ndim == 1 and b.shape[0] > 0]
-        per_dev = shd.bytes_per_device(s)
-        out[group_name] = {
-            "layout": repr(params.layout),
-            "moment_shard_fractions": [b.addressable_shards[0].data.shape[0] / b.shape[0] for b in moments],
-            "moment_specs": sorted({str(b.sharding.spec) for b in moments}),
-            "state_bytes_per_device": sorted(set(per_dev.values())),
-            "unsharded_state_bytes": sum(x.nbytes for x in jax.tree.leaves(fs)),
-            "float_param_bytes": sum(b.nbytes for b in params.buckets if jnp.issubdtype(b.dtype, jnp.floating)),
-            "collectives": stats.counts, "collective_bytes": stats.bytes,
-            "bitwise_vs_flat": bitwise(p, fp) and bitwise(shd.zero1_state_to_flat(s), fs),
-            "bitwise_vs_tree": bitwise(p.unflatten(), tp)
-            and bitwise(flat.state_to_tree(shd.zero1_state_to_flat(s)), ts),
-        }
+    out = {"grouped": _zero1_case(adamlab.weight_decay_mask), "mixed": _zero1_case(None)}
     # Pytree params through packed(zero1(tx)): the caller never sees a flat buffer.
     mesh, tree, _, rep = _flat_setup(adamlab.weight_decay_mask)
     tx = adamlab.adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask)

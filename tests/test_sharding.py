@@ -1,0 +1,229 @@
+"""Sharded state on a mesh of 8 simulated CPU devices, ZeRO-1, and the FSDP example.
+
+JAX fixes its device count when it starts, and this process has started it
+already, so the 8-device checks run in processes of their own
+(`tests/sharded_checks.py` and `examples/sharded_train.py`, started together
+once per session); the tests below assert on the facts those processes report.
+The rest (HLO parsing, argument errors, a one-device mesh) runs here.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import adamlab
+from adamlab import flat
+from adamlab import sharding as shd
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEVICES = 8
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """Runs the 8-device checks and the example side by side; returns their JSON reports."""
+    out = tmp_path_factory.mktemp("sharded")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("XLA_FLAGS", None)
+    checks = subprocess.Popen([sys.executable, str(ROOT / "tests" / "sharded_checks.py")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    example = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "sharded_train.py"), "--steps", "8", "--d-model", "32",
+         "--layers", "1", "--context", "16", "--batch", "16", "--json", str(out / "example.json")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    c_out, c_err = checks.communicate(timeout=600)
+    e_out, e_err = example.communicate(timeout=600)
+    assert checks.returncode == 0, c_err[-3000:]
+    assert example.returncode == 0, e_err[-3000:]
+    line = next(x for x in c_out.splitlines() if x.startswith("RESULTS "))
+    return {"checks": json.loads(line[len("RESULTS "):]), "example": json.loads((out / "example.json").read_text()),
+            "example_stdout": e_out}
+
+
+def _check(reports, name):
+    result = reports["checks"][name]
+    assert "error" not in result, result.get("error")
+    return result
+
+
+# -- moments follow their params -----------------------------------------------------------------------------------
+
+
+def test_every_moment_takes_its_params_sharding(reports):
+    """FSDP-split, tensor-parallel, 2-D split and replicated leaves: eagerly, through `init`, and after steps."""
+    results = _check(reports, "follow_params")
+    assert set(results) >= {"adamw", "sgd_nesterov", "rmsprop_centered", "clip_adam", "optax_adam", "accumulate",
+                            "schedule_bf16", "seconds"}
+    for name, r in results.items():
+        if name == "seconds":
+            continue
+        assert r["moments"] >= 1, name
+        assert r["eager_mismatches"] == [] and r["init_mismatches"] == [], name
+        assert r["state_shardings_match_init"], name
+        assert r["step_mismatches"] == [] and r["param_mismatches"] == [], name
+
+
+def test_the_update_compiles_without_collectives(reports):
+    """No all-gather or resharding of moments: elementwise steps have no collective at all; clipping adds scalars."""
+    for name, r in _check(reports, "follow_params").items():
+        if name == "seconds":
+            continue
+        if name == "clip_adam":  # the global norm: one scalar all-reduce per partial sum
+            assert set(r["collectives"]) == {"all-reduce"}
+            assert r["collective_bytes"]["all-reduce"] <= 8 * r["collectives"]["all-reduce"]
+        else:
+            assert r["collectives"] == {}, name
+
+
+def test_sharded_steps_equal_the_one_device_run(reports):
+    results = _check(reports, "follow_params")
+    assert results["adamw"]["bitwise_vs_one_device"]
+    for name, r in results.items():
+        if name != "seconds":
+            assert r["max_rel_vs_one_device"] <= 1e-6, name
+
+
+def test_explicit_axis_mesh(reports):
+    r = _check(reports, "explicit_mesh")
+    assert r["init_mismatches"] == [] and r["eager_mismatches"] == [] and r["step_mismatches"] == []
+    assert r["collectives"] == {}
+
+
+def test_fsdp_state_is_split_eight_ways(reports):
+    r = _check(reports, "fsdp_memory")
+    assert r["specs"]["w1"] == "P('fsdp', None)" and r["specs"]["w2"] == "P(None, 'fsdp')"
+    assert r["devices"] == DEVICES
+    split = r["full_state_bytes"] - r["replicated_bytes"]
+    assert r["max_state_bytes"] == split // DEVICES + r["replicated_bytes"]
+
+
+def test_accumulator_follows_the_params(reports):
+    r = _check(reports, "accumulate")
+    assert r["accumulator_is_matched"] == 1
+    assert r["mismatches"] == [] and r["after_step"] == [] and r["collectives"] == {}
+
+
+# -- ZeRO-1 ---------------------------------------------------------------------------------------------------------
+
+
+def test_zero1_splits_every_moment_and_matches_the_unsharded_run(reports):
+    results = _check(reports, "zero1")
+    for case in ("grouped", "mixed"):
+        r = results[case]
+        assert r["moment_specs"] == ["P('data',)"] and set(r["moment_shard_fractions"]) == {1 / DEVICES}, case
+        # Each device: 1/8 of the padded moments plus two int32 counters.
+        assert r["state_bytes_per_device"] == [r["padded_float_bytes"] * 2 // DEVICES + 8], case
+        assert r["bitwise_vs_flat"], case
+        assert r["max_rel_vs_tree"] <= 1e-6, case
+        # The only traffic: the updated slices gathered back into replicated params (padded float buffers).
+        assert set(r["collectives"]) == {"all-gather"}, case
+        assert r["collective_bytes"]["all-gather"] == r["padded_float_bytes"], case
+    assert results["grouped"]["bitwise_vs_tree"]
+    assert results["packed"]["bitwise_updates"] and results["packed"]["moment_specs"] == ["P('data',)"]
+
+
+# -- checkpoints of sharded state -----------------------------------------------------------------------------------
+
+
+def test_sharded_checkpoints_restore_onto_their_shardings_and_resume_exactly(reports):
+    r = _check(reports, "checkpoint")
+    for fmt in ("npz", "orbax"):
+        assert r[fmt] == {"same_sharding": True, "same_types": True, "resumed_bitwise": True}, fmt
+    assert r["zero1"] == {"bitwise": True, "same_types": True, "specs": ["P('data',)"]}
+
+
+# -- the example ----------------------------------------------------------------------------------------------------
+
+
+def test_example_trains_fsdp_with_the_state_split_n_ways(reports):
+    r = reports["example"]
+    assert r["devices"] == DEVICES and r["mode"] == "fsdp"
+    # Small leaves (norm scales, biases) stay replicated: the split is close to, not exactly, 8.
+    assert r["state_bytes_total"] / r["state_bytes_max_device"] > DEVICES * 0.6
+    assert r["state_bytes_max_device"] == 2 * r["param_bytes_max_device"] + 3 * 4  # m and v; three int32 counters
+    assert set(r["collectives"]) >= {"all-gather", "reduce-scatter"}
+    assert set(r["update_collectives"]) <= {"all-reduce"}  # the global norm only
+    assert sum(r["update_collective_bytes"].values()) <= 64
+    assert np.isfinite(r["final_loss"]) and r["final_loss"] < r["first_loss"]
+    assert "optimizer state" in reports["example_stdout"] and "split" in reports["example_stdout"]
+
+
+# -- in this process ------------------------------------------------------------------------------------------------
+
+
+HLO = """
+  %all-gather.1 = f32[16,4]{1,0} all-gather(f32[2,4]{1,0} %p), channel_id=1, replica_groups=[1,8]<=[8], dimensions={0}
+  %all-reduce.18 = (f32[], f32[], /*index=2*/f32[3]{0}) all-reduce(%a, %b, %c), channel_id=2, to_apply=%add
+  %ags = (bf16[4]{0}, bf16[32]{0}) all-gather-start(bf16[4]{0} %q), channel_id=3, dimensions={0}
+  %agd = bf16[32]{0} all-gather-done(%ags)
+  %reduce-scatter.2 = f32[2,4]{1,0} reduce-scatter(f32[16,4]{1,0} %g), channel_id=4, dimensions={0}
+  %add.1 = f32[] add(%x, %y)
+"""
+
+
+def test_collectives_counts_and_sizes_every_kind():
+    stats = shd.collectives(HLO)
+    assert stats.counts == {"all-gather": 2, "all-reduce": 1, "reduce-scatter": 1}
+    assert stats.bytes == {"all-gather": 16 * 4 * 4 + 32 * 2, "all-reduce": 4 + 4 + 12, "reduce-scatter": 2 * 4 * 4}
+    assert stats.total_bytes == 256 + 64 + 20 + 32
+    assert shd.collectives("ENTRY %main { ROOT %x = f32[] add(%a, %b) }").counts == {}
+
+
+def test_one_device_mesh_zero1_equals_the_flat_run():
+    mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+    tree = {"w": jnp.arange(15.0).reshape(5, 3) / 7, "b": jnp.ones(3), "n": jnp.arange(2)}
+    params = flat.flatten(tree)
+    tx = adamlab.adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask)
+    ztx = shd.zero1(tx, mesh, "data")
+    grads = params.layout.flatten(jax.tree.map(lambda x: x * 0.5 if x.dtype == jnp.float32 else x, tree))
+    u, s = jax.jit(ztx.update)(grads, shd.init(ztx, params), params)
+    ru, rs = jax.jit(tx.update)(grads, tx.init(params), params)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(ru)))
+    back = shd.zero1_state_to_flat(s)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(rs)))
+    again = shd.zero1_state_from_flat(back, s)
+    assert jax.tree.structure(again) == jax.tree.structure(s)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(s)))
+
+
+def test_state_shardings_on_one_device_and_bytes_per_device():
+    device = jax.devices()[0]
+    params = jax.device_put({"w": jnp.ones((4, 2)), "n": jnp.arange(3)}, device)
+    tx = adamlab.adamw(1e-3)
+    sh = shd.state_shardings(tx, params)
+    assert all(s == jax.sharding.SingleDeviceSharding(device) for s in jax.tree.leaves(sh))
+    state = shd.init(tx, params)
+    assert shd.bytes_per_device(state) == {device: 2 * 4 * 2 * 4 + 2 * 4}  # m, v of w; two int32 counters
+
+
+def test_bad_arguments_are_named():
+    mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+    tx = adamlab.adamw(1e-3)
+    with pytest.raises(ValueError, match="axis 'model'"):
+        shd.zero1(tx, mesh, "model")
+    with pytest.raises(TypeError, match="Mesh"):
+        shd.zero1(tx, "mesh")
+    with pytest.raises(TypeError, match="GradientTransformation"):
+        shd.zero1(lambda g: g, mesh)
+    with pytest.raises(TypeError, match="not an adamlab.flat.Flat.*packed"):
+        shd.zero1(tx, mesh).init({"w": jnp.ones(3)})
+    with pytest.raises(ValueError, match="axis 'fsdp'"):
+        shd.fsdp_shardings({"w": jnp.ones(3)}, mesh, "fsdp")
+    abstract = {"w": jax.ShapeDtypeStruct((3,), jnp.float32)}
+    with pytest.raises(TypeError, match=r"\['w'\].*without a sharding"):
+        shd.state_shardings(tx, abstract)
+    with pytest.raises(TypeError, match=r"init: params at \['w'\].*not an array"):
+        shd.init(tx, abstract, {"w": NamedSharding(mesh, P())})
+    with pytest.raises(ValueError, match="param_shardings must have the structure"):
+        shd.state_shardings(tx, {"w": jnp.ones(3)}, {"v": NamedSharding(mesh, P())})
+    with pytest.raises(TypeError, match=r"bytes_per_device: leaf at \['x'\]"):
+        shd.bytes_per_device({"x": np.ones(2)})
