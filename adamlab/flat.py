@@ -239,8 +239,10 @@ class Layout:
             parts = [jnp.asarray(leaves[i]).reshape(-1 if len(b.shape) == 1 else b.shape) for i in b.leaves]
             if not parts:
                 out.append(jnp.zeros((0,), b.dtype))
-            else:
-                out.append(parts[0] if len(parts) == 1 else jnp.concatenate(parts))
+            elif len(parts) > 1:
+                out.append(jnp.concatenate(parts))
+            else:  # outside jit a reshape may return the leaf itself: copy, or donating the bucket deletes the leaf
+                out.append(parts[0] if isinstance(parts[0], jax.core.Tracer) else jnp.copy(parts[0]))
         return Flat(tuple(out), self)
 
     def unflatten(self, buffers: Sequence[Any]) -> Any:
