@@ -312,6 +312,13 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> Gradien
     ``adamlab.sharding.init(zero1(tx, mesh, axis), flat_params)`` and jit the
     step with ``out_shardings=state_shardings(...)`` for the state. To keep
     pytree params, wrap it: ``adamlab.flat.packed(zero1(tx, mesh, axis))``.
+
+    Pin the gradient to the params' sharding before the update
+    (``jax.lax.with_sharding_constraint(grads, param_shardings)``): left
+    free, XLA may assemble the gradient's buckets split across devices and
+    gather them again, one gradient-sized all-gather per step more than the
+    data-parallel all-reduce and the gather of the updated params
+    (``benchmarks/scaling.py`` measures both).
     """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         raise TypeError(f"zero1: tx is a {type(tx).__name__}, not a GradientTransformation")

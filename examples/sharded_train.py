@@ -107,6 +107,8 @@ def main(steps: int = 100, devices: int = _DEFAULT_DEVICES, *, batch: int = 32, 
 
     def train_step(p, s, x, y):
         loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
+        # The gradient lives where its param does (replicated in ZeRO-1, after the data-parallel all-reduce).
+        grads = jax.lax.with_sharding_constraint(grads, param_sh)
         updates, s = tx.update(grads, s, p)
         return adamlab.apply_updates(p, updates), s, loss
 

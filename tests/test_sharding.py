@@ -86,10 +86,8 @@ def test_the_update_compiles_without_collectives(reports):
 
 def test_sharded_steps_equal_the_one_device_run(reports):
     results = _check(reports, "follow_params")
-    assert results["adamw"]["bitwise_vs_one_device"]
-    for name, r in results.items():
-        if name != "seconds":
-            assert r["max_rel_vs_one_device"] <= 1e-6, name
+    assert results["adamw"]["bitwise_vs_one_device"] and results["accumulate"]["bitwise_vs_one_device"]
+    assert results["clip_adam"]["max_rel_vs_one_device"] <= 1e-6  # the global norm sums in another order
 
 
 def test_explicit_axis_mesh(reports):
@@ -152,7 +150,7 @@ def test_example_trains_fsdp_with_the_state_split_n_ways(reports):
     assert r["state_bytes_max_device"] == 2 * r["param_bytes_max_device"] + 3 * 4  # m and v; three int32 counters
     assert set(r["collectives"]) >= {"all-gather", "reduce-scatter"}
     assert set(r["update_collectives"]) <= {"all-reduce"}  # the global norm only
-    assert sum(r["update_collective_bytes"].values()) <= 64
+    assert sum(r["update_collective_bytes"].values()) * 100 < r["param_bytes_max_device"]  # scalars only
     assert np.isfinite(r["final_loss"]) and r["final_loss"] < r["first_loss"]
     assert "optimizer state" in reports["example_stdout"] and "split" in reports["example_stdout"]
 
