@@ -305,6 +305,10 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> Gradien
     state is `tx`'s state with `PaddedFlat` moments of length
     ``ceil(size / N) * N``, each device holding one ``1/N`` slice of each.
 
+    On a mesh whose `axis` is ``Explicit``, the updates come back
+    replicated (the gather is then part of the update, not left to the
+    compiler).
+
     Every element is computed by the same arithmetic as without sharding, so
     params equal the unsharded run bit for bit under `jax.jit`; global
     reductions (`clip_by_global_norm`) add their partial sums across devices
@@ -328,6 +332,8 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> Gradien
         raise ValueError(f"zero1: axis {axis!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})")
     n = mesh.shape[axis]
     sharding = NamedSharding(mesh, PartitionSpec(axis))
+    whole = NamedSharding(mesh, PartitionSpec())
+    explicit = dict(zip(mesh.axis_names, mesh.axis_types))[axis] == jax.sharding.AxisType.Explicit
 
     def init(params):
         # No constraint here: init is traced by `init`/`state_shardings`, whose out_shardings place the buffers.
@@ -339,6 +345,9 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> Gradien
         if extra.get("gradient") is not None:
             extra = dict(extra, gradient=_pad_flat(extra["gradient"], sharding, n, "gradient"))
         out, state = tx.update(padded_u, state, padded_p, **extra)
+        if explicit:  # slicing off the padding needs whole buffers where sharding is part of the type
+            out = PaddedFlat(tuple(b if _is_placeholder(b) else jax.sharding.reshard(b, whole) for b in out.buckets),
+                             out.layout, out.sharding)
         return out.unpad(), state
 
     return stage("zero1", init, update, role=_info(tx).role)

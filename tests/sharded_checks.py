@@ -198,8 +198,18 @@ def check_explicit_mesh():
         fn = jax.jit(lambda p, s, g: tx.update(g, s, p))
         u, s = fn(params, built, params)
         stats = shd.collectives(fn.lower(params, built, params).compile())
+    # ZeRO-1 on the same mesh: explicit axes make the gather of the updates part of the update.
+    tree = {"w": jnp.arange(39.0).reshape(13, 3) / 10, "b": jnp.ones(3)}
+    fp = jax.device_put(flat.flatten(tree), NamedSharding(mesh, P()))
+    ztx = shd.zero1(tx, mesh, "fsdp")
+    with jax.set_mesh(mesh):
+        zu, zs = jax.jit(ztx.update)(fp, shd.init(ztx, fp), fp)
+    local = flat.flatten(tree)
+    ru, _ = jax.jit(tx.update)(local, tx.init(local), local)
     return {"init_mismatches": moment_mismatches(built, params), "eager_mismatches": moment_mismatches(
-        tx.init(params), params), "step_mismatches": moment_mismatches(s, params), "collectives": stats.counts}
+        tx.init(params), params), "step_mismatches": moment_mismatches(s, params), "collectives": stats.counts,
+        "zero1_bitwise": bitwise(zu, ru),
+        "zero1_specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(zs) if b.ndim == 1 and b.size})}
 
 
 def check_fsdp_memory():

@@ -94,6 +94,7 @@ def test_explicit_axis_mesh(reports):
     r = _check(reports, "explicit_mesh")
     assert r["init_mismatches"] == [] and r["eager_mismatches"] == [] and r["step_mismatches"] == []
     assert r["collectives"] == {}
+    assert r["zero1_bitwise"] and r["zero1_specs"] == ["P('fsdp',)"]
 
 
 def test_fsdp_state_is_split_eight_ways(reports):
