@@ -54,7 +54,9 @@ def _is_key(x) -> bool:
 
 def _dtype_name(x) -> str:
     if _is_key(x):
-        return f"key<{jax.random.key_impl(x)}>"
+        # A ShapeDtypeStruct has no public accessor for its key implementation; its dtype carries it.
+        impl = jax.random.key_impl(x) if isinstance(x, jax.Array) else x.dtype._impl.name
+        return f"key<{impl}>"
     return jnp.dtype(x.dtype).name
 
 
@@ -70,7 +72,10 @@ def describe(tree: PyTree) -> dict:
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
             raise TypeError(f"checkpoint: leaf at {_checks.path_str(path)} is a {type(x).__name__}, not an array "
                             "(wrap it: jnp.asarray(x))")
-        leaves.append({"path": _checks.path_str(path), "shape": list(np.shape(x)), "dtype": _dtype_name(x)})
+        info = {"path": _checks.path_str(path), "shape": list(np.shape(x)), "dtype": _dtype_name(x)}
+        if _is_key(x):  # stored as its key data, which has trailing dimensions of its own
+            info["data_shape"] = list(jax.eval_shape(jax.random.key_data, x).shape)
+        leaves.append(info)
     return {"format": FORMAT, "version": VERSION, "byteorder": "little", "structure": _structure(tree),
             "leaves": leaves}
 
@@ -93,7 +98,7 @@ def _check_against(meta: dict, like: PyTree, source: str) -> None:
                          f"extra leaf at {longer[min(len(got_leaves), len(want_leaves))]['path']}")
     if meta["structure"] != want["structure"]:
         raise ValueError(f"{source} has the template's leaf paths but other containers (a different optimizer, or "
-                         f"tuples where the template has NamedTuples):\n  checkpoint: {meta['structure'][:500]}\n"
+                         f"lists where the template has tuples):\n  checkpoint: {meta['structure'][:500]}\n"
                          f"  template:   {want['structure'][:500]}")
     for g, w in zip(got_leaves, want_leaves):
         if g["shape"] != w["shape"]:
@@ -174,9 +179,9 @@ def load_npz(path: str | os.PathLike, like: PyTree) -> PyTree:
             value = data[f"leaf_{i:06d}"]
             if info.get("raw"):
                 value = value.view(jnp.dtype(info["dtype"])).reshape(info["shape"])
-            if list(value.shape) != info["shape"]:
+            if list(value.shape) != info.get("data_shape", info["shape"]):
                 raise ValueError(f"{path} is damaged: the array at {info['path']} has shape {value.shape}, its "
-                                 f"description says {tuple(info['shape'])}")
+                                 f"description says {tuple(info.get('data_shape', info['shape']))}")
             out.append(_place(value, leaf, info["dtype"]))
     return jax.tree.unflatten(treedef, out)
 
@@ -226,17 +231,19 @@ def restore_orbax(directory: str | os.PathLike, like: PyTree) -> PyTree:
         meta = ckptr.restore(directory, ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         _check_against(meta, like, str(directory))
         like_leaves, treedef = jax.tree.flatten(like)
-        default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         targets = {}
         for i, (info, leaf) in enumerate(zip(meta["leaves"], like_leaves)):
             if int(np.prod(info["shape"], dtype=np.int64)) == 0:
                 continue
-            if info["dtype"].startswith("key<"):
-                if not isinstance(leaf, jax.Array):
-                    raise ValueError(f"restore_orbax: the template's PRNG key leaf at {info['path']} must be a key "
-                                     "array (its shape and sharding describe the stored key data)")
-                data = jax.random.key_data(leaf)
-                shape, dtype, sharding = data.shape, data.dtype, data.sharding
+            if info["dtype"].startswith("key<"):  # stored as its key data: a trailing dimension more
+                data = jax.eval_shape(jax.random.key_data, leaf)
+                shape, dtype = data.shape, data.dtype
+                sharding = getattr(leaf, "sharding", None) or default
+                if isinstance(sharding, jax.sharding.NamedSharding):
+                    sharding = jax.sharding.NamedSharding(
+                        sharding.mesh, jax.sharding.PartitionSpec(*sharding.spec, *[None] * (len(shape) - len(
+                            sharding.spec))))
             else:
                 shape, dtype = tuple(info["shape"]), jnp.dtype(info["dtype"])
                 sharding = getattr(leaf, "sharding", None) or default
