@@ -4,7 +4,7 @@ Each primitive is a `GradientTransformation(init, update)` over pytrees;
 optimizers are short chains of them (see `adamlab.optimizers`).
 """
 
-from adamlab import checkpoint, diagnostics, schedules, sharding, testing
+from adamlab import checkpoint, diagnostics, flat, schedules, sharding, step, testing
 from adamlab.accumulate import AccumulateState, accumulate_gradients
 from adamlab.averaging import ParameterEmaState, parameter_ema
 from adamlab.base import EmptyState, GradientTransformation, apply_updates, chain, identity
@@ -48,6 +48,7 @@ __all__ = [
     "clip_by_global_norm",
     "diagnostics",
     "effective_window",
+    "flat",
     "global_norm",
     "half_life",
     "identity",
@@ -61,6 +62,7 @@ __all__ = [
     "schedules",
     "sgd",
     "sharding",
+    "step",
     "testing",
     "trace",
     "weight_decay_mask",

@@ -16,8 +16,9 @@ tree, without packing).
     python -m benchmarks.step --shapes gpt2-124m,many-2000x64k --scale 1 --json step.json
     python benchmarks/step.py --shapes tiny --variants optax,pytree,flat,tree
 
-``--scale`` multiplies the first dimension of every leaf (the leaf count stays): the CPU default (0.125) keeps a
-2-core run under two minutes; on a GPU the default is 1 (the real shapes).
+``--scale`` multiplies the first dimension of every leaf and ``--max-leaves`` keeps the first N leaves. The CPU
+defaults (scale 0.125, at most 500 leaves, no ``gpt-1.3b``) keep a 2-core run near two minutes, most of it spent
+compiling per-leaf programs; on a GPU the defaults are the real shapes.
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ SHAPES = {
     "gpt-1.3b": gpt_shapes(24, 2048),
     "many-2000x64k": [(256, 256)] * 2000,
 }
-DEFAULTS = {  # backend -> (shapes, scale)
-    "cpu": ("tiny,gpt2-124m,many-2000x64k,gpt-1.3b", 0.125),
-    "gpu": ("tiny,gpt2-124m,many-2000x64k,gpt-1.3b", 1.0),
+DEFAULTS = {  # backend -> (shapes, scale, max leaves)
+    "cpu": ("tiny,gpt2-124m,many-2000x64k", 0.125, 500),
+    "gpu": ("tiny,gpt2-124m,many-2000x64k,gpt-1.3b", 1.0, None),
 }
 VARIANTS = ("optax", "pytree", "flat", "tree")
 
@@ -177,10 +178,12 @@ def run_shape(name: str, shapes, variants, bw: float, args) -> dict:
 
 def main(argv=None) -> dict:
     backend = jax.default_backend()
-    shapes_default, scale_default = DEFAULTS.get(backend, DEFAULTS["gpu"])
+    shapes_default, scale_default, leaves_default = DEFAULTS.get(backend, DEFAULTS["gpu"])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", default=shapes_default, help=f"comma list of {', '.join(SHAPES)}")
     ap.add_argument("--scale", type=float, default=scale_default, help="multiplies the first dimension of each leaf")
+    ap.add_argument("--max-leaves", type=int, default=leaves_default,
+                    help="keep only the first N leaves of each shape (CPU default 500: per-leaf compiles are slow)")
     ap.add_argument("--variants", default="optax,pytree,flat", help=f"comma list of {', '.join(VARIANTS)}")
     ap.add_argument("--steps", type=int, default=3 if backend == "cpu" else 10, help="timed steps per round")
     ap.add_argument("--rounds", type=int, default=3 if backend == "cpu" else 5)
@@ -210,16 +213,18 @@ def main(argv=None) -> dict:
         "optax": optax.__version__,
         "adamlab": adamlab.__version__,
         "scale": args.scale,
+        "max_leaves": args.max_leaves,
         "solo_above": args.solo_above if args.solo_above is not None else flat.default_solo_above(),
         "bucket_bytes": args.bucket_bytes,
         "copy_bw_GBs": round(bw / 1e9, 2),
         "shapes": {},
     }
-    print(f"{res['device_kind']} ({backend}), copy bandwidth {bw / 1e9:.1f} GB/s, scale {args.scale}", flush=True)
+    print(f"{res['device_kind']} ({backend}), copy bandwidth {bw / 1e9:.1f} GB/s, scale {args.scale}, "
+          f"max leaves {args.max_leaves}", flush=True)
     print(f"{'shape':<15}{'variant':<8}{'params':>9}{'leaves':>7}{'compile s':>10}{'step ms':>10}"
           f"{'x optax':>8}{'x floor':>8}{'temp MB':>9}", flush=True)
     for name in names:
-        shapes = scaled(SHAPES[name], args.scale)
+        shapes = scaled(SHAPES[name], args.scale)[:args.max_leaves]
         r = run_shape(name, shapes, variants, bw, args)
         res["shapes"][name] = r
         for v, rec in r["variants"].items():
