@@ -24,8 +24,11 @@ tuple of buckets and carries its layout.
 
 Every adamlab transformation is elementwise over leaves, so it runs on the
 buckets unchanged; the arithmetic per element is the same as on the pytree,
-and under `jax.jit` the results are bit-identical. Global reductions
-(`clip_by_global_norm`) sum in another order and agree to rounding.
+and under `jax.jit` params and state are bit-identical to the pytree path's
+(``tests/test_flat.py``, 100 steps). Two exceptions, both by design: global
+reductions (`clip_by_global_norm`) sum in another order and agree to
+rounding, and stochastic rounding of bfloat16 moments draws its random bits
+per buffer, not per leaf.
 
 `unflatten` uses `jax.lax.split`, whose transpose is a concatenation, so
 `jax.grad` through it yields each bucket's gradient as one buffer, with no
@@ -480,8 +483,12 @@ def packed(
     mapped onto the buckets; `group` (default `weight_decay_mask`) keeps
     each bucket on one side of the usual decay mask.
 
-    Results equal ``tx`` on the tree bit for bit under `jax.jit`, except
-    global reductions (`clip_by_global_norm`), which sum in another order.
+    Leaves in buckets of their own step bit for bit as ``tx`` on the tree
+    under `jax.jit`. A packed leaf's update is computed in its bucket and
+    added to the param in a separate fusion, where XLA may or may not
+    contract ``p - lr * u`` into a fused multiply-add: such params agree to
+    about an ulp per step. Global reductions (`clip_by_global_norm`) sum in
+    another order.
     """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         raise TypeError(f"packed takes a GradientTransformation, got {type(tx).__name__}")

@@ -1,5 +1,8 @@
 """The flat layout: exact round trips, parity with the pytree path, masks inside buckets, the pytree drop-in path."""
 
+import pathlib
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -338,3 +341,13 @@ def test_errors_name_the_problem():
         flat.packed(object())
     with pytest.raises(ValueError, match="structure"):
         flat.state_from_tree({"x": 1}, adamlab.adamw(1e-3).init(fp))
+
+
+def test_readme_flat_example_trains_and_round_trips():
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "flat.flatten(" in b)
+    scope = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert repr(scope["fp"]) == "Flat(float32[32], float32[160])"
+    assert float(scope["value"]) < 0.01
+    assert jax.tree.structure(scope["params"]) == jax.tree.structure(scope["tree_state"][0].moment)
