@@ -136,6 +136,9 @@ def effective_decay(
     ``coupled=True`` (Adam + L2, ``adam(weight_decay=wd)``): ``lr * wd / (sqrt(v_hat) + eps)``.
     ``coupled=False`` (AdamW): ``lr * wd`` for every weight. Weights the `mask` excludes (a bool tree, a
     prefix of one, a callable ``params -> mask``, as for the optimizer) get 0.
+
+    Under L2 a value near or above 1 marks a weight whose own gradient is negligible: ``v_hat`` is then set by
+    ``(wd * p)**2``, Adam's step is about ``lr * sign(p)``, and the weight is held at ``|p| ~ lr``.
     """
     _checks.check_nonnegative("weight_decay", weight_decay)
     rms = find_state(state, RmsState)

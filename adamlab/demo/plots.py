@@ -33,6 +33,8 @@ def _smooth(values: list[float], window: int) -> np.ndarray:
 def _style(spec) -> dict[str, Any]:
     if spec.name == "optax_adamw":  # drawn over adamlab's AdamW: identical curves show as a dotted green line
         return {"color": spec.color, "linestyle": (0, (1, 3)), "linewidth": 2.0, "zorder": 5}
+    if spec.name == "adam":  # a wide pale band underneath: AdamW with a small lr*wd can hide it completely
+        return {"color": spec.color, "linewidth": 4.0, "alpha": 0.45, "zorder": 1}
     return {"color": spec.color, "linewidth": 1.6}
 
 
@@ -52,7 +54,7 @@ def losses(results, path: pathlib.Path, title: str) -> None:
         ax.set_ylabel("cross-entropy (nats / character)")
         ax.set_ylim(min(lows) - 0.15, min(lows) + 1.6)  # the start (ln 96 = 4.56) would flatten the interesting part
     ax1.set_title(f"training loss (minibatch, mean of {window} steps)")
-    ax2.set_title("validation loss (held-out tail of every help topic)")
+    ax2.set_title("validation loss (every 10th 1000-character chunk)")
     ax1.legend(loc="upper right", fontsize=9)
     fig.suptitle(title, fontsize=11)
     fig.savefig(path, dpi=DPI)
@@ -131,6 +133,7 @@ def effective_decay(decays: dict[str, dict[str, np.ndarray]], labels: dict[str, 
         ax2.bar(x + (i - (len(names) - 1) / 2) * width, med, width, color=colors[name], alpha=0.8, label=labels[name])
     ax2.axhline(nominal, color="k", linewidth=0.8, linestyle="--")
     ax2.set_yscale("log")
+    ax2.set_ylim(bottom=nominal / 4)  # bars start at the axis: leave room below lr*wd so AdamW's show
     ax2.set_xticks(x, groups, rotation=30, ha="right", fontsize=9)
     ax2.set_title("median per kind of tensor (dashed: lr·wd)")
     ax2.legend(fontsize=9)
