@@ -103,8 +103,12 @@ def accumulate_gradients(
 
         def step(operands):
             acc, inner = operands
-            mean = jax.tree.map(lambda g, a: a / jnp.asarray(every_k, a.dtype) if _has_slot(g, a) else g,
-                                updates, acc)
+            # XLA rewrites a division by a constant as a product with its reciprocal, and folds constants of the
+            # step into it (lr * (a / k)); both round differently from a true division. Behind a barrier, k is an
+            # opaque value and the mean reaches `tx` as the exactly rounded a / k, as if the mean were its input.
+            k = jax.lax.optimization_barrier(jnp.asarray(every_k, jnp.float32))
+            mean = jax.tree.map(lambda g, a: a / k.astype(a.dtype) if _has_slot(g, a) else g, updates, acc)
+            mean = jax.lax.optimization_barrier(mean)
             out, inner = tx.update(mean, inner, params, **extra)
             out = jax.tree.map(lambda o, g: o.astype(g.dtype) if is_float(g) else o, out, updates)
             # The new state must have the old one's types exactly (a cond needs both branches to agree).
