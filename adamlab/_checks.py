@@ -19,6 +19,8 @@ def is_number(x: Any) -> bool:
 
 def _value(name: str, value: Any) -> float | None:
     """A scalar hyperparameter's value, None when it is only known at run time; TypeError when it is no number."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value < 2**31:
+        raise ValueError(f"{name} = {value} is a Python int beyond int32, which JAX cannot take; pass {float(value)}")
     if is_number(value):
         return float(value)
     if isinstance(value, bool) or not hasattr(value, "dtype"):
@@ -55,8 +57,8 @@ def check_decay(name: str, value: Any) -> None:
 
 def check_nonnegative(name: str, value: Any) -> None:
     v = _value(name, value)
-    if v is not None and not (0.0 <= v < float("inf")):  # also rejects NaN
-        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+    if v is not None and not (0.0 <= v <= float(np.finfo(np.float32).max)):  # also rejects NaN; float32 math
+        raise ValueError(f"{name} must be >= 0 and finite (in float32), got {value!r}")
 
 
 def check_positive(name: str, value: Any) -> None:
@@ -101,8 +103,11 @@ def first_difference(a: Any, b: Any, is_leaf=None) -> str | None:
     )
 
 
-def check_same_tree(got: Any, expected: Any, what_got: str, what_expected: str) -> None:
-    """Raises ValueError naming the first differing path (structure, then shape)."""
+def check_same_tree(got: Any, expected: Any, what_got: str, what_expected: str, *, strict: bool = False) -> None:
+    """Raises ValueError naming the first differing path (structure, then shape).
+
+    Unless `strict`, an expected leaf of size 0 (a moment's placeholder for a non-float leaf) matches any shape.
+    """
     diff = first_difference(got, expected)
     if diff is not None:
         raise ValueError(f"{what_got} do not have the tree structure of {what_expected}: {diff}")
@@ -110,5 +115,5 @@ def check_same_tree(got: Any, expected: Any, what_got: str, what_expected: str) 
     flat_e = jax.tree.leaves(expected)
     for (path, g), e in zip(flat_g, flat_e):
         gs, es = np.shape(g), np.shape(e)
-        if gs != es and np.size(e) != 0:  # size-0 placeholders stand for non-float leaves
+        if gs != es and (strict or np.size(e) != 0):  # size-0 placeholders stand for non-float leaves
             raise ValueError(f"{what_got} at {path_str(path)} have shape {gs}, {what_expected} have {es}")

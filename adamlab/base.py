@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from adamlab._checks import check_leaves, check_same_tree, path_str
 
@@ -190,6 +191,9 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """
     check_same_tree(params, updates, "apply_updates: updates", "params")
     for (path, p), u in zip(jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(updates)):
+        if np.shape(p) != np.shape(u):
+            raise ValueError(f"apply_updates: the update at {path_str(path)} has shape {np.shape(u)}, "
+                             f"its param {np.shape(p)}")
         if jnp.issubdtype(jnp.asarray(p).dtype, jnp.inexact) and not (
             hasattr(u, "dtype") and jnp.issubdtype(u.dtype, jnp.inexact)
         ):

@@ -73,8 +73,10 @@ def _weight_decay(name: str, role: str, weight_decay, mask: Mask) -> GradientTra
     def update(updates, state, params=None, **extra):
         del extra
         if params is None:
+            if not jax.tree.leaves(updates):  # an empty tree: None is its params too, and nothing decays
+                return updates, state
             raise ValueError(f"{name} needs the params: call update(updates, state, params)")
-        _checks.check_same_tree(updates, params, f"{name}: updates", "params")
+        _checks.check_same_tree(updates, params, f"{name}: updates", "params", strict=True)
         masks = jax.tree.map(lambda _: True, params) if mask is None else resolve_mask(mask, params)
 
         def decay(u, p, m):

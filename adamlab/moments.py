@@ -292,7 +292,8 @@ def scale_by_rms(
 
     def update(updates, state, params=None, *, gradient=None, **extra):
         del params, extra
-        if gradient is None:
+        # An empty tree (params None) has the gradient None too: nothing is missing then.
+        if gradient is None and jax.tree.leaves(updates):
             raise ValueError(
                 "scale_by_rms needs the gradient, which adamlab.chain hands to each stage as the extra "
                 "argument `gradient`; it got none (is it inside a foreign chain such as optax.chain?). "
