@@ -166,13 +166,15 @@ def store_stochastic(new, old, key):
     return stochastic_round(new, old.dtype, key)
 
 
-def _store_tree(new, old, key):
-    """Stores a tree of moments; with `key`, narrower storage is rounded stochastically, leaf i drawing from key i."""
-    if key is None:
+def _store_tree(new, old, seed):
+    """Stores a tree of moments; with a `seed` (uint32), narrower storage is rounded stochastically, leaf i
+    drawing its bits from ``seed + i * 0x632BE5AB`` (see `numerics.hash_bits`)."""
+    if seed is None:
         return jax.tree.map(store, new, old)
     leaves_new, treedef = jax.tree.flatten(new)
     leaves_old = treedef.flatten_up_to(old)
-    out = [store_stochastic(n, o, jax.random.fold_in(key, i)) for i, (n, o) in enumerate(zip(leaves_new, leaves_old))]
+    out = [store_stochastic(n, o, seed + jnp.uint32(i * 0x632BE5AB % 2**32))
+           for i, (n, o) in enumerate(zip(leaves_new, leaves_old))]
     return jax.tree.unflatten(treedef, out)
 
 
@@ -339,11 +341,12 @@ def scale_by_rms(
             return saturate(out, u, v, *mean)
 
         out = apply_moment(scale, updates, new_v, *((new_mean,) if centered else ()))
-        key = jax.random.fold_in(jax.random.key(0), count) if stochastic else None
+        # Rounding bits keyed by the step: a fresh draw every step, the same draw in every run.
+        seed = count.astype(jnp.uint32) * jnp.uint32(0x9E3779B9) if stochastic else None
         new_state = RmsState(
             count,
-            _store_tree(new_v, state.second_moment, None if key is None else jax.random.fold_in(key, 0)),
-            _store_tree(new_mean, state.first_moment, None if key is None else jax.random.fold_in(key, 1))
+            _store_tree(new_v, state.second_moment, seed),
+            _store_tree(new_mean, state.first_moment, None if seed is None else seed ^ jnp.uint32(0x5BD1E995))
             if centered
             else (),
         )

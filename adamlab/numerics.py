@@ -117,14 +117,18 @@ def skip_nonfinite(
             _raise_if(over, consecutive, leaf_ok, checked, max_consecutive)
         apply = finite | over if on_limit == "apply" else finite
 
-        new_updates, new_inner = tx.update(updates, state.inner_state, params, **extra)
-        # -0.0 is the additive identity for every float, -0.0 included; +0.0 is not (-0.0 + 0.0 == +0.0).
-        out = jax.tree.map(lambda u: jnp.where(apply, u, jnp.asarray(-0.0, u.dtype)) if _is_float(u) else u,
-                           new_updates)
-        kept = jax.tree.map(
-            lambda n, o: jnp.where(apply, n, o) if hasattr(n, "dtype") and hasattr(o, "dtype") else n,
-            new_inner, state.inner_state,
-        )
+        def take(_):
+            return tx.update(updates, state.inner_state, params, **extra)
+
+        def skip(_):
+            # -0.0 is the additive identity for every float, -0.0 included; +0.0 is not (-0.0 + 0.0 == +0.0).
+            # (Non-float leaves get 0: apply_updates leaves non-float params alone whatever their update.)
+            zero = lambda u: jnp.full(u.shape, -0.0 if jnp.issubdtype(u.dtype, jnp.floating) else 0, u.dtype)
+            return jax.tree.map(zero, jax.eval_shape(take, None)[0]), state.inner_state
+
+        # A cond, not selects: the skipped branch costs nothing, and XLA need not keep the old state alive
+        # beside the new one (with selects it copied every moment; see benchmarks/numerics_cost.py).
+        out, kept = jax.lax.cond(apply, take, skip, None)
         skipped = jnp.where(apply, state.skipped, _increment(state.skipped))
         return out, SkipNonfiniteState(kept, skipped, consecutive)
 
@@ -183,6 +187,27 @@ def saturate(new: jax.Array, *inputs: jax.Array) -> jax.Array:
     return jnp.where(jnp.isinf(new) & finite, jnp.copysign(big, new), new)
 
 
+def _mix32(x: jax.Array) -> jax.Array:
+    """A 32-bit integer hash with full avalanche (the "lowbias32" constants): each output bit flips with
+    probability ~1/2 when any input bit flips."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def hash_bits(shape, seed) -> jax.Array:
+    """32 pseudo-random bits per element: ``mix(mix(seed) + index * golden ratio)``, counter-based.
+
+    A handful of integer operations per element, against threefry's ~20 rounds: cheap enough to run on every
+    element of a second moment at every step. Good for rounding decisions, not for cryptography.
+    """
+    seed = _mix32(jnp.asarray(seed).astype(jnp.uint32))
+    index = jax.lax.iota(jnp.uint32, int(np.prod(shape))).reshape(shape)
+    return _mix32(index * jnp.uint32(0x9E3779B9) + seed)
+
+
 def stochastic_round(x: jax.Array, dtype, key: jax.Array) -> jax.Array:
     """Rounds `x` to `dtype` at random, unbiased: ``E[stochastic_round(x)] == x``.
 
@@ -190,9 +215,10 @@ def stochastic_round(x: jax.Array, dtype, key: jax.Array) -> jax.Array:
     `hi` with probability ``(x - lo) / (hi - lo)`` and `lo` otherwise (values
     exactly representable come back unchanged). Finite values beyond the
     range of `dtype` saturate at its largest finite value; NaN and Inf are
-    kept. `key` is a `jax.random` key; the draw uses 24 random bits per
-    element. When `dtype` is not narrower than ``x.dtype`` this is a plain
-    cast.
+    kept. `key` is a `jax.random` key, or an integer scalar seed, which draws
+    from the cheaper counter-based `hash_bits` (what the moments use); the
+    draw uses 24 random bits per element. When `dtype` is not narrower than
+    ``x.dtype`` this is a plain cast.
     """
     dtype = jnp.dtype(dtype)
     x = jnp.asarray(x)
@@ -207,8 +233,9 @@ def stochastic_round(x: jax.Array, dtype, key: jax.Array) -> jax.Array:
     toward = jnp.where(gap > 0, jnp.asarray(jnp.inf, dtype), jnp.asarray(-jnp.inf, dtype))
     other = jnp.nextafter(near, toward)  # the neighbour on the other side of x
     p = jnp.abs(gap) / jnp.abs(other.astype(x.dtype) - near_x)
-    bits = jax.random.bits(key, x.shape, jnp.uint32) >> 8
-    u = bits.astype(jnp.float32) * np.float32(2.0**-24)  # uniform on [0, 1)
+    is_seed = not jax.dtypes.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key) and jnp.ndim(key) == 0
+    bits = hash_bits(x.shape, key) if is_seed else jax.random.bits(key, x.shape, jnp.uint32)
+    u = (bits >> 8).astype(jnp.float32) * np.float32(2.0**-24)  # uniform on [0, 1)
     return jnp.where((gap != 0) & (u < p), other, near)
 
 
@@ -217,6 +244,7 @@ __all__ = [
     "SkipNonfiniteState",
     "all_finite",
     "clip_finite",
+    "hash_bits",
     "saturate",
     "skip_nonfinite",
     "stochastic_round",

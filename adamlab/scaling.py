@@ -103,7 +103,11 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """Rescales the whole tree to global norm `max_norm` when it is larger: ``u * min(1, max_norm / |u|)``.
 
     Placed before the moments it clips the gradient that every moment sees;
-    placed after them it clips the update direction.
+    placed after them it clips the update direction. When the sum of squares
+    overflows float32 (a gradient of 1e20) the norm is recomputed on scaled
+    values, so clipping stays exact for any finite tree whose norm is below
+    ``max_norm * 2**126`` (8.5e37 for ``max_norm = 1``); beyond, the factor
+    ``max_norm / norm`` underflows float32 and the result is 0.
     """
     _checks.check_positive("max_norm", max_norm)
 
@@ -114,17 +118,24 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     def update(updates, state, params=None, **extra):
         del params, extra
         leaves = [u for u in jax.tree.leaves(updates) if is_float(u)]
-        norm = _plain_norm(leaves)  # Optax's arithmetic; a second cond (global_norm's) would cost bit parity
+        norm = _plain_norm(leaves)  # Optax's arithmetic, for bit parity
         keep = norm < max_norm
-        out = leafwise(lambda u: jnp.where(keep, u, (u / norm.astype(u.dtype)) * max_norm).astype(u.dtype), updates)
-
-        def rescaled(out):  # the sum of squares overflowed: divide by the norm's factors, where they are finite
-            a, e, r = _norm_factors(leaves)
-            scaled = lambda u, o: jnp.where(jnp.isfinite(a), _pow2_scale(u.astype(r.dtype), -e) * (max_norm / r), o)
-            return leafwise(lambda u, o: scaled(u, o).astype(u.dtype), updates, out)
-
-        if leaves:
-            out = jax.lax.cond(jnp.isinf(norm), rescaled, lambda out: out, out)
+        if not leaves:
+            return updates, state
+        # The sum of squares overflowed (norm == Inf) for a finite tree: divide by the norm's factors instead.
+        # The cond returns scalars only: the factors cost a pass over the tree only on such a step, and no copy.
+        a, e, r = jax.lax.cond(
+            jnp.isinf(norm), lambda: _norm_factors(leaves),
+            lambda: (jnp.zeros((), norm.dtype), jnp.zeros((), jnp.int32), jnp.ones((), norm.dtype)),
+        )
+        rescale = jnp.isinf(norm) & jnp.isfinite(a)
+        # u * max_norm / (r * 2**e), in the plain formula's shape (u / d) * m, so that a normal step compiles to
+        # what Optax's does (bit parity): d = 1, m = the factor. XLA folds the two scalars into one factor, so
+        # the rescaled step is exact while that factor is a normal float32: for norms below max_norm * 2**126.
+        d = jnp.where(rescale, jnp.ones((), norm.dtype), norm)
+        m = jnp.where(rescale, _pow2_scale(max_norm / r, -e), max_norm)
+        out = leafwise(lambda u: jnp.where(keep, u, (u / d.astype(u.dtype)) * m.astype(u.dtype)).astype(u.dtype),
+                       updates)
         return out, state
 
     return stage("clip_by_global_norm", init, update)
