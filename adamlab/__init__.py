@@ -4,7 +4,7 @@ Each primitive is a `GradientTransformation(init, update)` over pytrees;
 optimizers are short chains of them (see `adamlab.optimizers`).
 """
 
-from adamlab import checkpoint, diagnostics, flat, schedules, sharding, step, testing
+from adamlab import checkpoint, diagnostics, flat, numerics, schedules, sharding, step, testing
 from adamlab.accumulate import AccumulateState, accumulate_gradients
 from adamlab.averaging import ParameterEmaState, parameter_ema
 from adamlab.base import EmptyState, GradientTransformation, apply_updates, chain, identity
@@ -21,6 +21,7 @@ from adamlab.moments import (
     scale_by_rms,
     trace,
 )
+from adamlab.numerics import NonFiniteGradientError, SkipNonfiniteState, skip_nonfinite, stochastic_round
 from adamlab.optimizers import adam, adamw, rmsprop, sgd
 from adamlab.scaling import ScheduleState, clip_by_global_norm, global_norm, scale, scale_by_learning_rate
 
@@ -32,9 +33,11 @@ __all__ = [
     "EmaState",
     "EmptyState",
     "GradientTransformation",
+    "NonFiniteGradientError",
     "ParameterEmaState",
     "RmsState",
     "ScheduleState",
+    "SkipNonfiniteState",
     "TraceState",
     "accumulate_gradients",
     "adam",
@@ -52,6 +55,7 @@ __all__ = [
     "global_norm",
     "half_life",
     "identity",
+    "numerics",
     "parameter_ema",
     "resolve_mask",
     "rmsprop",
@@ -62,7 +66,9 @@ __all__ = [
     "schedules",
     "sgd",
     "sharding",
+    "skip_nonfinite",
     "step",
+    "stochastic_round",
     "testing",
     "trace",
     "weight_decay_mask",
