@@ -15,7 +15,7 @@ and validation losses and the gap to the float32 curve: the mean and the largest
 last half of the run, where the training loss is smoothed over 10 steps.
 
     python benchmarks/bf16_state.py                       # 300 steps, b2 in {0.99, 0.999}
-    python benchmarks/bf16_state.py --steps 600 --b2 0.999 --json bf16.json
+    python benchmarks/bf16_state.py --steps 1000 --b2 0.999 --variants bf16-stoch --json bf16.json
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--b2", type=lambda s: [float(v) for v in s.split(",")], default=[0.99, 0.999])
+    p.add_argument("--variants", type=lambda s: s.split(","), default=None,
+                   help="a subset of float32,bf16-nearest,bf16-m/f32-v,bf16-stoch (float32 always runs: the reference)")
     p.add_argument("--json", default=None, help="write every curve and figure here")
     args = p.parse_args(argv)
 
@@ -80,6 +82,8 @@ def main(argv=None) -> None:
         print(f"{'state':>14} {'train':>7} {'val':>7} {'mean gap':>9} {'max gap':>8} {'val gap':>8} {'ms/step':>8}")
         curves = {}
         for name, build in variants(b2).items():
+            if args.variants and name != "float32" and name not in args.variants:
+                continue
             spec = train.OptimizerSpec(name, name, train.OPTIMIZERS["adamw"].peak_lr, "decoupled", build, "k")
             result = train.train(spec, cfg, corpus, progress=False)
             h = result.history

@@ -84,10 +84,13 @@ def test_finite_on_zero_tiny_and_huge_gradients(name):
 
     @jax.jit
     def run(params, grads):
-        state = tx.init(params)
-        for _ in range(3):
+        def step(carry, _):
+            params, state, _ = carry
             updates, state = tx.update(grads, state, params)
-            params = adamlab.apply_updates(params, updates)
+            return (adamlab.apply_updates(params, updates), state, updates), None
+
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        (params, state, updates), _ = jax.lax.scan(step, (params, tx.init(params), zeros), length=3)
         return params, updates, state
 
     for kind in ("zero", "subnormal", "tiny", "huge"):
@@ -135,14 +138,14 @@ def test_global_norm_and_clip_survive_an_overflowing_sum_of_squares():
 def test_state_layout_is_fixed_and_runs_are_bit_reproducible(name):
     """Same inputs, same bits, twice; jit and op-by-op agree within float32 rounding; state dtypes never change."""
     params = mixed_params()
-    stream = testing.gradient_stream(params, 20, seed=4)
+    stream = testing.gradient_stream(params, 6, seed=4)
     tx = OPTIMIZERS[name]()
     layout = dtypes_and_shapes(tx.init(params))
 
     def run(jit):
         step = jax.jit(tx.update) if jit else tx.update
         p, s = params, tx.init(params)
-        for i in range(20):
+        for i in range(6):
             u, s = step(jax.tree.map(lambda x, i=i: x[i], stream), s, p)
             p = adamlab.apply_updates(p, u)
             assert dtypes_and_shapes(s) == layout
@@ -159,19 +162,20 @@ def test_state_layout_is_fixed_and_runs_are_bit_reproducible(name):
 
 
 def test_stochastic_round_is_unbiased_and_picks_a_neighbour():
-    x = jnp.full((200_000,), 1.0 + 2**-10, F32)  # a quarter of the way from 1 to the next bfloat16 (1 + 2**-7)
+    x = jnp.full((65_536,), 1.0 + 2**-10, F32)  # a quarter of the way from 1 to the next bfloat16 (1 + 2**-7)
     r = numerics.stochastic_round(x, BF16, jax.random.key(0))
     assert r.dtype == BF16
     assert set(np.unique(np.float32(r)).tolist()) == {1.0, 1.0 + 2**-7}
-    assert abs(float(jnp.mean(r.astype(F32))) - (1.0 + 2**-10)) < 4e-5  # ~6 standard errors
-    np.testing.assert_allclose(float(jnp.mean(r == BF16(1.0 + 2**-7))), 0.125, atol=0.003)
+    assert abs(float(jnp.mean(r.astype(F32))) - (1.0 + 2**-10)) < 6e-5  # 6 standard errors
+    np.testing.assert_allclose(float(jnp.mean(r == BF16(1.0 + 2**-7))), 0.125, atol=0.008)
     exact = jnp.asarray([0.0, -0.0, 1.0, -2.5, 3.0e38, jnp.inf, -jnp.inf], F32)
     testing.assert_bitwise_equal(numerics.stochastic_round(exact, BF16, jax.random.key(1))[:5], exact[:5].astype(BF16))
     special = numerics.stochastic_round(jnp.asarray([jnp.finfo(F32).max, jnp.inf, jnp.nan], F32), BF16,
                                         jax.random.key(2))
     assert float(special[0]) == float(jnp.finfo(BF16).max) and float(special[1]) == np.inf and np.isnan(special[2])
-    h = numerics.stochastic_round(jnp.full((100_000,), 1.0 + 2**-12, F32), F16, jax.random.key(3))  # float16 too
-    assert abs(float(jnp.mean(h.astype(F32))) - (1.0 + 2**-12)) < 2e-5
+    h = numerics.stochastic_round(jnp.full((65_536,), 1.0 + 2**-12, F32), F16, 7)  # float16, and a seed not a key
+    assert set(np.unique(np.float32(h)).tolist()) == {1.0, 1.0 + 2**-10}
+    assert abs(float(jnp.mean(h.astype(F32))) - (1.0 + 2**-12)) < 2.5e-5
     testing.assert_bitwise_equal(numerics.stochastic_round(x, BF16, jax.random.key(0)), r)  # same key, same bits
 
 
@@ -213,8 +217,7 @@ def poisoned(grads, value):
     return jax.tree.map(lambda g: g.at[(0,) * g.ndim].set(value), grads)
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_skip_nonfinite_leaves_everything_bit_for_bit(bad):
+def test_skip_nonfinite_leaves_everything_bit_for_bit():
     params = dict(mixed_params(), neg_zero=jnp.asarray([-0.0, 0.0, -0.0], F32))
     stream = testing.gradient_stream(params, 6, seed=5)
     grads = [jax.tree.map(lambda x, i=i: x[i], stream) for i in range(6)]
@@ -224,22 +227,23 @@ def test_skip_nonfinite_leaves_everything_bit_for_bit(bad):
     p, s = params, tx.init(params)
     q, r = params, plain.init(params)
     for i, g in enumerate(grads):
-        if i == 3:  # one element of one leaf poisoned: nothing may move, bit for bit
+        if i in (1, 3, 4):  # one element of one leaf poisoned: nothing may move, bit for bit
+            bad = {1: np.nan, 3: np.inf, 4: -np.inf}[i]
             bad_g = dict(g, blocks=[g["blocks"][0].at[1].set(bad), g["blocks"][1]])
             u, s_after = step(bad_g, s, p)
             p_after = adamlab.apply_updates(p, u)
             testing.assert_bitwise_equal(p_after, p)  # -0.0 params included: the skip step adds -0.0
             testing.assert_bitwise_equal(s_after.inner_state, s.inner_state)
-            assert (int(s_after.skipped), int(s_after.consecutive)) == (1, 1)
+            assert int(s_after.skipped) == int(s.skipped) + 1
             p, s = p_after, s_after
         u, s = step(g, s, p)
         p = adamlab.apply_updates(p, u)
         ru, r = plain_step(g, r, q)
         q = adamlab.apply_updates(q, ru)
-    # the wrapped run equals the unwrapped run that never saw the poisoned step
+    # the wrapped run equals the unwrapped run that never saw the poisoned steps
     testing.assert_bitwise_equal(p, q)
     testing.assert_bitwise_equal(s.inner_state, r)
-    assert (int(s.skipped), int(s.consecutive)) == (1, 0)
+    assert (int(s.skipped), int(s.consecutive)) == (3, 0)
 
 
 def test_skip_nonfinite_gives_up_loudly_after_max_consecutive():
@@ -273,7 +277,7 @@ def test_skip_nonfinite_gives_up_loudly_after_max_consecutive():
 
 def test_skip_nonfinite_inside_a_chain_and_its_argument_checks():
     params = mixed_params()
-    stream = testing.gradient_stream(params, 30, seed=6)
+    stream = testing.gradient_stream(params, 10, seed=6)
     ours = adamlab.chain(adamlab.clip_by_global_norm(0.5), numerics.skip_nonfinite(adamlab.adam(LR)))
     theirs = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(LR))
     # Not bitwise: compiled in one program with its caller, the wrapper's selects change how XLA fuses the
