@@ -48,6 +48,7 @@ __all__ = [
     "PaddedFlat",
     "bytes_per_device",
     "collectives",
+    "fsdp_loss",
     "fsdp_shardings",
     "init",
     "replicated",
@@ -209,6 +210,56 @@ def fsdp_shardings(params: PyTree, mesh: Mesh, axis: str = "fsdp", *, min_elemen
         return NamedSharding(mesh, PartitionSpec(*spec))
 
     return jax.tree.map(place, params)
+
+
+def fsdp_loss(loss_fn, param_shardings: PyTree, axis: str = "fsdp"):
+    """``loss_fn(params, *batch)`` as an FSDP loss: weights gathered per device, batch split, loss averaged.
+
+    Returns ``loss(params, *batch)``, a `jax.shard_map` over the mesh of
+    `param_shardings` (a tree of `NamedSharding`\\ s like the params, e.g.
+    from `fsdp_shardings`). On each device it all-gathers every param split
+    along `axis` into the whole weight, runs `loss_fn` on that device's slice
+    of every batch argument (split along its first dimension), and averages
+    the loss over `axis`. Its gradient (``jax.grad(loss)``) is the full-batch
+    gradient, each leaf split like its param: the transpose of the
+    all-gather is a reduce-scatter. `loss_fn` must return the *mean* over its
+    batch, and every batch argument's first dimension must be divisible by
+    the size of `axis`.
+
+    Left to itself, the compiler may instead gather the (small) batch and
+    repeat the model's work on every device; this fixes the data-parallel
+    split.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    shardings = jax.tree.leaves(param_shardings, is_leaf=lambda x: isinstance(x, Sharding))
+    if not shardings or not all(isinstance(s, NamedSharding) for s in shardings):
+        raise TypeError("param_shardings must be a tree of NamedShardings (e.g. from fsdp_shardings)")
+    mesh = shardings[0].mesh
+    if axis not in mesh.shape:
+        raise ValueError(f"axis {axis!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})")
+    specs = jax.tree.map(lambda sh: sh.spec, param_shardings, is_leaf=lambda x: isinstance(x, Sharding))
+    is_spec = lambda x: isinstance(x, PartitionSpec)
+
+    def gather(w, spec):
+        dims = [d for d, name in enumerate(spec) if name == axis]
+        return jax.lax.all_gather(w, axis, axis=dims[0], tiled=True) if dims else w
+
+    def loss(params, *batch):
+        n = mesh.shape[axis]
+        for i, b in enumerate(batch):
+            if not np.ndim(b) or np.shape(b)[0] % n:
+                raise ValueError(f"batch argument {i} has shape {np.shape(b)}: its first dimension must be "
+                                 f"divisible by the {n} devices of axis {axis!r}")
+
+        def local(p, *local_batch):
+            whole = jax.tree.map(gather, p, specs, is_leaf=is_spec)
+            return jax.lax.pmean(loss_fn(whole, *local_batch), axis)
+
+        in_specs = (specs, *[PartitionSpec(axis)] * len(batch))
+        return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=PartitionSpec())(params, *batch)
+
+    return loss
 
 
 # -- ZeRO-1 over the flat layout ------------------------------------------------------------------------------------

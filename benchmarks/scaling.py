@@ -6,7 +6,7 @@ One fixed model (the demo transformer, ``--d-model``/``--layers``) trained with
 - ``fsdp``: params split along their largest dimension divisible by N
   (`adamlab.sharding.fsdp_shardings`), optimizer state following them
   (`adamlab.sharding.init`), weights gathered in the forward pass and
-  gradients reduce-scattered (a `jax.shard_map`, as in `examples/sharded_train.py`);
+  gradients reduce-scattered (`adamlab.sharding.fsdp_loss`);
 - ``zero1``: replicated params in the flat layout, gradients from a data-parallel
   loss, the optimizer state split along its buffers (`adamlab.sharding.zero1`).
 
@@ -59,16 +59,7 @@ def _setup(n: int, mode: str, config: model.ModelConfig, batch: int, pin_grads: 
     if mode == "fsdp":
         param_sh = shd.fsdp_shardings(params, mesh, "data", min_elements=1024)
         params = jax.device_put(params, param_sh)
-        specs = jax.tree.map(lambda s: s.spec, param_sh)
-
-        def gather(w, spec):
-            dims = [d for d, name in enumerate(spec) if name == "data"]
-            return jax.lax.all_gather(w, "data", axis=dims[0], tiled=True) if dims else w
-
-        @jax.shard_map(mesh=mesh, in_specs=(specs, P("data"), P("data")), out_specs=P())
-        def loss_fn(p, x, y):
-            full = jax.tree.map(gather, p, specs, is_leaf=lambda v: isinstance(v, P))
-            return jax.lax.pmean(model.loss_fn(full, x, y, config), "data")
+        loss_fn = shd.fsdp_loss(lambda p, x, y: model.loss_fn(p, x, y, config), param_sh, "data")
     else:
         params = jax.device_put(flat.flatten(params), rep)
         param_sh = jax.tree.map(lambda _: rep, params)

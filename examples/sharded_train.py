@@ -87,19 +87,9 @@ def main(steps: int = 100, devices: int = _DEFAULT_DEVICES, *, batch: int = 32, 
         param_sh = shd.fsdp_shardings(params, mesh, "fsdp", min_elements=1024)
         params = jax.device_put(params, param_sh)
 
-        specs = jax.tree.map(lambda s: s.spec, param_sh)
-
-        def gather(w, spec):
-            dims = [d for d, name in enumerate(spec) if name == "fsdp"]
-            return jax.lax.all_gather(w, "fsdp", axis=dims[0], tiled=True) if dims else w
-
-        # Each device runs the model on its slice of the batch with the weights gathered whole; the transpose of
-        # the all-gather is a reduce-scatter, so each gradient arrives summed over the batch and split like its
-        # param. (Left to itself, the compiler may instead gather the small batch and repeat the work everywhere.)
-        @jax.shard_map(mesh=mesh, in_specs=(specs, P("fsdp"), P("fsdp")), out_specs=P())
-        def loss_fn(p, x, y):
-            full = jax.tree.map(gather, p, specs, is_leaf=lambda v: isinstance(v, P))
-            return jax.lax.pmean(model.loss_fn(full, x, y, config), "fsdp")
+        # Each device runs the model on its slice of the batch with the weights gathered whole; the gradient of
+        # each weight arrives summed over the batch and split like its param (a reduce-scatter).
+        loss_fn = shd.fsdp_loss(lambda p, x, y: model.loss_fn(p, x, y, config), param_sh, "fsdp")
 
     state = shd.init(tx, params)  # every moment created on its param's devices, as shards only
     state_sh = shd.state_shardings(tx, params)

@@ -228,6 +228,45 @@ def check_fsdp_memory():
             "replicated_bytes": 2 * 32 * 4 + 2 * 4}
 
 
+def check_fsdp_loss():
+    """`fsdp_loss`: the plain loss and gradient on the whole batch, each gradient split like its param."""
+    mesh = auto_mesh((8,), ("fsdp",))
+    k = jax.random.split(jax.random.PRNGKey(2), 4)
+    params = {"w1": jax.random.normal(k[0], (16, 64)) * 0.3, "b1": jnp.zeros(64),
+              "w2": jax.random.normal(k[1], (64, 8)) * 0.3}
+    x = jax.random.normal(k[2], (32, 16))
+    y = jax.random.normal(k[3], (32, 8))
+
+    def mse(p, x, y):
+        return jnp.mean((jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] - y) ** 2)
+
+    sh = shd.fsdp_shardings(params, mesh, "fsdp", min_elements=256)
+    placed = jax.device_put(params, sh)
+    batch_sh = NamedSharding(mesh, P("fsdp", None))
+    xs, ys = jax.device_put(x, batch_sh), jax.device_put(y, batch_sh)
+    loss = shd.fsdp_loss(mse, sh, "fsdp")
+    value, grads = jax.jit(jax.value_and_grad(loss))(placed, xs, ys)
+    ref_value, ref_grads = jax.value_and_grad(mse)(params, x, y)
+    compiled = jax.jit(jax.value_and_grad(loss)).lower(placed, xs, ys).compile()
+    errors = {}
+    for name, call in {"odd_batch": lambda: loss(placed, x[:12], y[:12]),
+                       "bad_axis": lambda: shd.fsdp_loss(mse, sh, "data"),
+                       "not_shardings": lambda: shd.fsdp_loss(mse, {"w": P("fsdp")}, "fsdp")}.items():
+        try:
+            call()
+            errors[name] = None
+        except (ValueError, TypeError) as e:
+            errors[name] = f"{type(e).__name__}: {e}"
+    return {
+        "value": float(value), "ref_value": float(ref_value),
+        "grad_max_rel": max(max_rel(grads[n], ref_grads[n]) for n in params),
+        "param_specs": {n: str(s.spec) for n, s in sh.items()},
+        "grads_split_like_params": {n: g.sharding.is_equivalent_to(sh[n], g.ndim) for n, g in grads.items()},
+        "collectives": sorted(shd.collectives(compiled).counts),
+        "errors": errors,
+    }
+
+
 def _flat_setup(group):
     mesh = auto_mesh((8,), ("data",))
     k = jax.random.split(jax.random.PRNGKey(2), 4)

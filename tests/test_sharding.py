@@ -105,6 +105,19 @@ def test_fsdp_state_is_split_eight_ways(reports):
     assert r["max_state_bytes"] == split // DEVICES + r["replicated_bytes"]
 
 
+def test_fsdp_loss_is_the_full_batch_loss_with_split_gradients(reports):
+    r = _check(reports, "fsdp_loss")
+    assert abs(r["value"] - r["ref_value"]) <= 1e-6 * abs(r["ref_value"])
+    assert r["grad_max_rel"] < 1e-5
+    assert r["param_specs"]["w1"] == "P(None, 'fsdp')" and r["param_specs"]["w2"] == "P('fsdp', None)"
+    assert r["grads_split_like_params"] == {"w1": True, "b1": True, "w2": True}
+    # Weights gathered forward, gradients reduce-scattered back, the loss averaged.
+    assert {"all-gather", "reduce-scatter"} <= set(r["collectives"])
+    assert "divisible by the 8 devices of axis 'fsdp'" in r["errors"]["odd_batch"]
+    assert "axis 'data' is not an axis of the mesh" in r["errors"]["bad_axis"]
+    assert r["errors"]["not_shardings"].startswith("TypeError: param_shardings must be a tree of NamedShardings")
+
+
 def test_accumulator_follows_the_params(reports):
     r = _check(reports, "accumulate")
     assert r["accumulator_is_matched"] == 1
