@@ -187,6 +187,13 @@ def init(
     return fn(params)
 
 
+def _axis_size(mesh: Mesh, axis: str, who: str = "") -> int:
+    """The number of devices along `axis`, refusing an axis the mesh does not have."""
+    if axis not in mesh.shape:
+        raise ValueError(f"{who}axis {axis!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})")
+    return mesh.shape[axis]
+
+
 def fsdp_shardings(params: PyTree, mesh: Mesh, axis: str = "fsdp", *, min_elements: int = 1024) -> PyTree:
     """FSDP placement: each leaf split along its largest dimension that the `axis` size divides, else replicated.
 
@@ -195,9 +202,7 @@ def fsdp_shardings(params: PyTree, mesh: Mesh, axis: str = "fsdp", *, min_elemen
     Returns a tree of `NamedSharding`\\ s like `params`; ``jax.device_put(params,
     fsdp_shardings(params, mesh))`` places them.
     """
-    if axis not in mesh.shape:
-        raise ValueError(f"axis {axis!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})")
-    n = mesh.shape[axis]
+    n = _axis_size(mesh, axis)
 
     def place(p):
         shape = tuple(np.shape(p))
@@ -232,13 +237,12 @@ def fsdp_loss(loss_fn, param_shardings: PyTree, axis: str = "fsdp"):
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
-    shardings = jax.tree.leaves(param_shardings, is_leaf=lambda x: isinstance(x, Sharding))
+    shardings = jax.tree.leaves(param_shardings)  # a Sharding is a leaf
     if not shardings or not all(isinstance(s, NamedSharding) for s in shardings):
         raise TypeError("param_shardings must be a tree of NamedShardings (e.g. from fsdp_shardings)")
     mesh = shardings[0].mesh
-    if axis not in mesh.shape:
-        raise ValueError(f"axis {axis!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})")
-    specs = jax.tree.map(lambda sh: sh.spec, param_shardings, is_leaf=lambda x: isinstance(x, Sharding))
+    n = _axis_size(mesh, axis)
+    specs = jax.tree.map(lambda sh: sh.spec, param_shardings)
     is_spec = lambda x: isinstance(x, PartitionSpec)
 
     def gather(w, spec):
@@ -246,7 +250,6 @@ def fsdp_loss(loss_fn, param_shardings: PyTree, axis: str = "fsdp"):
         return jax.lax.all_gather(w, axis, axis=dims[0], tiled=True) if dims else w
 
     def loss(params, *batch):
-        n = mesh.shape[axis]
         for i, b in enumerate(batch):
             if not np.ndim(b) or np.shape(b)[0] % n:
                 raise ValueError(f"batch argument {i} has shape {np.shape(b)}: its first dimension must be "
@@ -379,9 +382,7 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> Gradien
         raise TypeError(f"zero1: tx is a {type(tx).__name__}, not a GradientTransformation")
     if not isinstance(mesh, Mesh):
         raise TypeError(f"zero1: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
-    if axis not in mesh.shape:
-        raise ValueError(f"zero1: axis {axis!r} is not an axis of the mesh (axes: {tuple(mesh.shape)})")
-    n = mesh.shape[axis]
+    n = _axis_size(mesh, axis, "zero1: ")
     sharding = NamedSharding(mesh, PartitionSpec(axis))
     whole = NamedSharding(mesh, PartitionSpec())
     explicit = dict(zip(mesh.axis_names, mesh.axis_types))[axis] == jax.sharding.AxisType.Explicit
