@@ -8,8 +8,9 @@ in rotation:
 
 - ``optax``: ``optax.adamw`` on the tree;
 - ``adamlab``: ``adamlab.adamw`` on the tree;
-- ``unguarded``: the same with the moments' guard replaced by the identity (not a supported configuration: the
-  lower bound the guards could reach).
+- ``unguarded``: the same with `saturate` replaced by the identity in `adamlab.moments`, which removes the
+  moments' guard and the final saturation of the update (its zero-denominator and overflow selects stay). Not a
+  supported configuration: the lower bound those guards could reach.
 
     python -m benchmarks.probe_guard_cost [--leaves 500] [--shape 32x256] [--repeats 3]
 """
