@@ -7,7 +7,7 @@ optimizers are short chains of them (see `adamlab.optimizers`).
 from adamlab import checkpoint, diagnostics, flat, numerics, schedules, sharding, step, testing
 from adamlab.accumulate import AccumulateState, accumulate_gradients
 from adamlab.averaging import ParameterEmaState, parameter_ema
-from adamlab.base import EmptyState, GradientTransformation, apply_updates, chain, identity
+from adamlab.base import EmptyState, GradientTransformation, StageInfo, apply_updates, chain, identity, stage_info
 from adamlab.decay import add_coupled_weight_decay, add_decoupled_weight_decay, resolve_mask, weight_decay_mask
 from adamlab.moments import (
     CountState,
@@ -24,6 +24,7 @@ from adamlab.moments import (
 from adamlab.numerics import NonFiniteGradientError, SkipNonfiniteState, skip_nonfinite, stochastic_round
 from adamlab.optimizers import adam, adamw, rmsprop, sgd
 from adamlab.scaling import ScheduleState, clip_by_global_norm, global_norm, scale, scale_by_learning_rate
+from adamlab.stage_builder import moment_stage
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "RmsState",
     "ScheduleState",
     "SkipNonfiniteState",
+    "StageInfo",
     "TraceState",
     "accumulate_gradients",
     "adam",
@@ -55,6 +57,7 @@ __all__ = [
     "global_norm",
     "half_life",
     "identity",
+    "moment_stage",
     "numerics",
     "parameter_ema",
     "resolve_mask",
@@ -67,6 +70,7 @@ __all__ = [
     "sgd",
     "sharding",
     "skip_nonfinite",
+    "stage_info",
     "step",
     "stochastic_round",
     "testing",

@@ -61,6 +61,13 @@ def check_nonnegative(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be >= 0 and finite (in float32), got {value!r}")
 
 
+def known_positive(value: Any) -> bool:
+    """True when `value` is known before tracing and > 0 in float32: a decision the optimizer makes once, in Python.
+
+    (1e-50 is 0 in float32, where the arithmetic runs.)"""
+    return not isinstance(value, jax.core.Tracer) and np.ndim(value) == 0 and np.float32(float(value)) > 0
+
+
 def check_positive(name: str, value: Any) -> None:
     v = _value(name, value)
     if v is not None and not v > 0.0:

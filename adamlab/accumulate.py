@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, _info, stage
-from adamlab.moments import init_moment, is_float
+from adamlab.base import GradientTransformation, compiled_when_eager, stage, stage_info
+from adamlab.tree import init_moment, is_float
 
 
 class AccumulateState(NamedTuple):
@@ -85,6 +85,7 @@ def accumulate_gradients(
     def init(params):
         return AccumulateState(jnp.zeros((), jnp.int32), init_moment(params, acc_dtype), tx.init(params))
 
+    @compiled_when_eager  # its cond would be compiled afresh on every eager call
     def update(updates, state, params=None, **extra):
         if not isinstance(state, AccumulateState):
             raise ValueError(f"accumulate_gradients got a state of type {type(state).__name__}; pass the state "
@@ -124,4 +125,4 @@ def accumulate_gradients(
         micro = jnp.where(last, 0, state.micro_step + 1).astype(jnp.int32)
         return out, AccumulateState(micro, acc, inner)
 
-    return stage("accumulate_gradients", init, update, role=_info(tx).role)
+    return stage("accumulate_gradients", init, update, role=stage_info(tx).role)

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
-from adamlab.moments import bias_correction_term, compute_dtype, increment, init_moment, is_float, leafwise, store
+from adamlab.moments import bias_correction_term
+from adamlab.tree import compute_dtype, increment, init_moment, is_float, leafwise, store
 
 
 class ParameterEmaState(NamedTuple):

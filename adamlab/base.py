@@ -21,8 +21,8 @@ stages after it transform the update direction. This is exactly the meaning
 
 from __future__ import annotations
 
+import functools
 import inspect
-import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -51,39 +51,42 @@ class EmptyState(NamedTuple):
     """State of a stateless transformation."""
 
 
-# What `chain` needs to know about a stage, keyed by its update function so
-# that re-wrapping `GradientTransformation(tx.init, tx.update)` keeps it.
-class _StageInfo(NamedTuple):
+def init_empty(params) -> EmptyState:
+    """``init`` of every stateless stage."""
+    del params
+    return EmptyState()
+
+
+class StageInfo(NamedTuple):
+    """What `chain` knows about a stage: its name, its role, and, for a chain, its stages."""
+
     name: str
     role: str  # "moment", "gradient" (preprocessing only), "direction" or "any"
-    stages: tuple = ()  # the stages of an adamlab chain, for flattening
+    stages: tuple = ()
 
 
-_STAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_INFO_ATTR = "__adamlab_stage__"
 
 
-def stage(name: str, init: InitFn, update: UpdateFn, role: str = "any") -> GradientTransformation:
-    """Builds a transformation and records its name and role for `chain`.
+def stage(name: str, init: InitFn, update: UpdateFn, role: str = "any", stages: tuple = ()) -> GradientTransformation:
+    """Builds a transformation and attaches its `StageInfo` to its ``update`` function.
 
     role: ``"moment"`` starts a moment (the chain fixes the gradient at its
     input), ``"gradient"`` must come before every moment stage,
     ``"direction"`` must come after the first moment stage when the chain
-    has one, ``"any"`` may stand anywhere.
+    has one, ``"any"`` may stand anywhere. The info lives on ``update``, so
+    ``GradientTransformation(tx.init, tx.update)`` (as wrappers rebuild it)
+    keeps it.
     """
-    _STAGES[update] = _StageInfo(name, role)
+    setattr(update, _INFO_ATTR, StageInfo(name, role, tuple(stages)))
     return GradientTransformation(init, update)
 
 
-def _info(tx) -> _StageInfo:
-    try:
-        return _STAGES.get(tx.update) or _StageInfo(_foreign_name(tx), "any")
-    except TypeError:  # an update that cannot be weakly referenced
-        return _StageInfo(_foreign_name(tx), "any")
-
-
-def _foreign_name(tx) -> str:
+def stage_info(tx: GradientTransformation) -> StageInfo:
+    """The `StageInfo` of `tx`; a transformation adamlab did not build is ``StageInfo(<its update's name>, "any")``."""
     fn = getattr(tx, "update", None)
-    return getattr(fn, "__qualname__", type(tx).__name__)
+    info = getattr(fn, _INFO_ATTR, None)
+    return info if isinstance(info, StageInfo) else StageInfo(getattr(fn, "__qualname__", type(tx).__name__), "any")
 
 
 def _accepts_extra(fn: Callable) -> bool:
@@ -94,18 +97,40 @@ def _accepts_extra(fn: Callable) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
+def is_eager(*trees) -> bool:
+    """True when every leaf of `trees` is a concrete array: a call made outside any trace."""
+    leaves = jax.tree.leaves(trees)
+    return bool(leaves) and all(
+        isinstance(x, (jax.Array, np.ndarray, np.generic)) and not isinstance(x, jax.core.Tracer) for x in leaves
+    )
+
+
+def compiled_when_eager(fn: Callable) -> Callable:
+    """`fn`, run through one cached `jax.jit` when every argument is a concrete array (an eager call).
+
+    For updates built on `jax.lax.cond`: called eagerly, a cond traces and
+    compiles its branches afresh on every call. Under a trace (inside the
+    user's `jax.jit`, `grad`, `scan`) `fn` is called as it is, so the
+    compiled step is the same either way. Calls with a Python scalar among
+    the arguments also run as they are, so that `fn`'s own checks see them.
+    """
+    jitted = jax.jit(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return jitted(*args, **kwargs) if is_eager(args, kwargs) else fn(*args, **kwargs)
+
+    return call
+
+
 def identity() -> GradientTransformation:
     """Passes updates through unchanged."""
-
-    def init(params):
-        del params
-        return EmptyState()
 
     def update(updates, state, params=None, **extra):
         del params, extra
         return updates, state
 
-    return stage("identity", init, update)
+    return stage("identity", init_empty, update)
 
 
 def chain(*transformations: GradientTransformation) -> GradientTransformation:
@@ -127,24 +152,25 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
             )
     stages: list = []
     for tx in transformations:
-        info = _info(tx)
+        info = stage_info(tx)
         if info.name == "identity":  # a placeholder (e.g. adam without weight decay) needs no state
             continue
         stages.extend(info.stages if info.name == "chain" else [tx])
-    infos = [_info(tx) for tx in stages]
-    first_moment = next((i for i, s in enumerate(infos) if s.role == "moment"), None)
-    if first_moment is not None:
+    infos = [stage_info(tx) for tx in stages]
+    # The gradient is fixed at the input of the first moment stage: what enters it is what the moments average.
+    fixed_at = next((i for i, s in enumerate(infos) if s.role == "moment"), None)
+    if fixed_at is not None:
         for i, s in enumerate(infos):
-            if s.role == "gradient" and i > first_moment:
+            if s.role == "gradient" and i > fixed_at:
                 raise ValueError(
                     f"chain: {s.name} (stage {i}) acts on the gradient but stands after the moment "
-                    f"stage {infos[first_moment].name} (stage {first_moment}); move it before the "
+                    f"stage {infos[fixed_at].name} (stage {fixed_at}); move it before the "
                     "moments (or use add_decoupled_weight_decay for AdamW-style decay)"
                 )
-            if s.role == "direction" and i < first_moment:
+            if s.role == "direction" and i < fixed_at:
                 raise ValueError(
                     f"chain: {s.name} (stage {i}) acts on the update direction but stands before the "
-                    f"first moment stage {infos[first_moment].name} (stage {first_moment}); "
+                    f"first moment stage {infos[fixed_at].name} (stage {fixed_at}); "
                     "move it after the moments (or use add_coupled_weight_decay for L2 on the gradient)"
                 )
     extra_ok = [_accepts_extra(tx.update) for tx in stages]
@@ -165,7 +191,7 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
         gradient = extra.pop("gradient", None)  # fixed by an enclosing chain
         new_state = []
         for i, (tx, s) in enumerate(zip(stages, state)):
-            if gradient is None and i == first_moment:
+            if gradient is None and i == fixed_at:
                 gradient = updates
             if extra_ok[i]:
                 kw = dict(extra) if gradient is None else dict(extra, gradient=gradient)
@@ -176,9 +202,7 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
         updates = jax.tree.map(lambda u, d: u if u.dtype == d else u.astype(d), updates, in_dtypes)
         return updates, tuple(new_state)
 
-    role = "moment" if first_moment is not None else "any"
-    _STAGES[update] = _StageInfo("chain", role, tuple(stages))
-    return GradientTransformation(init, update)
+    return stage("chain", init, update, role="moment" if fixed_at is not None else "any", stages=tuple(stages))
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:

@@ -20,7 +20,7 @@ import numpy as np
 
 from adamlab import _checks
 from adamlab.base import EmptyState, GradientTransformation, stage
-from adamlab.moments import compute_dtype, is_float
+from adamlab.tree import compute_dtype, is_float
 
 Mask = Any  # a bool pytree, a prefix of one, or a callable params -> such a tree
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from adamlab import _checks
 from adamlab.decay import resolve_mask
-from adamlab.moments import RmsState, bias_correction_term, is_float
+from adamlab.moments import RmsState, bias_correction_term
+from adamlab.tree import is_float
 
 PyTree = Any
 LearningRate = float | jax.Array | Callable[[jax.Array], jax.Array]

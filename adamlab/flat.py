@@ -43,7 +43,7 @@ that its state is flat and its update runs per bucket; see its docstring.
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, _info, stage
+from adamlab.base import GradientTransformation, stage, stage_info
 from adamlab.decay import resolve_mask, weight_decay_mask
 
 DEFAULT_BUCKET_BYTES = 1 << 30
@@ -373,6 +373,27 @@ def state_to_tree(state: Any) -> Any:
     return jax.tree.map(lambda x: x.unflatten() if isinstance(x, Flat) else x, state, is_leaf=_is_flat)
 
 
+def convert_nodes(state: Any, like: Any, node_type: type, convert: Callable[[Any, Any], Any], what: str) -> Any:
+    """Walks the template `like` and converts the parts of `state` found where `like` has a `node_type`.
+
+    `like` is flattened with its `node_type` instances as leaves, and `state`
+    is matched to that structure down to them (what `state` holds below such
+    a node is left to `convert`); a mismatch raises ValueError
+    ``f"{what}: {mismatch}"``, so `what` should say what `state` was expected
+    to be. At each `node_type` node the result holds
+    ``convert(node_in_like, part_of_state)``; elsewhere it keeps `state`'s
+    own leaf. Shared by `state_from_tree` and
+    `adamlab.sharding.zero1_state_from_flat`.
+    """
+    nodes, treedef = jax.tree.flatten(like, is_leaf=lambda x: isinstance(x, node_type))
+    try:
+        subs = treedef.flatten_up_to(state)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{what}: {e}") from None
+    return jax.tree.unflatten(treedef, [convert(node, sub) if isinstance(node, node_type) else sub
+                                        for node, sub in zip(nodes, subs)])
+
+
 def state_from_tree(tree_state: Any, like: Any) -> Any:
     """The inverse of `state_to_tree`: packs the trees of `tree_state` where `like` has a `Flat`.
 
@@ -381,17 +402,8 @@ def state_from_tree(tree_state: Any, like: Any) -> Any:
     that is a ``(0,)`` placeholder for every leaf of a bucket becomes a
     ``(0,)`` buffer, as ``tx.init(flat)`` makes it.
     """
-    nodes, treedef = jax.tree.flatten(like, is_leaf=_is_flat)
-    try:
-        subtrees = treedef.flatten_up_to(tree_state)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"tree_state does not have the structure of `like` with trees in place of Flats: {e}") \
-            from None
-    out = []
-    for node, sub in zip(nodes, subtrees):
-        if not isinstance(node, Flat):
-            out.append(sub)
-            continue
+
+    def pack(node: Flat, sub: Any) -> Flat:
         layout = node.layout
         diff = _checks.first_difference(sub, layout.abstract())
         if diff is not None:
@@ -409,8 +421,10 @@ def state_from_tree(tree_state: Any, like: Any) -> Any:
                                      f"layout {layout.slots[i].size} (bucket {j})")
             buf = parts[0] if len(parts) == 1 else jnp.concatenate(parts) if parts else jnp.zeros((0,), like_buf.dtype)
             bufs.append(buf.reshape(b.shape))
-        out.append(Flat(tuple(bufs), layout))
-    return jax.tree.unflatten(treedef, out)
+        return Flat(tuple(bufs), layout)
+
+    return convert_nodes(tree_state, like, Flat, pack,
+                         "tree_state does not have the structure of `like` with trees in place of Flats")
 
 
 # -- the pytree path -----------------------------------------------------------------------------------------------
@@ -506,4 +520,4 @@ def packed(
         out, state = tx.update(flat_u, state, flat_p, **extra)
         return layout.unflatten(out.buckets), state
 
-    return stage("packed", init, update, role=_info(tx).role)
+    return stage("packed", init, update, role=stage_info(tx).role)

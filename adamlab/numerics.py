@@ -14,9 +14,6 @@ its two neighbours in `dtype`, the upper one with probability
 ``(x - lo) / (hi - lo)``, so that ``E[round(x)] = x``: a decay too small to
 move a bfloat16 number by one ulp still moves it on average.
 
-``saturate`` and ``clip_finite`` keep finite inputs finite: a result that
-overflows becomes the largest finite value of its dtype, with its sign,
-while a NaN or an Inf that was already in the inputs is left alone.
 """
 
 from __future__ import annotations
@@ -28,9 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, _info, stage
-
-INT32_MAX = np.iinfo(np.int32).max
+from adamlab.base import GradientTransformation, is_eager, stage, stage_info
+from adamlab.tree import clip_finite, increment, is_float
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -43,22 +39,14 @@ class SkipNonfiniteState(NamedTuple):
     consecutive: jax.Array  # int32 non-finite steps in a row, 0 after a finite step
 
 
-def _is_float(x: Any) -> bool:
-    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
-
-
-def _increment(count: jax.Array) -> jax.Array:
-    return jnp.where(count < INT32_MAX, count + 1, count).astype(jnp.int32)
-
-
 def all_finite(tree: Any) -> jax.Array:
     """True when no float leaf of `tree` holds a NaN or an Inf (True for a tree without float leaves)."""
-    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if _is_float(x)]
+    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if is_float(x)]
     return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
 
 
 def _nonfinite_paths(tree: Any, flags) -> list[str]:
-    paths = [_checks.path_str(p) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0] if _is_float(x)]
+    paths = [_checks.path_str(p) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0] if is_float(x)]
     return [p for p, ok in zip(paths, flags) if not ok]
 
 
@@ -102,19 +90,19 @@ def skip_nonfinite(
     def init(params):
         return SkipNonfiniteState(tx.init(params), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
-    def update(updates, state, params=None, **extra):
-        if not isinstance(state, SkipNonfiniteState):
-            raise ValueError(
-                f"skip_nonfinite got a state of type {type(state).__name__}; pass the state its init/update returned"
-            )
-        gradient = extra.get("gradient")
-        checked = updates if gradient is None or gradient is updates else (updates, gradient)
-        leaf_ok = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(checked) if _is_float(x)]
-        finite = jnp.all(jnp.stack(leaf_ok)) if leaf_ok else jnp.asarray(True)
-        consecutive = jnp.where(finite, jnp.zeros((), jnp.int32), _increment(state.consecutive))
+    raising = on_limit == "raise" and max_consecutive is not None
+
+    def step(updates, state, params, extra, in_callback: bool):
+        checked = _checked(updates, extra)
+        leaf_ok = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(checked) if is_float(x)]
+        flags = jnp.stack(leaf_ok) if leaf_ok else jnp.zeros((0,), bool)
+        finite = jnp.all(flags)
+        consecutive = jnp.where(finite, jnp.zeros((), jnp.int32), increment(state.consecutive))
         over = jnp.asarray(False) if max_consecutive is None else consecutive > max_consecutive
-        if on_limit == "raise" and max_consecutive is not None:
-            _raise_if(over, consecutive, leaf_ok, checked, max_consecutive)
+        if raising and in_callback:
+            # Inside a cond the host is called only on the step that gives up, not on every step.
+            report = lambda *a: _raise_from_host(checked, max_consecutive, *a)
+            jax.lax.cond(over, lambda: jax.debug.callback(report, over, consecutive, flags), lambda: None)
         apply = finite | over if on_limit == "apply" else finite
 
         def take(_):
@@ -129,62 +117,50 @@ def skip_nonfinite(
         # A cond, not selects: the skipped branch costs nothing, and XLA need not keep the old state alive
         # beside the new one (with selects it copied every moment; see benchmarks/numerics_cost.py).
         out, kept = jax.lax.cond(apply, take, skip, None)
-        skipped = jnp.where(apply, state.skipped, _increment(state.skipped))
-        return out, SkipNonfiniteState(kept, skipped, consecutive)
+        skipped = jnp.where(apply, state.skipped, increment(state.skipped))
+        return (out, SkipNonfiniteState(kept, skipped, consecutive)), (over, consecutive, flags)
 
-    return stage("skip_nonfinite", init, update, role=_info(tx).role)
+    # Eagerly, one compiled program (a cond's branches would be compiled afresh on every call), and the error is
+    # an ordinary exception raised here, before the caller sees any new state.
+    eager_step = jax.jit(lambda updates, state, params, extra: step(updates, state, params, extra, False))
 
+    def update(updates, state, params=None, **extra):
+        if not isinstance(state, SkipNonfiniteState):
+            raise ValueError(
+                f"skip_nonfinite got a state of type {type(state).__name__}; pass the state its init/update returned"
+            )
+        if not is_eager(updates, state, params, extra):
+            return step(updates, state, params, extra, True)[0]
+        result, (over, consecutive, flags) = eager_step(updates, state, params, extra)
+        if raising and bool(over):
+            checked = _checked(updates, extra)
+            raise NonFiniteGradientError(_message(checked, max_consecutive, over, consecutive, np.asarray(flags)))
+        return result
 
-def _raise_if(over, consecutive, leaf_ok, tree, max_consecutive: int) -> None:
-    def message(over, count, flags) -> str:
-        # Under vmap the arguments carry a batch axis: report the first member that gave up.
-        over, count = np.reshape(over, (-1,)), np.reshape(count, (-1,))
-        row = int(np.argmax(over))
-        flags = np.reshape(flags, (over.size, -1))[row]
-        bad = _nonfinite_paths(tree, flags)
-        return (
-            f"skip_nonfinite: {int(count[row])} steps in a row had non-finite gradients (max_consecutive="
-            f"{max_consecutive}); giving up. Leaves with NaN or Inf on the last step: {', '.join(bad) or 'none'}"
-        )
-
-    flags = jnp.stack(leaf_ok) if leaf_ok else jnp.zeros((0,), bool)
-    if not isinstance(over, jax.core.Tracer):  # eager: an ordinary exception, raised before any state changes
-        if bool(over):
-            raise NonFiniteGradientError(message(over, consecutive, np.asarray(flags)))
-        return
-
-    def callback(over, count, flags):
-        if np.any(over):  # checked here too: under vmap the cond becomes a select and calls the host every step
-            raise NonFiniteGradientError(message(over, count, flags))
-
-    # Inside a cond the host is called only on the step that gives up, not on every step.
-    jax.lax.cond(over, lambda: jax.debug.callback(callback, over, consecutive, flags), lambda: None)
+    return stage("skip_nonfinite", init, update, role=stage_info(tx).role)
 
 
-def clip_finite(x: jax.Array, dtype) -> jax.Array:
-    """`x` with finite values clipped to the finite range of `dtype` (NaN and Inf left alone), still in x's dtype.
-
-    Rounding a float32 above ``finfo(bfloat16).max`` to bfloat16 gives Inf;
-    clipping first gives the largest bfloat16 instead.
-    """
-    big = float(jnp.finfo(dtype).max)
-    if big >= float(jnp.finfo(x.dtype).max):
-        return x
-    return jnp.where(jnp.isfinite(x), jnp.clip(x, -big, big), x)
+def _checked(updates, extra):
+    """What skip_nonfinite checks: the updates, and the gradient an enclosing chain hands over when it differs."""
+    gradient = extra.get("gradient")
+    return updates if gradient is None or gradient is updates else (updates, gradient)
 
 
-def saturate(new: jax.Array, *inputs: jax.Array) -> jax.Array:
-    """``new`` with an Inf that arose from finite `inputs` replaced by ``±finfo(new.dtype).max``.
+def _message(tree, max_consecutive: int, over, count, flags) -> str:
+    # Under vmap the arguments carry a batch axis: report the first member that gave up.
+    over, count = np.reshape(over, (-1,)), np.reshape(count, (-1,))
+    row = int(np.argmax(over))
+    flags = np.reshape(flags, (over.size, -1))[row]
+    bad = _nonfinite_paths(tree, flags)
+    return (
+        f"skip_nonfinite: {int(count[row])} steps in a row had non-finite gradients (max_consecutive="
+        f"{max_consecutive}); giving up. Leaves with NaN or Inf on the last step: {', '.join(bad) or 'none'}"
+    )
 
-    Used on moments: ``0.001 * g**2`` overflows float32 for ``|g| > 1.8e19``,
-    and an Inf second moment would freeze that weight for good. A NaN or an
-    Inf already present in the inputs propagates unchanged.
-    """
-    finite = jnp.isfinite(inputs[0])
-    for x in inputs[1:]:
-        finite = finite & jnp.isfinite(x)
-    big = jnp.asarray(jnp.finfo(new.dtype).max, new.dtype)
-    return jnp.where(jnp.isinf(new) & finite, jnp.copysign(big, new), new)
+
+def _raise_from_host(tree, max_consecutive: int, over, count, flags) -> None:
+    if np.any(over):  # checked here too: under vmap the cond becomes a select and calls the host every step
+        raise NonFiniteGradientError(_message(tree, max_consecutive, over, count, flags))
 
 
 def _mix32(x: jax.Array) -> jax.Array:
@@ -243,9 +219,7 @@ __all__ = [
     "NonFiniteGradientError",
     "SkipNonfiniteState",
     "all_finite",
-    "clip_finite",
     "hash_bits",
-    "saturate",
     "skip_nonfinite",
     "stochastic_round",
 ]

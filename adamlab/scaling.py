@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from adamlab import _checks
-from adamlab.base import EmptyState, GradientTransformation, stage
-from adamlab.moments import compute_dtype, increment, is_float, leafwise
+from adamlab.base import GradientTransformation, compiled_when_eager, init_empty, stage
+from adamlab.tree import compute_dtype, increment, is_float, leafwise
 
 Schedule = Callable[[jax.Array], jax.Array]
 ScalarOrSchedule = float | jax.Array | Schedule
@@ -23,15 +23,11 @@ class ScheduleState(NamedTuple):
 def scale(factor: float) -> GradientTransformation:
     """``u * factor``."""
 
-    def init(params):
-        del params
-        return EmptyState()
-
     def update(updates, state, params=None, **extra):
         del params, extra
         return leafwise(lambda u: u * jnp.asarray(factor, compute_dtype(u)), updates), state
 
-    return stage("scale", init, update)
+    return stage("scale", init_empty, update)
 
 
 def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool = True) -> GradientTransformation:
@@ -59,6 +55,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
     return stage("scale_by_learning_rate", init, update)
 
 
+@jax.jit  # eagerly, one compiled program per tree structure (its cond would be compiled on every call)
 def global_norm(tree) -> jax.Array:
     """``sqrt(sum of squares)`` over every float leaf, accumulated in float32.
 
@@ -111,10 +108,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """
     _checks.check_positive("max_norm", max_norm)
 
-    def init(params):
-        del params
-        return EmptyState()
-
+    @compiled_when_eager  # its cond would be compiled afresh on every eager call
     def update(updates, state, params=None, **extra):
         del params, extra
         leaves = [u for u in jax.tree.leaves(updates) if is_float(u)]
@@ -138,4 +132,4 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
                        updates)
         return out, state
 
-    return stage("clip_by_global_norm", init, update)
+    return stage("clip_by_global_norm", init_empty, update)

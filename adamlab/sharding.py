@@ -38,8 +38,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, _info, stage
-from adamlab.flat import Flat
+from adamlab.base import GradientTransformation, stage, stage_info
+from adamlab.flat import Flat, convert_nodes
 
 PyTree = Any
 
@@ -402,7 +402,7 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> Gradien
                              out.layout, out.sharding)
         return out.unpad(), state
 
-    return stage("zero1", init, update, role=_info(tx).role)
+    return stage("zero1", init, update, role=stage_info(tx).role)
 
 
 def zero1_state_to_flat(state: PyTree) -> PyTree:
@@ -422,17 +422,8 @@ def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
     it gives the padded lengths and the sharding. The result is placed with
     that sharding when `flat_state` holds concrete arrays.
     """
-    nodes, treedef = jax.tree.flatten(like, is_leaf=lambda x: isinstance(x, PaddedFlat))
-    try:
-        subs = treedef.flatten_up_to(flat_state)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"flat_state does not have the structure of `like` with Flats in place of PaddedFlats: {e}") \
-            from None
-    out = []
-    for node, sub in zip(nodes, subs):
-        if not isinstance(node, PaddedFlat):
-            out.append(sub)
-            continue
+
+    def pad(node: PaddedFlat, sub: Any) -> PaddedFlat:
         if not isinstance(sub, Flat) or sub.layout != node.layout:
             raise ValueError(f"flat_state has a {type(sub).__name__} where `like` has a PaddedFlat of "
                              f"{node.layout!r}")
@@ -444,8 +435,10 @@ def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
                 continue
             b = _pad(jnp.ravel(jnp.asarray(b)), length)
             bufs.append(b if isinstance(b, jax.core.Tracer) else jax.device_put(b, node.sharding))
-        out.append(PaddedFlat(tuple(bufs), node.layout, node.sharding))
-    return jax.tree.unflatten(treedef, out)
+        return PaddedFlat(tuple(bufs), node.layout, node.sharding)
+
+    return convert_nodes(flat_state, like, PaddedFlat, pad,
+                         "flat_state does not have the structure of `like` with Flats in place of PaddedFlats")
 
 
 # -- measurements ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Optimizer step benchmark: adamlab's pytree and flat paths against Optax's ``adamw``, in one process.
+"""Optimizer step benchmark: adamlab's per-leaf, pytree and flat paths against Optax, in one process or one per run.
 
 An AdamW step in float32 must read params, grads and both moments and write params and both moments: 28 bytes
 per parameter. The *floor* is that traffic over the copy bandwidth this script measures first (a donated
@@ -10,11 +10,20 @@ step time to Optax's and to the floor. Every step is jitted with params and stat
 
 Variants: ``optax`` (``optax.adamw`` on the tree), ``pytree`` (``adamlab.flat.packed(adamlab.adamw(...))`` on the
 tree), ``flat`` (``adamlab.adamw`` on the `Flat` buffers), and, on request, ``tree`` (``adamlab.adamw`` on the
-tree, without packing).
+tree, without packing: the path an Optax user takes first), ``adam`` / ``optax-adam`` (``adam`` of each library)
+and ``adam-l2`` / ``optax-adam-l2`` (adamlab's ``adam(weight_decay=...)`` against Optax's
+``chain(add_decayed_weights, adam)``). Each variant's ``x optax`` is against its Optax counterpart.
+
+``--isolate`` runs every (shape, variant) in a process of its own, ``--runs`` times in rotating order, and
+reports for each variant the best of its runs' median step times and of its compile times, and both as ratios
+to its Optax counterpart. Use it to compare compile times, or step times across libraries: within one process
+the order in which variants were compiled moved step-time ratios by up to 0.25.
 
     python -m benchmarks.step                                  # the backend's default shapes and scale
     python -m benchmarks.step --shapes gpt2-124m,many-2000x64k --scale 1 --json step.json
     python benchmarks/step.py --shapes tiny --variants optax,pytree,flat,tree
+    python -m benchmarks.step --isolate --shapes gpt-d384,many-1000x4k,many-2000x8k --scale 1 --max-leaves 0 \
+        --variants optax,tree,optax-adam,adam,optax-adam-l2,adam-l2,flat --runs 2
 
 ``--scale`` multiplies the first dimension of every leaf and ``--max-leaves`` keeps the first N leaves. The CPU
 defaults (scale 0.125, at most 500 leaves, no ``gpt-1.3b``) keep a 2-core run near two minutes, most of it spent
@@ -27,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -36,8 +46,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, ROOT)
 
 import adamlab  # noqa: E402
 from adamlab import flat  # noqa: E402
@@ -57,6 +68,9 @@ def gpt_shapes(n_layer: int, d: int, vocab: int = 50304, ctx: int = 2048) -> lis
 
 SHAPES = {
     "tiny": gpt_shapes(2, 64, vocab=512, ctx=64),
+    "gpt-d384": gpt_shapes(12, 384),
+    "many-1000x4k": [(64, 64)] * 1000,
+    "many-2000x8k": [(32, 256)] * 2000,
     "gpt2-124m": gpt_shapes(12, 768),
     "gpt-1.3b": gpt_shapes(24, 2048),
     "many-2000x64k": [(256, 256)] * 2000,
@@ -65,7 +79,9 @@ DEFAULTS = {  # backend -> (shapes, scale, max leaves)
     "cpu": ("tiny,gpt2-124m,many-2000x64k", 0.125, 500),
     "gpu": ("tiny,gpt2-124m,many-2000x64k,gpt-1.3b", 1.0, None),
 }
-VARIANTS = ("optax", "pytree", "flat", "tree")
+VARIANTS = ("optax", "pytree", "flat", "tree", "optax-adam", "adam", "optax-adam-l2", "adam-l2")
+BASELINE = {"adam": "optax-adam", "adam-l2": "optax-adam-l2", "optax-adam": "optax-adam",
+            "optax-adam-l2": "optax-adam-l2"}  # every other variant is measured against "optax"
 
 
 def scaled(shapes, scale: float) -> list[tuple[int, ...]]:
@@ -108,17 +124,22 @@ def device_peak() -> int | None:
 
 def build(variant: str, params, grads, args):
     """(step, params, state, grads) for one variant, the params a private copy (they will be donated)."""
-    if variant == "optax":
-        tx = optax.adamw(LR, weight_decay=WD)
+    theirs = {"optax": lambda: optax.adamw(LR, weight_decay=WD), "optax-adam": lambda: optax.adam(LR),
+              "optax-adam-l2": lambda: optax.chain(optax.add_decayed_weights(WD), optax.adam(LR))}
+    if variant in theirs:
+        tx = theirs[variant]()
 
         def step(p, s, g):
             u, s = tx.update(g, s, p)
             return optax.apply_updates(p, u), s
 
         return jax.jit(step, donate_argnums=(0, 1)), jax.tree.map(jnp.copy, params), tx.init(params), grads
+    ours = {"tree": lambda: adamlab.adamw(LR, weight_decay=WD), "adam": lambda: adamlab.adam(LR),
+            "adam-l2": lambda: adamlab.adam(LR, weight_decay=WD)}
+    if variant in ours:
+        tx = ours[variant]()
+        return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads
     inner = adamlab.adamw(LR, weight_decay=WD)
-    if variant == "tree":
-        return update_step(inner), jax.tree.map(jnp.copy, params), inner.init(params), grads
     if variant == "pytree":
         tx = flat.packed(inner, solo_above=args.solo_above, bucket_bytes=args.bucket_bytes)
         return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads
@@ -172,12 +193,60 @@ def run_shape(name: str, shapes, variants, bw: float, args) -> dict:
         rec["step_ms"] = round(float(np.median(ts)) * 1e3, 3)
         rec["step_ms_min"] = round(float(ts.min()) * 1e3, 3)
         rec["x_floor"] = round(float(np.median(ts)) / floor, 2)
-    if "optax" in out["variants"]:
-        base = out["variants"]["optax"]["step_ms"]
-        for rec in out["variants"].values():
-            rec["x_optax"] = round(rec["step_ms"] / base, 3)
+    add_ratios(out["variants"])
     del live
     return out
+
+
+def add_ratios(recs: dict) -> None:
+    """``x_optax`` (step) and ``compile_x_optax`` for every variant whose Optax counterpart was measured."""
+    for v, rec in recs.items():
+        base = recs.get(BASELINE.get(v, "optax"))
+        if base is not None:
+            rec["x_optax"] = round(rec["step_ms"] / base["step_ms"], 3)
+            rec["compile_x_optax"] = round(rec["compile_s"] / base["compile_s"], 3)
+
+
+def run_child(name: str, shapes, variant: str, args) -> dict:
+    """One variant on one shape, alone in this process: compile time and the median of its step times."""
+    params = make_tree(shapes)
+    grads = jax.tree.map(lambda p: p * 0.5 + 1e-3, params)
+    step, p, s, g = build(variant, params, grads, args)
+    t0 = time.perf_counter()
+    compiled = step.lower(p, s, g).compile()
+    compile_s = time.perf_counter() - t0
+    p, s = compiled(p, s, g)
+    jax.block_until_ready(p)
+    times = []
+    for _ in range(args.steps * args.rounds):
+        t0 = time.perf_counter()
+        p, s = compiled(p, s, g)
+        jax.block_until_ready(p)
+        times.append(time.perf_counter() - t0)
+    return {"compile_s": compile_s, "step_ms": float(np.median(times)) * 1e3}
+
+
+def run_isolated(name: str, shapes, variants, bw: float, args, argv) -> dict:
+    """Every variant in a process of its own, `args.runs` times in rotating order; the best run of each."""
+    n = sum(int(np.prod(s)) for s in shapes)
+    floor = BYTES_PER_PARAM * n / bw
+    runs: dict = {v: [] for v in variants}
+    for r in range(args.runs):
+        for v in variants[r % len(variants):] + variants[:r % len(variants)]:
+            cmd = [sys.executable, "-m", "benchmarks.step", *argv, "--child", f"{name}:{v}"]
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"{name} {v} failed:\n{done.stderr[-3000:]}")
+            runs[v].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    recs = {}
+    for v, rs in runs.items():
+        step_ms = min(r["step_ms"] for r in rs)
+        recs[v] = {"compile_s": round(min(r["compile_s"] for r in rs), 3), "step_ms": round(step_ms, 3),
+                   "x_floor": round(step_ms / 1e3 / floor, 2),
+                   "runs": [{k: round(x, 4) for k, x in r.items()} for r in rs]}
+    add_ratios(recs)
+    return {"params_M": round(n / 1e6, 3), "leaves": len(shapes), "floor_ms": round(floor * 1e3, 4),
+            "runs": args.runs, "variants": recs}
 
 
 def main(argv=None) -> dict:
@@ -195,7 +264,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--bucket-bytes", type=int, default=flat.DEFAULT_BUCKET_BYTES)
     ap.add_argument("--copy-elems", type=int, default=(1 << 25) if backend == "cpu" else (1 << 29))
     ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--isolate", action="store_true", help="one process per shape, variant and run")
+    ap.add_argument("--runs", type=int, default=2, help="with --isolate: runs of each variant (best one kept)")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)  # "shape:variant", internal to --isolate
     args = ap.parse_args(argv)
+    if args.child:
+        name, variant = args.child.split(":")
+        shapes = scaled(SHAPES[name], args.scale)[:args.max_leaves or None]
+        print(json.dumps(run_child(name, shapes, variant, args)))
+        return {}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in variants:
         if v not in VARIANTS:
@@ -225,17 +302,21 @@ def main(argv=None) -> dict:
     }
     print(f"{res['device_kind']} ({backend}), copy bandwidth {bw / 1e9:.1f} GB/s, scale {args.scale}, "
           f"max leaves {args.max_leaves}", flush=True)
-    print(f"{'shape':<15}{'variant':<8}{'params':>9}{'leaves':>7}{'compile s':>10}{'step ms':>10}"
+    print(f"{'shape':<15}{'variant':<14}{'params':>9}{'leaves':>7}{'compile s':>10}{'c x optax':>10}{'step ms':>10}"
           f"{'x optax':>8}{'x floor':>8}{'temp MB':>9}", flush=True)
     for name in names:
-        shapes = scaled(SHAPES[name], args.scale)[:args.max_leaves]
-        r = run_shape(name, shapes, variants, bw, args)
+        shapes = scaled(SHAPES[name], args.scale)[:args.max_leaves or None]
+        if args.isolate:
+            child_argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--isolate"]
+            r = run_isolated(name, shapes, variants, bw, args, child_argv)
+        else:
+            r = run_shape(name, shapes, variants, bw, args)
         res["shapes"][name] = r
         for v, rec in r["variants"].items():
             temp = rec.get("memory_MB", {}).get("temporaries", float("nan"))
-            print(f"{name:<15}{v:<8}{r['params_M']:>8.2f}M{r['leaves']:>7}{rec['compile_s']:>10.2f}"
-                  f"{rec['step_ms']:>10.3f}{rec.get('x_optax', float('nan')):>8.2f}{rec['x_floor']:>8.2f}"
-                  f"{temp:>9.1f}", flush=True)
+            print(f"{name:<15}{v:<14}{r['params_M']:>8.2f}M{r['leaves']:>7}{rec['compile_s']:>10.2f}"
+                  f"{rec.get('compile_x_optax', float('nan')):>10.2f}{rec['step_ms']:>10.3f}"
+                  f"{rec.get('x_optax', float('nan')):>8.2f}{rec['x_floor']:>8.2f}{temp:>9.1f}", flush=True)
     res["wall_s"] = round(time.perf_counter() - t_start, 1)
     print(f"total {res['wall_s']} s", flush=True)
     if args.json:

@@ -104,7 +104,7 @@ def test_round_trip_keeps_values_dtypes_and_state_types(fmt, tmp_path):
                     {k: v for k, v in tree.items() if k != "key"})
     # NamedTuples come back as NamedTuples (not lists or dicts), with their field names.
     assert isinstance(back["opt"][0], EmaState) and isinstance(back["opt"][2], RmsState)
-    assert back["opt"][2].first_moment == () and back["opt"][0].moment["steps"].shape == (0,)
+    assert back["opt"][2].gradient_mean == () and back["opt"][0].moment["steps"].shape == (0,)
     assert back["opt"][0].moment["half"]["w"].dtype == jnp.float32 and back["f8"].dtype == jnp.float8_e4m3fn
     assert jax.dtypes.issubdtype(back["key"].dtype, jax.dtypes.prng_key)
     assert np.array_equal(jax.random.key_data(back["key"]), jax.random.key_data(tree["key"]))

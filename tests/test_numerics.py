@@ -33,14 +33,20 @@ def mixed_dtype_params():
     }
 
 
+# The largest gradients the formulas are exact for: |g| below sqrt(finfo(float32).max) = 1.8e19, so that g**2
+# fits float32 (beyond, see test_gradients_whose_square_overflows_keep_the_state_finite).
+HUGE = 1e18
+
+
 def grads_like(params, kind: str):
-    """Gradients of one kind in each float leaf's own dtype: the extremes that dtype can hold."""
+    """Gradients of one kind in each float leaf's own dtype: the extremes that dtype can hold, up to HUGE."""
 
     def leaf(p):
         if not jnp.issubdtype(p.dtype, jnp.floating):
             return p  # int / bool leaves carry no gradient; whatever stands there passes through
         fi = jnp.finfo(p.dtype)
-        value = {"zero": 0.0, "subnormal": fi.smallest_subnormal, "tiny": fi.tiny, "huge": fi.max}[kind]
+        huge = min(float(fi.max), HUGE)
+        value = {"zero": 0.0, "subnormal": fi.smallest_subnormal, "tiny": fi.tiny, "huge": huge}[kind]
         signs = jnp.where(jnp.arange(p.size).reshape(p.shape) % 2 == 0, 1, -1).astype(p.dtype)
         return (signs * jnp.asarray(value, p.dtype)).astype(p.dtype)
 
@@ -117,6 +123,28 @@ def test_adam_step_is_exact_for_gradients_up_to_sqrt_of_float32_max():
     np.testing.assert_allclose(np.float32(updates["f32"]), -LR, rtol=1e-5)
     np.testing.assert_allclose(np.float32(updates["bf16"]), LR, rtol=2**-8)
     np.testing.assert_allclose(np.float32(updates["f16"]), -LR, rtol=2**-10)
+
+
+def test_gradients_whose_square_overflows_keep_the_state_finite():
+    """|g| = 1e20: g**2 overflows float32. v saturates at the float32 maximum (not Inf, which would freeze the
+    weight for good), the update of that step is 0, and v then decays as usual, every value finite."""
+    params = {"w": jnp.asarray([0.5, -0.5, 1.0], F32)}
+    tx = adamlab.adam(LR)
+    step = jax.jit(lambda g, s, p: tx.update(g, s, p))
+    spike = {"w": jnp.asarray([1e20, -1e20, 1.0], F32)}
+    updates, state = step(spike, tx.init(params), params)
+    v = np.asarray(state[2].second_moment["w"])
+    assert list(v[:2]) == [np.finfo(np.float32).max] * 2 and v[2] == np.float32(1 - 0.999)
+    assert list(np.asarray(updates["w"][:2])) == [0.0, 0.0] and all_finite(state)
+    one = {"w": jnp.ones(3, F32)}
+    for _ in range(50):
+        updates, state = step(one, state, params)
+        assert all_finite(updates) and all_finite(state)
+    v50 = np.asarray(state[2].second_moment["w"][0], np.float64)
+    np.testing.assert_allclose(v50, np.finfo(np.float32).max * 0.999**50, rtol=1e-5)
+    # A NaN is not hidden by the saturation: it reaches the update (skip_nonfinite is the answer to it).
+    updates, state = step({"w": jnp.asarray([np.nan, 1.0, 1.0], F32)}, state, params)
+    assert np.isnan(np.asarray(state[2].second_moment["w"][0])) and np.isnan(np.asarray(updates["w"][0]))
 
 
 def test_global_norm_and_clip_survive_an_overflowing_sum_of_squares():

@@ -1,0 +1,163 @@
+"""A moment stage, written once: a primitive gives its formula for one leaf, `moment_stage` does everything else.
+
+A moment stage keeps, for every float leaf of the params, the moments named by
+the fields of its state NamedTuple (all fields but ``count``), and, when the
+state has a ``count`` field, an int32 step count. `moment_stage` supplies:
+
+- ``init``: zero moments shaped like each float param, in float32 (or the
+  param's wider dtype, or ``state_dtype``), ``(0,)`` placeholders for integer
+  and boolean leaves, and ``count = 0``;
+- ``update``: the updates (and, for a stage that reads the gradient, the
+  gradient) checked against init's tree, with errors that name the path; the
+  count incremented (saturating); the formula called on every float leaf with
+  all its arguments cast to the compute dtype; other leaves passed through;
+  the new moments stored back in their storage dtype, rounded stochastically
+  when asked and narrower than float32.
+
+AMSGrad's running maximum of the second moment, for example, is its formula::
+
+    class MaxState(NamedTuple):
+        count: jax.Array
+        second_moment: Any
+        max_second_moment: Any
+
+    def scale_by_amsgrad_rms(b2, eps=1e-8):
+        def per_step(t):
+            bc = bias_correction_term(b2, t)
+            def leaf(u, g, v, v_max):
+                v = (1 - b2) * jnp.square(g) + b2 * v
+                v_max = jnp.maximum(v_max, v)
+                return u / (jnp.sqrt(v_max / bc) + eps), v, v_max
+            return leaf
+        return moment_stage("scale_by_amsgrad_rms", MaxState, per_step=per_step, reads_gradient=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adamlab import _checks
+from adamlab.base import GradientTransformation, stage
+from adamlab.numerics import stochastic_round
+from adamlab.tree import check_state_dtype, compute_dtype, has_moment, increment, init_moment, is_float, store
+
+# Odd constants that spread the stochastic-rounding seeds of steps, moments and leaves apart (see `hash_bits`).
+_STEP_MIX, _MOMENT_MIX, _LEAF_MIX = 0x9E3779B9, 0x5BD1E995, 0x632BE5AB
+
+
+def moment_stage(
+    name: str,
+    state_type: type,
+    formula: Callable | None = None,
+    *,
+    per_step: Callable | None = None,
+    reads_gradient: bool = False,
+    state_dtype=None,
+    holds_squares: bool = False,
+    rounding: str = "nearest",
+    absent: Sequence[str] = (),
+) -> GradientTransformation:
+    """Builds the transformation of a moment stage from the formula for one leaf.
+
+    ``formula(u, *moments)`` (``formula(u, g, *moments)`` with
+    `reads_gradient`) returns ``(out, *new_moments)``, moments in the order of
+    `state_type`'s fields. When the step count is needed, pass instead
+    ``per_step(t)``, called once per update with the new step count ``t``
+    (1 on the first step), returning the formula: per-step scalars such as a
+    bias correction are then computed once, not once per leaf.
+
+    `reads_gradient`: the formula receives the gradient that `adamlab.chain`
+    hands over (the extra argument ``gradient``), not only the incoming
+    updates. `holds_squares`: refuses a `state_dtype` without float32's range.
+    `rounding`: ``"nearest"`` or ``"stochastic"`` (unbiased, keyed by the step
+    count, for storage narrower than float32). `absent`: moment fields this
+    configuration does not keep; they hold ``()``.
+    """
+    fields = [f for f in state_type._fields if f != "count"]
+    counted = "count" in state_type._fields
+    moments = [f for f in fields if f not in absent]
+    if (formula is None) == (per_step is None):
+        raise TypeError(f"{name}: give exactly one of formula and per_step")
+    if per_step is not None and not counted:
+        raise TypeError(f"{name}: per_step needs a `count` field in {state_type.__name__}")
+    if rounding not in ("stochastic", "nearest"):
+        raise ValueError(f"rounding must be 'stochastic' or 'nearest', got {rounding!r}")
+    state_dtype = check_state_dtype(state_dtype, second_moment=holds_squares)
+    stochastic = rounding == "stochastic" and state_dtype is not None and jnp.finfo(state_dtype).bits < 32
+    if stochastic and not counted:
+        raise TypeError(f"{name}: stochastic rounding draws its bits from the step: {state_type.__name__} needs a "
+                        "`count` field")
+
+    def init(params):
+        values = {f: init_moment(params, state_dtype) if f in moments else () for f in fields}
+        return state_type(**values, **({"count": jnp.zeros((), jnp.int32)} if counted else {}))
+
+    def update(updates, state, params=None, *, gradient=None, **extra):
+        del params, extra
+        olds = [getattr(state, f) for f in moments]
+        if reads_gradient:
+            # An empty tree (params None) has the gradient None too: nothing is missing then.
+            if gradient is None and jax.tree.leaves(updates):
+                raise ValueError(
+                    f"{name} needs the gradient, which adamlab.chain hands to each stage as the extra argument "
+                    "`gradient`; it got none (is it inside a foreign chain such as optax.chain?). Wrap it: "
+                    f"adamlab.chain(..., {name}(...)), or call update(..., gradient=grads)."
+                )
+            _check_tree(f"{name}: gradient", gradient, olds[0])
+        _check_tree(name, updates, olds[0])
+        count = increment(state.count) if counted else None
+        leaf = per_step(count) if per_step is not None else formula
+
+        u_leaves, treedef = jax.tree.flatten(updates)
+        g_leaves = treedef.flatten_up_to(gradient) if reads_gradient else [()] * len(u_leaves)
+        old_leaves = [treedef.flatten_up_to(m) for m in olds]
+        outs, news = [], [[] for _ in olds]
+        for i, (u, g) in enumerate(zip(u_leaves, g_leaves)):
+            ms = [m[i] for m in old_leaves]
+            if not all(has_moment(u, m) for m in ms):
+                result = (u, *ms)
+            else:
+                args = (u, g, *ms) if reads_gradient else (u, *ms)
+                dt = compute_dtype(*args)
+                result = leaf(*(x.astype(dt) for x in args))
+            outs.append(result[0])
+            for new, r in zip(news, result[1:]):
+                new.append(r)
+
+        seed = count.astype(jnp.uint32) * jnp.uint32(_STEP_MIX) if stochastic else None
+        stored = {}
+        for j, (f, new, old) in enumerate(zip(moments, news, old_leaves)):
+            if seed is None:
+                leaves = [store(n, o) for n, o in zip(new, old)]
+            else:
+                s = seed ^ jnp.uint32(j * _MOMENT_MIX % 2**32)
+                leaves = [_store_stochastic(n, o, s + jnp.uint32(i * _LEAF_MIX % 2**32))
+                          for i, (n, o) in enumerate(zip(new, old))]
+            stored[f] = jax.tree.unflatten(treedef, leaves)
+        values = {f: stored.get(f, ()) for f in fields}
+        new_state = state_type(**values, **({"count": count} if counted else {}))
+        return jax.tree.unflatten(treedef, outs), new_state
+
+    return stage(name, init, update, role="moment")
+
+
+def _store_stochastic(new, old, seed):
+    if not (is_float(new) and old.size):
+        return old
+    return stochastic_round(new, old.dtype, seed)
+
+
+def _check_tree(name: str, updates, moment) -> None:
+    _checks.check_same_tree(updates, moment, f"{name}: updates", "the params given to init")
+    for (path, u), m in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(moment)):
+        if not hasattr(u, "dtype"):
+            raise TypeError(f"{name}: updates at {_checks.path_str(path)} are a {type(u).__name__}, not an array")
+        if np.size(m) and not is_float(u):
+            raise TypeError(
+                f"{name}: updates at {_checks.path_str(path)} are {u.dtype}, but the param given to init is "
+                "floating point: the gradient of a float param must be float"
+            )

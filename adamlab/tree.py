@@ -1,0 +1,107 @@
+"""The leaf rules every stage shares: which leaves have a gradient, what dtype arithmetic runs in, how state is stored.
+
+- A leaf *has a gradient* when it is floating point. Integer counters and
+  boolean flags pass through every stage untouched, and a moment keeps an
+  empty ``(0,)`` placeholder in their place.
+- Arithmetic runs in float32, or wider when a leaf is wider (`compute_dtype`):
+  low precision is for storage, never for the formula.
+- A moment is stored in float32 (or its param's wider dtype) unless a
+  ``state_dtype`` asks for less (`init_moment`, `store`).
+- Step counters are int32 and saturate at ``2**31 - 1`` (`increment`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adamlab import _checks
+
+INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+def is_float(x: Any) -> bool:
+    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
+
+
+def compute_dtype(*leaves) -> jnp.dtype:
+    """float32, or wider if any leaf is wider."""
+    return jnp.result_type(jnp.float32, *[x.dtype for x in leaves])
+
+
+def increment(count: jax.Array) -> jax.Array:
+    """``count + 1``, saturating at the int32 maximum instead of wrapping to a negative step."""
+    return jnp.where(count < INT32_MAX, count + 1, count)
+
+
+def leafwise(fn, updates, *trees):
+    """``fn(u, *rest)`` on the float leaves of `updates`; the other leaves pass through."""
+    return jax.tree.map(lambda u, *rest: fn(u, *rest) if is_float(u) else u, updates, *trees)
+
+
+def check_real(params) -> None:
+    for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if hasattr(p, "dtype") and jnp.issubdtype(p.dtype, jnp.complexfloating):
+            raise TypeError(f"leaf {_checks.path_str(path)} is complex ({p.dtype}); adamlab supports real params only")
+    _checks.check_leaves(params, "params")
+
+
+def check_state_dtype(state_dtype, *, second_moment: bool = False):
+    """`state_dtype` as a dtype (or None), refusing what cannot hold a moment."""
+    if state_dtype is None:
+        return None
+    try:
+        dtype = jnp.dtype(state_dtype)
+    except TypeError:
+        raise TypeError(f"state_dtype must be a float dtype such as jnp.bfloat16, got {state_dtype!r}") from None
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"state_dtype must be a float dtype such as jnp.bfloat16, got {dtype}")
+    if second_moment and jnp.finfo(dtype).maxexp < jnp.finfo(jnp.float32).maxexp:
+        raise ValueError(
+            f"state_dtype {dtype} cannot hold a second moment: squared gradients overflow it above "
+            f"{float(jnp.sqrt(jnp.finfo(dtype).max.astype(jnp.float32))):.3g} and underflow it below "
+            f"{float(jnp.sqrt(jnp.finfo(dtype).smallest_subnormal.astype(jnp.float32))):.3g}; use jnp.bfloat16 "
+            "(float32's range)"
+        )
+    return dtype
+
+
+def init_moment(params, state_dtype=None):
+    """Zeros shaped like each float leaf (keeping its sharding), float32 unless `state_dtype` says otherwise;
+    a ``(0,)`` placeholder for every other leaf."""
+    check_real(params)
+
+    def zeros(p):
+        if not is_float(p):
+            return jnp.zeros((0,), jnp.float32)
+        return jnp.zeros_like(p, dtype=state_dtype or jnp.promote_types(p.dtype, jnp.float32))
+
+    return jax.tree.map(zeros, params)
+
+
+def has_moment(u, m) -> bool:
+    """Whether update leaf `u` has a moment in `m` (a placeholder stands for a leaf that was not float at init)."""
+    return is_float(u) and np.shape(m) == np.shape(u)
+
+
+def clip_finite(x: jax.Array, dtype) -> jax.Array:
+    """`x` with finite values clipped to the finite range of `dtype` (NaN and Inf left alone), still in x's dtype.
+
+    Rounding a float32 above ``finfo(bfloat16).max`` to bfloat16 gives Inf; clipping first gives the largest
+    bfloat16. Free when `dtype` is not narrower than `x` (decided in Python).
+    """
+    big = float(jnp.finfo(dtype).max)
+    if big >= float(jnp.finfo(x.dtype).max):
+        return x
+    return jnp.where(jnp.isfinite(x), jnp.clip(x, -big, big), x)
+
+
+def store(new, old):
+    """A freshly computed moment cast to the storage dtype of `old` (saturating, not overflowing, into a narrower
+    one); placeholders stay."""
+    if not (is_float(new) and old.size):
+        return old
+    return clip_finite(new, old.dtype).astype(old.dtype)
