@@ -27,25 +27,13 @@ import numpy as np
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, compiled_when_eager, stage, stage_info
-from adamlab.tree import init_moment, is_float
+from adamlab.tree import check_state_dtype, init_moment, is_float
 
 
 class AccumulateState(NamedTuple):
     micro_step: jax.Array  # int32 micro-batches summed into `accumulator` since the last real step, in [0, k)
     accumulator: Any  # their gradient sum, a tree like the params; (0,) placeholders for non-float leaves
     inner_state: Any  # the wrapped transformation's state, which moves once per k micro-steps
-
-
-def _check_dtype(dtype: Any):
-    if dtype is None:
-        return None
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"accumulator_dtype must be a float dtype such as jnp.float32, got {dtype!r}") from None
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise TypeError(f"accumulator_dtype must be a float dtype such as jnp.float32, got {dt}")
-    return dt
 
 
 def _has_slot(g, a) -> bool:
@@ -80,7 +68,7 @@ def accumulate_gradients(
     if isinstance(every_k, bool) or not isinstance(every_k, int | np.integer) or every_k < 1:
         raise ValueError(f"every_k must be an int >= 1, got {every_k!r}")
     every_k = int(every_k)
-    acc_dtype = _check_dtype(accumulator_dtype)
+    acc_dtype = check_state_dtype(accumulator_dtype, name="accumulator_dtype", example="jnp.float32")
 
     def init(params):
         return AccumulateState(jnp.zeros((), jnp.int32), init_moment(params, acc_dtype), tx.init(params))

@@ -230,6 +230,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         p = jnp.asarray(p)
         if not jnp.issubdtype(p.dtype, jnp.inexact):
             return p
-        return (p + u).astype(p.dtype)
+        new = p + u
+        return new if new.dtype == p.dtype else new.astype(p.dtype)
 
     return jax.tree.map(add, params, updates)

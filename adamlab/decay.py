@@ -20,7 +20,7 @@ import numpy as np
 
 from adamlab import _checks
 from adamlab.base import EmptyState, GradientTransformation, stage
-from adamlab.tree import compute_dtype, is_float
+from adamlab.tree import is_float, upcast
 
 Mask = Any  # a bool pytree, a prefix of one, or a callable params -> such a tree
 
@@ -82,9 +82,9 @@ def _weight_decay(name: str, role: str, weight_decay, mask: Mask) -> GradientTra
         def decay(u, p, m):
             if m is False or (isinstance(m, np.bool_) and not m):
                 return u
-            dt = compute_dtype(u, p)
-            decayed = u.astype(dt) + weight_decay * p.astype(dt)
-            return decayed if m is True or isinstance(m, np.bool_) else jnp.where(m, decayed, u.astype(dt))
+            u, p = upcast(u, p)
+            decayed = u + weight_decay * p
+            return decayed if m is True or isinstance(m, np.bool_) else jnp.where(m, decayed, u)
 
         out = jax.tree.map(lambda u, p, m: decay(u, p, m) if is_float(u) else u, updates, params, masks)
         return out, state

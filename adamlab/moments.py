@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
 from adamlab.stage_builder import moment_stage
-from adamlab.tree import compute_dtype, increment, leafwise
+from adamlab.tree import increment, leafwise, upcast
 
 
 class EmaState(NamedTuple):
@@ -74,8 +74,8 @@ def bias_correction_term(decay, count: jax.Array) -> jax.Array:
 def _saturated(v):
     # g**2 overflows float32 above 1.8e19, and an Inf second moment would freeze its weight for good. Only an
     # Inf exceeds the maximum; a NaN stays NaN.
-    big = jnp.finfo(v.dtype).max
-    return jnp.where(v > big, big, v)
+    big = jax.lax.full_like(v, jnp.finfo(v.dtype).max)
+    return jax.lax.select(jax.lax.gt(v, big), big, v)
 
 
 def scale_by_ema(decay: float, *, state_dtype=None) -> GradientTransformation:
@@ -110,21 +110,13 @@ def bias_correct(decay: float) -> GradientTransformation:
         del params, extra
         count = increment(state.count)
         bc = bias_correction_term(decay, count)
-        return leafwise(lambda u: u.astype(compute_dtype(u)) / bc, updates), CountState(count)
+        return leafwise(lambda u: upcast(u)[0] / bc, updates), CountState(count)
 
     return stage("bias_correct", init, update)
 
 
-def scale_by_rms(
-    decay: float = 0.9,
-    eps: float = 1e-8,
-    *,
-    eps_in_sqrt: bool = False,
-    bias_correction: bool = False,
-    centered: bool = False,
-    state_dtype=None,
-    rounding: str = "stochastic",
-) -> GradientTransformation:
+def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, *, eps_in_sqrt: bool = False, bias_correction: bool = False,
+                 centered: bool = False, state_dtype=None, rounding: str = "stochastic") -> GradientTransformation:
     """Divides the updates by the root mean square of the *gradient*.
 
     ``v_t = decay * v_{t-1} + (1 - decay) * g_t**2``, ``v_hat = v_t / (1 - decay**t)`` with `bias_correction`,

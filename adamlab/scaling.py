@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, compiled_when_eager, init_empty, stage
-from adamlab.tree import compute_dtype, increment, is_float, leafwise
+from adamlab.tree import compute_dtype, increment, is_float, leafwise, upcast
 
 Schedule = Callable[[jax.Array], jax.Array]
 ScalarOrSchedule = float | jax.Array | Schedule
@@ -25,7 +25,7 @@ def scale(factor: float) -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         del params, extra
-        return leafwise(lambda u: u * jnp.asarray(factor, compute_dtype(u)), updates), state
+        return leafwise(lambda u: upcast(u)[0] * factor, updates), state
 
     return stage("scale", init_empty, update)
 

@@ -14,22 +14,26 @@ state has a ``count`` field, an int32 step count. `moment_stage` supplies:
   the new moments stored back in their storage dtype, rounded stochastically
   when asked and narrower than float32.
 
-AMSGrad's running maximum of the second moment, for example, is its formula::
+AMSGrad's running maximum of the second moment, for example, is its formula
+(``tests/test_stage_builder.py`` holds it to ``optax.amsgrad``, bit for bit)::
 
-    class MaxState(NamedTuple):
+    class AmsState(NamedTuple):
         count: jax.Array
         second_moment: Any
         max_second_moment: Any
 
-    def scale_by_amsgrad_rms(b2, eps=1e-8):
+    def scale_by_amsgrad_rms(b2=0.999, eps=1e-8):
         def per_step(t):
             bc = bias_correction_term(b2, t)
+
             def leaf(u, g, v, v_max):
                 v = (1 - b2) * jnp.square(g) + b2 * v
-                v_max = jnp.maximum(v_max, v)
-                return u / (jnp.sqrt(v_max / bc) + eps), v, v_max
+                v_max = jnp.maximum(v_max, v / bc)
+                return u / (jnp.sqrt(v_max) + eps), v, v_max
+
             return leaf
-        return moment_stage("scale_by_amsgrad_rms", MaxState, per_step=per_step, reads_gradient=True)
+
+        return moment_stage("scale_by_amsgrad_rms", AmsState, per_step=per_step, reads_gradient=True)
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import numpy as np
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
 from adamlab.numerics import stochastic_round
-from adamlab.tree import check_state_dtype, compute_dtype, has_moment, increment, init_moment, is_float, store
+from adamlab.tree import check_state_dtype, has_moment, increment, init_moment, is_float, store, upcast
 
 # Odd constants that spread the stochastic-rounding seeds of steps, moments and leaves apart (see `hash_bits`).
 _STEP_MIX, _MOMENT_MIX, _LEAF_MIX = 0x9E3779B9, 0x5BD1E995, 0x632BE5AB
@@ -121,9 +125,7 @@ def moment_stage(
             if not all(has_moment(u, m) for m in ms):
                 result = (u, *ms)
             else:
-                args = (u, g, *ms) if reads_gradient else (u, *ms)
-                dt = compute_dtype(*args)
-                result = leaf(*(x.astype(dt) for x in args))
+                result = leaf(*upcast(*((u, g, *ms) if reads_gradient else (u, *ms))))
             outs.append(result[0])
             for new, r in zip(news, result[1:]):
                 new.append(r)

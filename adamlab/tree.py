@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -27,9 +28,20 @@ def is_float(x: Any) -> bool:
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
 
 
-def compute_dtype(*leaves) -> jnp.dtype:
+@functools.cache
+def _compute_dtype(dtypes: tuple) -> np.dtype:
+    return jnp.result_type(jnp.float32, *dtypes)
+
+
+def compute_dtype(*leaves) -> np.dtype:
     """float32, or wider if any leaf is wider."""
-    return jnp.result_type(jnp.float32, *[x.dtype for x in leaves])
+    return _compute_dtype(tuple(x.dtype for x in leaves))
+
+
+def upcast(*leaves) -> tuple:
+    """The leaves in their common compute dtype (a leaf already in it is returned as it is)."""
+    dtype = compute_dtype(*leaves)
+    return tuple(x if x.dtype == dtype else x.astype(dtype) for x in leaves)
 
 
 def increment(count: jax.Array) -> jax.Array:
@@ -49,16 +61,17 @@ def check_real(params) -> None:
     _checks.check_leaves(params, "params")
 
 
-def check_state_dtype(state_dtype, *, second_moment: bool = False):
-    """`state_dtype` as a dtype (or None), refusing what cannot hold a moment."""
+def check_state_dtype(state_dtype, *, second_moment: bool = False, name: str = "state_dtype",
+                      example: str = "jnp.bfloat16"):
+    """`state_dtype` as a dtype (or None), refusing what cannot hold a moment (`name` for the message)."""
     if state_dtype is None:
         return None
     try:
         dtype = jnp.dtype(state_dtype)
     except TypeError:
-        raise TypeError(f"state_dtype must be a float dtype such as jnp.bfloat16, got {state_dtype!r}") from None
+        raise TypeError(f"{name} must be a float dtype such as {example}, got {state_dtype!r}") from None
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"state_dtype must be a float dtype such as jnp.bfloat16, got {dtype}")
+        raise TypeError(f"{name} must be a float dtype such as {example}, got {dtype}")
     if second_moment and jnp.finfo(dtype).maxexp < jnp.finfo(jnp.float32).maxexp:
         raise ValueError(
             f"state_dtype {dtype} cannot hold a second moment: squared gradients overflow it above "
@@ -104,4 +117,4 @@ def store(new, old):
     one); placeholders stay."""
     if not (is_float(new) and old.size):
         return old
-    return clip_finite(new, old.dtype).astype(old.dtype)
+    return new if new.dtype == old.dtype else clip_finite(new, old.dtype).astype(old.dtype)
