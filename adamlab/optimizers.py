@@ -1,5 +1,8 @@
 """The usual optimizers, each a short chain of primitives. Keyword names follow Optax.
 
+``saturate=True`` (Adam, AdamW, RMSProp) keeps the second moment finite when ``g**2`` overflows float32
+(``|g| > 1.8e19``): see `scale_by_rms`.
+
 Read any of them to see how to build a variant: drop `bias_correct` for Adam
 without bias correction, put `scale_by_ema` after `scale_by_rms` for
 RMSProp with EMA momentum, and so on.
@@ -41,6 +44,7 @@ def rmsprop(
     centered: bool = False,
     bias_correction: bool = False,
     state_dtype=None,
+    saturate: bool = False,
 ) -> GradientTransformation:
     """RMSProp: ``p <- p - lr * g / sqrt(v + eps)`` with ``v`` the EMA of ``g**2``.
 
@@ -51,14 +55,14 @@ def rmsprop(
     return chain(
         scale_by_rms(
             decay, eps, eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction, centered=centered,
-            state_dtype=state_dtype,
+            state_dtype=state_dtype, saturate=saturate,
         ),
         scale_by_learning_rate(learning_rate),
         trace(momentum, nesterov, state_dtype=state_dtype) if momentum is not None else identity(),
     )
 
 
-def _adam_direction(b1: float, b2: float, eps: float, state_dtype) -> tuple[GradientTransformation, ...]:
+def _adam_direction(b1: float, b2: float, eps: float, state_dtype, saturate) -> tuple[GradientTransformation, ...]:
     """``m_hat / (sqrt(v_hat) + eps)``: EMA of g, its bias correction, and division by the RMS of g."""
     _checks.check_decay("b1", b1)
     _checks.check_decay("b2", b2)
@@ -66,7 +70,7 @@ def _adam_direction(b1: float, b2: float, eps: float, state_dtype) -> tuple[Grad
     return (
         scale_by_ema(b1, state_dtype=state_dtype),
         bias_correct(b1),
-        scale_by_rms(b2, eps, bias_correction=True, state_dtype=state_dtype),
+        scale_by_rms(b2, eps, bias_correction=True, state_dtype=state_dtype, saturate=saturate),
     )
 
 
@@ -79,6 +83,7 @@ def adam(
     weight_decay: float = 0.0,
     mask: Mask | None = None,
     state_dtype=None,
+    saturate: bool = False,
 ) -> GradientTransformation:
     """Adam: ``p <- p - lr * m_hat / (sqrt(v_hat) + eps)``.
 
@@ -88,7 +93,7 @@ def adam(
     """
     _checks.check_nonnegative("weight_decay", weight_decay)
     decay = add_coupled_weight_decay(weight_decay, mask) if weight_decay else identity()
-    return chain(decay, *_adam_direction(b1, b2, eps, state_dtype), scale_by_learning_rate(learning_rate))
+    return chain(decay, *_adam_direction(b1, b2, eps, state_dtype, saturate), scale_by_learning_rate(learning_rate))
 
 
 def adamw(
@@ -100,6 +105,7 @@ def adamw(
     mask: Mask | None = None,
     *,
     state_dtype=None,
+    saturate: bool = False,
 ) -> GradientTransformation:
     """AdamW: ``p <- p - lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)``.
 
@@ -107,7 +113,7 @@ def adamw(
     weight shrinks by the same ``lr * wd`` per step.
     """
     return chain(
-        *_adam_direction(b1, b2, eps, state_dtype),
+        *_adam_direction(b1, b2, eps, state_dtype, saturate),
         add_decoupled_weight_decay(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )

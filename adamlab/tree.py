@@ -46,7 +46,7 @@ def upcast(*leaves) -> tuple:
 
 def increment(count: jax.Array) -> jax.Array:
     """``count + 1``, saturating at the int32 maximum instead of wrapping to a negative step."""
-    return jnp.where(count < INT32_MAX, count + 1, count)
+    return jax.lax.select(count < INT32_MAX, count + 1, count)
 
 
 def leafwise(fn, updates, *trees):

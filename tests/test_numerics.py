@@ -34,7 +34,7 @@ def mixed_dtype_params():
 
 
 # The largest gradients the formulas are exact for: |g| below sqrt(finfo(float32).max) = 1.8e19, so that g**2
-# fits float32 (beyond, see test_gradients_whose_square_overflows_keep_the_state_finite).
+# fits float32 (beyond, see test_gradients_whose_square_overflows_keep_the_state_finite_with_saturate).
 HUGE = 1e18
 
 
@@ -125,26 +125,38 @@ def test_adam_step_is_exact_for_gradients_up_to_sqrt_of_float32_max():
     np.testing.assert_allclose(np.float32(updates["f16"]), -LR, rtol=2**-10)
 
 
-def test_gradients_whose_square_overflows_keep_the_state_finite():
-    """|g| = 1e20: g**2 overflows float32. v saturates at the float32 maximum (not Inf, which would freeze the
-    weight for good), the update of that step is 0, and v then decays as usual, every value finite."""
+def test_gradients_whose_square_overflows_keep_the_state_finite_with_saturate():
+    """|g| = 1e20: g**2 overflows float32. By default v becomes Inf and that weight's step is 0 from then on,
+    bit for bit as in Optax. With saturate=True v stops at the float32 maximum, the step is 0, and v then decays
+    as usual, every value finite; a NaN is not hidden."""
     params = {"w": jnp.asarray([0.5, -0.5, 1.0], F32)}
-    tx = adamlab.adam(LR)
-    step = jax.jit(lambda g, s, p: tx.update(g, s, p))
     spike = {"w": jnp.asarray([1e20, -1e20, 1.0], F32)}
+    one = {"w": jnp.ones(3, F32)}
+    plain, theirs = adamlab.adam(LR), optax.adam(LR)
+    u, s = jax.jit(plain.update)(spike, plain.init(params), params)
+    u_theirs, s_theirs = jax.jit(theirs.update)(spike, theirs.init(params), params)
+    testing.assert_bitwise_equal(u, u_theirs)
+    testing.assert_bitwise_equal(s[2].second_moment, s_theirs[0].nu)
+    u, s = jax.jit(plain.update)(one, s, params)
+    assert np.isinf(np.asarray(s[2].second_moment["w"][0])) and float(u["w"][0]) == 0.0  # frozen: the default
+
+    tx = adamlab.adam(LR, saturate=True)
+    step = jax.jit(lambda g, s, p: tx.update(g, s, p))
     updates, state = step(spike, tx.init(params), params)
     v = np.asarray(state[2].second_moment["w"])
     assert list(v[:2]) == [np.finfo(np.float32).max] * 2 and v[2] == np.float32(1 - 0.999)
     assert list(np.asarray(updates["w"][:2])) == [0.0, 0.0] and all_finite(state)
-    one = {"w": jnp.ones(3, F32)}
     for _ in range(50):
         updates, state = step(one, state, params)
         assert all_finite(updates) and all_finite(state)
     v50 = np.asarray(state[2].second_moment["w"][0], np.float64)
     np.testing.assert_allclose(v50, np.finfo(np.float32).max * 0.999**50, rtol=1e-5)
-    # A NaN is not hidden by the saturation: it reaches the update (skip_nonfinite is the answer to it).
     updates, state = step({"w": jnp.asarray([np.nan, 1.0, 1.0], F32)}, state, params)
     assert np.isnan(np.asarray(state[2].second_moment["w"][0])) and np.isnan(np.asarray(updates["w"][0]))
+    for make in (lambda: adamlab.adamw(LR, saturate=True), lambda: adamlab.rmsprop(LR, saturate=True)):
+        tx = make()
+        _, state = jax.jit(tx.update)(spike, tx.init(params), params)
+        assert all_finite(state)
 
 
 def test_global_norm_and_clip_survive_an_overflowing_sum_of_squares():
