@@ -68,6 +68,19 @@ def known_positive(value: Any) -> bool:
     return not isinstance(value, jax.core.Tracer) and np.ndim(value) == 0 and np.float32(float(value)) > 0
 
 
+def is_function(x: Any) -> bool:
+    """A callable that is not a pytree node: an Equinox module of bools is callable, but it is a mask (a tree),
+    not a function of the params."""
+    return callable(x) and jax.tree_util.treedef_is_leaf(jax.tree.structure(x))
+
+
+def known_zero(value: Any) -> bool:
+    """True for a Python or NumPy scalar equal to 0. An array, concrete or traced, may hold anything (under
+    ``optax.inject_hyperparams`` it is concrete in ``init`` and traced in ``update``, and both must build the
+    same chain)."""
+    return is_number(value) and float(value) == 0.0
+
+
 def check_positive(name: str, value: Any) -> None:
     v = _value(name, value)
     if v is not None and not v > 0.0:

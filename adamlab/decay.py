@@ -36,7 +36,7 @@ def resolve_mask(mask: Mask, params: Any) -> Any:
     resolve = getattr(type(params), "__adamlab_resolve_mask__", None)
     if resolve is not None:  # a container such as adamlab.flat.Flat maps a mask over its leaves onto its buffers
         return resolve(params, mask)
-    if callable(mask):
+    if _checks.is_function(mask):
         mask = mask(params)
     for path, m in jax.tree_util.tree_flatten_with_path(mask)[0]:
         ok = isinstance(m, (bool, np.bool_)) or (hasattr(m, "dtype") and m.dtype == jnp.bool_)

@@ -90,7 +90,7 @@ def _group_keys(group, tree) -> list[Hashable]:
     leaves = jax.tree.leaves(tree)
     if group is None:
         return [None] * len(leaves)
-    if callable(group):
+    if _checks.is_function(group):
         group = group(tree)
     try:
         full = jax.tree.map(lambda g, sub: jax.tree.map(lambda _: g, sub), group, tree)

@@ -92,7 +92,7 @@ def adam(
     not divided by ``sqrt(v_hat)`` use `adamw`.
     """
     _checks.check_nonnegative("weight_decay", weight_decay)
-    decay = add_coupled_weight_decay(weight_decay, mask) if weight_decay else identity()
+    decay = identity() if _checks.known_zero(weight_decay) else add_coupled_weight_decay(weight_decay, mask)
     return chain(decay, *_adam_direction(b1, b2, eps, state_dtype, saturate), scale_by_learning_rate(learning_rate))
 
 

@@ -17,6 +17,11 @@ def _check_steps(name: str, steps: int, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be an int >= {0 if allow_zero else 1}, got {steps!r}")
 
 
+def _steps(step) -> jnp.ndarray:
+    """The step as float32: Python ints beyond int32 (runs past 2**31 steps) included, which JAX cannot take."""
+    return jnp.asarray(float(step) if isinstance(step, int) else step).astype(jnp.float32)
+
+
 def constant(value: float) -> Schedule:
     """``value`` at every step."""
     _checks.check_nonnegative("value", value)
@@ -24,13 +29,19 @@ def constant(value: float) -> Schedule:
 
 
 def linear_warmup(init_value: float, end_value: float, transition_steps: int) -> Schedule:
-    """Linear from `init_value` at step 0 to `end_value` at `transition_steps`, then constant."""
+    """Linear from `init_value` at step 0 to `end_value` at `transition_steps`, then constant.
+
+    With `transition_steps` <= 0 there is no transition: `init_value` throughout, as in Optax.
+    """
     _checks.check_nonnegative("init_value", init_value)
     _checks.check_nonnegative("end_value", end_value)
-    _check_steps("transition_steps", transition_steps)
+    if not isinstance(transition_steps, int) or isinstance(transition_steps, bool):
+        raise ValueError(f"transition_steps must be an int, got {transition_steps!r}")
+    if transition_steps <= 0:
+        return constant(init_value)
 
     def schedule(step):
-        frac = jnp.clip(jnp.asarray(step, jnp.float32) / transition_steps, 0.0, 1.0)
+        frac = jnp.clip(_steps(step) / float(transition_steps), 0.0, 1.0)
         return init_value + frac * (end_value - init_value)
 
     return schedule
@@ -45,8 +56,8 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0, expone
     _check_steps("decay_steps", decay_steps)
 
     def schedule(step):
-        t = jnp.minimum(jnp.asarray(step, jnp.float32), decay_steps)
-        cosine = 0.5 * (1 + jnp.cos(jnp.pi * t / decay_steps))
+        t = jnp.minimum(_steps(step), float(decay_steps))
+        cosine = 0.5 * (1 + jnp.cos(jnp.pi * t / float(decay_steps)))
         return init_value * ((1 - alpha) * cosine**exponent + alpha)
 
     return schedule
@@ -74,8 +85,8 @@ def warmup_cosine_decay(
     cos = cosine_decay(peak_value, decay_steps - warmup_steps, alpha=alpha, exponent=exponent)
 
     def schedule(step):
-        step = jnp.asarray(step)
-        return jnp.where(step < warmup_steps, warm(step), cos(step - warmup_steps))
+        step = _steps(step)
+        return jnp.where(step < float(warmup_steps), warm(step), cos(step - float(warmup_steps)))
 
     return schedule
 

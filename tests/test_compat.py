@@ -122,3 +122,74 @@ def test_optax_inject_hyperparams_learning_rate():
     state.hyperparams["learning_rate"] = jnp.asarray(0.0)  # a changed hyperparameter takes effect
     updates, _ = ours.update(params, state, params)
     assert all(float(jnp.max(jnp.abs(u))) == 0.0 for u in jax.tree.leaves(updates))
+
+
+# ---------------------------------------------------------------- Optax's own tests that adamlab once failed
+
+
+def test_inject_hyperparams_of_adamlab_adam_jits():
+    """optax.inject_hyperparams(adamlab.adam) under jax.jit: `weight_decay` is then an array (concrete in init,
+    traced in update), which once hit `if weight_decay:`. Optax's own test expects -lr on the first step."""
+    params = jnp.ones(3)
+    for tx in (optax.inject_hyperparams(adamlab.adam)(learning_rate=0.1),
+               optax.inject_hyperparams(adamlab.adam)(learning_rate=0.1, weight_decay=0.0)):
+        state = jax.jit(tx.init)(params)
+        updates, state = jax.jit(tx.update)(jnp.ones(3), state, params)
+        np.testing.assert_allclose(np.asarray(updates), [-0.1, -0.1, -0.1], rtol=1e-6)
+    decayed = optax.inject_hyperparams(adamlab.adam)(learning_rate=0.1, weight_decay=0.5)
+    updates, _ = jax.jit(decayed.update)(jnp.zeros(3), jax.jit(decayed.init)(params), params)
+    np.testing.assert_allclose(np.asarray(updates), [-0.1, -0.1, -0.1], rtol=1e-6)  # g + wd*p = 0.5, normalised
+
+
+@jax.tree_util.register_pytree_node_class
+class CallableMask:
+    """Like an Equinox module: a pytree that is also callable (calling it is not how to read it as a mask)."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __call__(self, *args):
+        raise AttributeError("a callable pytree mask was called as a function")
+
+    def tree_flatten(self):
+        return (self.x,), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children)
+
+
+@pytest.mark.parametrize("decay", [adamlab.add_decoupled_weight_decay, adamlab.add_coupled_weight_decay])
+def test_a_callable_pytree_mask_is_a_mask_not_a_function(decay):
+    params = CallableMask(jnp.ones(3))
+    for flag, expected in ((False, 1.0), (True, 1.1)):
+        tx = decay(0.1, mask=CallableMask(flag))
+        out, _ = tx.update(CallableMask(jnp.ones(3)), tx.init(params), params)
+        np.testing.assert_allclose(np.asarray(out.x), expected, rtol=1e-6)
+
+
+def test_schedules_take_step_counts_beyond_int32():
+    """Optax evaluates its schedules at counts of 2**31 and more; 975.52826 is Optax's value."""
+    schedules = adamlab.schedules
+    np.testing.assert_allclose(float(schedules.cosine_decay(1000.0, decay_steps=10**10)(10**9)), 975.52826,
+                               rtol=1e-6)
+    np.testing.assert_allclose(
+        float(schedules.cosine_decay(1000.0, decay_steps=10**10)(10**9)),
+        float(optax.cosine_decay_schedule(1000.0, decay_steps=10**10)(10**9)), rtol=1e-6)
+    np.testing.assert_allclose(float(schedules.linear_warmup(0.0, 1.0, 10**10)(3 * 10**9)), 0.3, rtol=1e-6)
+    ours = schedules.warmup_cosine_decay(0.0, 1.0, 10**9, 10**10)
+    theirs = optax.warmup_cosine_decay_schedule(0.0, 1.0, 10**9, 10**10)
+    np.testing.assert_allclose(float(ours(2 * 10**9)), float(theirs(2 * 10**9)), rtol=1e-6)
+    # Optax's own schedule overflows on a Python int step of 5e9; the float64 formula:
+    np.testing.assert_allclose(float(ours(5 * 10**9)), 0.5 * (1 + np.cos(np.pi * 4 / 9)), rtol=1e-6)
+    tx = adamlab.sgd(schedules.cosine_decay(1.0, decay_steps=10**10))
+    updates, _ = jax.jit(tx.update)(jnp.ones(2), tx.init(jnp.ones(2)))
+    assert float(updates[0]) == -1.0
+
+
+@pytest.mark.parametrize("steps", [0, -1])
+def test_linear_warmup_without_steps_is_its_init_value(steps):
+    ours = adamlab.schedules.linear_warmup(10.0, 20.0, steps)
+    theirs = optax.linear_schedule(10.0, 20.0, steps)
+    for step in (0, 5, 100):
+        assert float(ours(step)) == float(theirs(step)) == 10.0
