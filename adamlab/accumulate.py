@@ -27,7 +27,7 @@ import numpy as np
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, compiled_when_eager, stage, stage_info
-from adamlab.tree import check_state_dtype, init_moment, is_float
+from adamlab.tree import check_state_dtype, has_gradient, init_moment
 
 
 class AccumulateState(NamedTuple):
@@ -37,7 +37,7 @@ class AccumulateState(NamedTuple):
 
 
 def _has_slot(g, a) -> bool:
-    return is_float(g) and np.shape(a) == np.shape(g)
+    return has_gradient(g) and np.shape(a) == np.shape(g)
 
 
 def accumulate_gradients(
@@ -80,7 +80,7 @@ def accumulate_gradients(
                              "its init/update returned")
         _checks.check_same_tree(updates, state.accumulator, "accumulate_gradients: updates", "the params given to init")
         for (path, g), a in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(state.accumulator)):
-            if np.size(a) and not is_float(g):
+            if np.size(a) and not has_gradient(g):
                 raise TypeError(f"accumulate_gradients: updates at {_checks.path_str(path)} are "
                                 f"{getattr(g, 'dtype', type(g).__name__)}, but the param given to init is floating "
                                 "point")
@@ -99,14 +99,14 @@ def accumulate_gradients(
             mean = jax.tree.map(lambda g, a: a / k.astype(a.dtype) if _has_slot(g, a) else g, updates, acc)
             mean = jax.lax.optimization_barrier(mean)
             out, inner = tx.update(mean, inner, params, **extra)
-            out = jax.tree.map(lambda o, g: o.astype(g.dtype) if is_float(g) else o, out, updates)
+            out = jax.tree.map(lambda o, g: o.astype(g.dtype) if has_gradient(g) else o, out, updates)
             # The new state must have the old one's types exactly (a cond needs both branches to agree).
             inner = jax.tree.map(lambda n, o: jnp.asarray(n, jnp.result_type(o)), inner, operands[1])
             return out, jax.tree.map(jnp.zeros_like, acc), inner
 
         def wait(operands):
             acc, inner = operands
-            out = jax.tree.map(lambda g: jnp.full(jnp.shape(g), -0.0, g.dtype) if is_float(g) else g, updates)
+            out = jax.tree.map(lambda g: jnp.full(jnp.shape(g), -0.0, g.dtype) if has_gradient(g) else g, updates)
             return out, acc, inner
 
         out, acc, inner = jax.lax.cond(last, step, wait, (acc, state.inner_state))

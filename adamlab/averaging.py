@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
 from adamlab.moments import bias_correction_term
-from adamlab.tree import compute_dtype, increment, init_moment, is_float, leafwise, store
+from adamlab.tree import compute_dtype, has_gradient, increment, init_moment, leafwise, store
 
 
 class ParameterEmaState(NamedTuple):
@@ -45,7 +45,7 @@ def parameter_ema(decay: float, *, bias_correction: bool = False, state_dtype=No
             avg = init_moment(params, state_dtype)
         else:
             avg = jax.tree.map(
-                lambda p, z: p.astype(z.dtype) if is_float(p) else z, params, init_moment(params, state_dtype)
+                lambda p, z: p.astype(z.dtype) if has_gradient(p) else z, params, init_moment(params, state_dtype)
             )
         return ParameterEmaState(jnp.zeros((), jnp.int32), avg)
 
@@ -61,7 +61,7 @@ def parameter_ema(decay: float, *, bias_correction: bool = False, state_dtype=No
         new = leafwise(average, params, state.ema)
         bc = bias_correction_term(decay, count) if bias_correction else None
         debiased = new if bc is None else leafwise(lambda n: n / bc, new)
-        out = jax.tree.map(lambda n, p: n.astype(p.dtype) if is_float(p) else p, debiased, params)
+        out = jax.tree.map(lambda n, p: n.astype(p.dtype) if has_gradient(p) else p, debiased, params)
         return out, ParameterEmaState(count, jax.tree.map(store, new, state.ema))
 
     return stage("parameter_ema", init, update)

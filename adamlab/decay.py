@@ -20,7 +20,7 @@ import numpy as np
 
 from adamlab import _checks
 from adamlab.base import EmptyState, GradientTransformation, stage
-from adamlab.tree import is_float, upcast
+from adamlab.tree import has_gradient, upcast
 
 Mask = Any  # a bool pytree, a prefix of one, or a callable params -> such a tree
 
@@ -86,7 +86,7 @@ def _weight_decay(name: str, role: str, weight_decay, mask: Mask) -> GradientTra
             decayed = u + weight_decay * p
             return decayed if m is True or isinstance(m, np.bool_) else jnp.where(m, decayed, u)
 
-        out = jax.tree.map(lambda u, p, m: decay(u, p, m) if is_float(u) else u, updates, params, masks)
+        out = jax.tree.map(lambda u, p, m: decay(u, p, m) if has_gradient(u) else u, updates, params, masks)
         return out, state
 
     return stage(name, init, update, role=role)

@@ -32,7 +32,7 @@ import numpy as np
 from adamlab import _checks
 from adamlab.decay import resolve_mask
 from adamlab.moments import RmsState, bias_correction_term
-from adamlab.tree import is_float
+from adamlab.tree import has_gradient
 
 PyTree = Any
 LearningRate = float | jax.Array | Callable[[jax.Array], jax.Array]
@@ -176,7 +176,7 @@ def update_weight_ratio(updates: PyTree, params: PyTree) -> PyTree:
     _checks.check_same_tree(updates, params, "update_weight_ratio: updates", "params")
 
     def ratio(u, p):
-        if not is_float(jnp.asarray(p)):
+        if not has_gradient(jnp.asarray(p)):
             return jnp.zeros((), jnp.float32)
         dt = jnp.promote_types(jnp.result_type(u, p), jnp.float32)
         ru = jnp.sqrt(jnp.mean(jnp.square(jnp.asarray(u, dt))))

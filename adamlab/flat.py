@@ -152,8 +152,8 @@ class Layout:
                 raise TypeError(f"leaf at {_checks.path_str(path)} is a {type(x).__name__}, not an array "
                                 "(wrap it: jnp.asarray(x))")
             if jnp.issubdtype(x.dtype, jnp.complexfloating):
-                raise TypeError(f"leaf at {_checks.path_str(path)} is complex ({x.dtype}); adamlab supports real "
-                                "params only")
+                raise TypeError(f"leaf at {_checks.path_str(path)} is complex ({x.dtype}); the flat layout holds "
+                                "real params only: keep complex params on the pytree path")
         return cls._build(with_path, treedef, _group_keys(group, tree), bucket_bytes, solo_above)
 
     @classmethod

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
 from adamlab.stage_builder import moment_stage
-from adamlab.tree import increment, leafwise, upcast
+from adamlab.tree import abs_sq, increment, leafwise, upcast
 
 
 class EmaState(NamedTuple):
@@ -136,19 +136,20 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, *, eps_in_sqrt: bool = F
         bc = bias_correction_term(decay, t) if bias_correction else 1
 
         def rms(u, g, v, *mean):
-            v = (1 - decay) * jnp.square(g) + decay * v
+            v = (1 - decay) * abs_sq(g) + decay * v
             v = _saturated(v) if saturate else v
             v_hat = v / bc if bias_correction else v
             if centered:
                 mean = ((1 - decay) * g + decay * mean[0],)
-                v_hat = jnp.maximum(v_hat - jnp.square(mean[0] / bc), 0)  # rounding can make it negative
+                v_hat = jnp.maximum(v_hat - abs_sq(mean[0] / bc), 0)  # rounding can make it negative
             out = u * jax.lax.rsqrt(v_hat + eps) if eps_in_sqrt else u / (jnp.sqrt(v_hat) + eps)
             return (jnp.where(v_hat + eps == 0, 0, out) if zero_guard else out), v, *mean
 
         return rms
 
     return moment_stage("scale_by_rms", RmsState, per_step=per_step, reads_gradient=True, state_dtype=state_dtype,
-                        holds_squares=True, rounding=rounding, absent=() if centered else ("gradient_mean",))
+                        holds_squares=True, rounding=rounding, absent=() if centered else ("gradient_mean",),
+                        real=("second_moment",))
 
 
 def trace(decay: float, nesterov: bool = False, *, state_dtype=None) -> GradientTransformation:

@@ -26,7 +26,7 @@ import numpy as np
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, is_eager, stage, stage_info
-from adamlab.tree import clip_finite, increment, is_float
+from adamlab.tree import clip_finite, has_gradient, increment
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -41,12 +41,12 @@ class SkipNonfiniteState(NamedTuple):
 
 def all_finite(tree: Any) -> jax.Array:
     """True when no float leaf of `tree` holds a NaN or an Inf (True for a tree without float leaves)."""
-    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if is_float(x)]
+    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if has_gradient(x)]
     return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
 
 
 def _nonfinite_paths(tree: Any, flags) -> list[str]:
-    paths = [_checks.path_str(p) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0] if is_float(x)]
+    paths = [_checks.path_str(p) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0] if has_gradient(x)]
     return [p for p, ok in zip(paths, flags) if not ok]
 
 
@@ -94,7 +94,7 @@ def skip_nonfinite(
 
     def step(updates, state, params, extra, in_callback: bool):
         checked = _checked(updates, extra)
-        leaf_ok = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(checked) if is_float(x)]
+        leaf_ok = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(checked) if has_gradient(x)]
         flags = jnp.stack(leaf_ok) if leaf_ok else jnp.zeros((0,), bool)
         finite = jnp.all(flags)
         consecutive = jnp.where(finite, jnp.zeros((), jnp.int32), increment(state.consecutive))

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, compiled_when_eager, init_empty, stage
-from adamlab.tree import compute_dtype, increment, is_float, leafwise, upcast
+from adamlab.tree import abs_sq, has_gradient, increment, leafwise, upcast
 
 Schedule = Callable[[jax.Array], jax.Array]
 ScalarOrSchedule = float | jax.Array | Schedule
@@ -49,7 +49,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
     def update(updates, state, params=None, **extra):
         del params, extra
         lr = jnp.asarray(learning_rate(state.count), jnp.float32)
-        out = leafwise(lambda u: u * (sign * lr).astype(compute_dtype(u)), updates)
+        out = leafwise(lambda u: upcast(u)[0] * (sign * lr), updates)
         return out, ScheduleState(increment(state.count))
 
     return stage("scale_by_learning_rate", init, update)
@@ -64,7 +64,7 @@ def global_norm(tree) -> jax.Array:
     with ``2**e`` the power of two just above ``max|x|``; it is Inf only when
     the norm itself exceeds the float32 range or the tree holds an Inf.
     """
-    leaves = [x for x in jax.tree.leaves(tree) if is_float(x)]
+    leaves = [x for x in jax.tree.leaves(tree) if has_gradient(x)]
     norm = _plain_norm(leaves)
 
     def rescaled():
@@ -75,24 +75,25 @@ def global_norm(tree) -> jax.Array:
 
 
 def _plain_norm(leaves) -> jax.Array:
-    return jnp.sqrt(sum((jnp.sum(jnp.square(x.astype(compute_dtype(x)))) for x in leaves), jnp.float32(0)))
+    return jnp.sqrt(sum((jnp.sum(abs_sq(upcast(x)[0])) for x in leaves), jnp.float32(0)))
 
 
 def _max_abs(leaves) -> jax.Array:
-    return jnp.max(jnp.stack([jnp.max(jnp.abs(x), initial=0).astype(compute_dtype(x)) for x in leaves]))
+    return jnp.max(jnp.stack([upcast(jnp.max(jnp.abs(x), initial=0))[0] for x in leaves]))
 
 
 def _pow2_scale(x: jax.Array, e: jax.Array) -> jax.Array:
     """``x * 2**e`` for |e| <= 256, in two exact steps: one factor of 2**-128 would be subnormal, flushed to 0."""
     half = e // 2
-    return x * jnp.exp2(half.astype(x.dtype)) * jnp.exp2((e - half).astype(x.dtype))
+    real = jnp.finfo(x.dtype).dtype  # x may be complex; the factors are real
+    return x * jnp.exp2(half.astype(real)) * jnp.exp2((e - half).astype(real))
 
 
 def _norm_factors(leaves) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(a, e, r)``: ``a = max|x|`` and ``norm = r * 2**e`` where ``r = sqrt(sum((x * 2**-e)**2))`` cannot overflow."""
     a = _max_abs(leaves)
     e = jnp.frexp(jnp.where(jnp.isfinite(a), a, 1))[1]  # a = m * 2**e, m in [0.5, 1)
-    r = jnp.sqrt(sum(jnp.sum(jnp.square(_pow2_scale(x.astype(compute_dtype(x)), -e))) for x in leaves))
+    r = jnp.sqrt(sum(jnp.sum(abs_sq(_pow2_scale(upcast(x)[0], -e))) for x in leaves))
     return a, e, r
 
 
@@ -111,7 +112,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     @compiled_when_eager  # its cond would be compiled afresh on every eager call
     def update(updates, state, params=None, **extra):
         del params, extra
-        leaves = [u for u in jax.tree.leaves(updates) if is_float(u)]
+        leaves = [u for u in jax.tree.leaves(updates) if has_gradient(u)]
         norm = _plain_norm(leaves)  # Optax's arithmetic, for bit parity
         keep = norm < max_norm
         if not leaves:

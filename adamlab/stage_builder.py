@@ -47,7 +47,7 @@ import numpy as np
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
 from adamlab.numerics import stochastic_round
-from adamlab.tree import check_state_dtype, has_moment, increment, init_moment, is_float, store, upcast
+from adamlab.tree import check_state_dtype, has_gradient, has_moment, increment, init_moment, store, upcast
 
 # Odd constants that spread the stochastic-rounding seeds of steps, moments and leaves apart (see `hash_bits`).
 _STEP_MIX, _MOMENT_MIX, _LEAF_MIX = 0x9E3779B9, 0x5BD1E995, 0x632BE5AB
@@ -64,6 +64,7 @@ def moment_stage(
     holds_squares: bool = False,
     rounding: str = "nearest",
     absent: Sequence[str] = (),
+    real: Sequence[str] = (),
 ) -> GradientTransformation:
     """Builds the transformation of a moment stage from the formula for one leaf.
 
@@ -79,7 +80,8 @@ def moment_stage(
     updates. `holds_squares`: refuses a `state_dtype` without float32's range.
     `rounding`: ``"nearest"`` or ``"stochastic"`` (unbiased, keyed by the step
     count, for storage narrower than float32). `absent`: moment fields this
-    configuration does not keep; they hold ``()``.
+    configuration does not keep; they hold ``()``. `real`: moment fields that
+    stay real for complex params (moments of ``|g|**2``).
     """
     fields = [f for f in state_type._fields if f != "count"]
     counted = "count" in state_type._fields
@@ -97,7 +99,7 @@ def moment_stage(
                         "`count` field")
 
     def init(params):
-        values = {f: init_moment(params, state_dtype) if f in moments else () for f in fields}
+        values = {f: init_moment(params, state_dtype, real=f in real) if f in moments else () for f in fields}
         return state_type(**values, **({"count": jnp.zeros((), jnp.int32)} if counted else {}))
 
     def update(updates, state, params=None, *, gradient=None, **extra):
@@ -148,8 +150,8 @@ def moment_stage(
 
 
 def _store_stochastic(new, old, seed):
-    if not (is_float(new) and old.size):
-        return old
+    if not (has_gradient(new) and old.size) or jnp.iscomplexobj(new):
+        return store(new, old)
     return stochastic_round(new, old.dtype, seed)
 
 
@@ -158,7 +160,7 @@ def _check_tree(name: str, updates, moment) -> None:
     for (path, u), m in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(moment)):
         if not hasattr(u, "dtype"):
             raise TypeError(f"{name}: updates at {_checks.path_str(path)} are a {type(u).__name__}, not an array")
-        if np.size(m) and not is_float(u):
+        if np.size(m) and not has_gradient(u):
             raise TypeError(
                 f"{name}: updates at {_checks.path_str(path)} are {u.dtype}, but the param given to init is "
                 "floating point: the gradient of a float param must be float"

@@ -43,22 +43,30 @@ class ParityReport(NamedTuple):
 
 
 def gradient_stream(params: Any, steps: int, seed: int = 0, scale: float = 1.0) -> Any:
-    """Fresh normal gradients for every step: a tree like `params` with a leading axis of `steps`."""
+    """Fresh normal gradients for every step: a tree like `params` with a leading axis of `steps` (complex normal
+    for complex leaves)."""
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed), max(len(leaves), 1))
     out = [
-        scale * jax.random.normal(k, (steps, *jnp.shape(p)), jnp.float32).astype(jnp.result_type(p))
+        scale * jax.random.normal(k, (steps, *jnp.shape(p)), _normal_dtype(p)).astype(jnp.result_type(p))
         for k, p in zip(keys, leaves)
     ]
     return jax.tree.unflatten(treedef, out)
 
 
+def _normal_dtype(p):
+    return jnp.complex64 if jnp.iscomplexobj(p) else jnp.float32
+
+
 def _leaf_errors(a, b):
     def err(x, y):
-        x, y = jnp.asarray(x, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32), jnp.asarray(y, x.dtype)
-        abs_err = jnp.max(jnp.abs(x - y)) if x.size else jnp.zeros((), x.dtype)
-        ref = jnp.max(jnp.abs(y)) if y.size else jnp.zeros((), x.dtype)
-        return abs_err, abs_err / jnp.maximum(ref, jnp.finfo(x.dtype).tiny)
+        wide = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        x = jnp.asarray(x, jnp.result_type(wide, jnp.complex64) if jnp.iscomplexobj(x) else wide)
+        y = jnp.asarray(y, x.dtype)
+        real = jnp.finfo(x.dtype).dtype
+        abs_err = jnp.max(jnp.abs(x - y)) if x.size else jnp.zeros((), real)
+        ref = jnp.max(jnp.abs(y)) if y.size else jnp.zeros((), real)
+        return abs_err, abs_err / jnp.maximum(ref, jnp.finfo(abs_err.dtype).tiny)
 
     return jax.tree.map(err, a, b)
 
@@ -111,7 +119,8 @@ def compare_trees(actual: Any, expected: Any) -> list[LeafError]:
     check_same_tree(actual, expected, "actual", "expected")
     out = []
     for (path, a), e in zip(jax.tree_util.tree_flatten_with_path(actual)[0], jax.tree.leaves(expected)):
-        a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
+        wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(e) else np.float64
+        a, e = np.asarray(a, wide), np.asarray(e, wide)
         abs_err = float(np.max(np.abs(a - e))) if a.size else 0.0
         ref = float(np.max(np.abs(e))) if e.size else 0.0
         out.append(LeafError(path_str(path), abs_err, abs_err / max(ref, np.finfo(np.float64).tiny)))

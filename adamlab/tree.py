@@ -1,10 +1,11 @@
 """The leaf rules every stage shares: which leaves have a gradient, what dtype arithmetic runs in, how state is stored.
 
-- A leaf *has a gradient* when it is floating point. Integer counters and
-  boolean flags pass through every stage untouched, and a moment keeps an
-  empty ``(0,)`` placeholder in their place.
-- Arithmetic runs in float32, or wider when a leaf is wider (`compute_dtype`):
-  low precision is for storage, never for the formula.
+- A leaf *has a gradient* when it is floating point or complex. Integer
+  counters and boolean flags pass through every stage untouched, and a moment
+  keeps an empty ``(0,)`` placeholder in their place.
+- Arithmetic runs in float32 (complex64), or wider when a leaf is wider
+  (`upcast`): low precision is for storage, never for the formula.
+- A moment of squares (``|g|**2``) is real, also for complex params.
 - A moment is stored in float32 (or its param's wider dtype) unless a
   ``state_dtype`` asks for less (`init_moment`, `store`).
 - Step counters are int32 and saturate at ``2**31 - 1`` (`increment`).
@@ -24,8 +25,9 @@ from adamlab import _checks
 INT32_MAX = int(np.iinfo(np.int32).max)
 
 
-def is_float(x: Any) -> bool:
-    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)
+def has_gradient(x: Any) -> bool:
+    """Floating point or complex: a leaf that gets a gradient, a moment and an update."""
+    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
 
 
 @functools.cache
@@ -38,10 +40,19 @@ def compute_dtype(*leaves) -> np.dtype:
     return _compute_dtype(tuple(x.dtype for x in leaves))
 
 
+@functools.cache
+def _wide(dtype) -> np.dtype:
+    return jnp.promote_types(dtype, jnp.float32)
+
+
 def upcast(*leaves) -> tuple:
-    """The leaves in their common compute dtype (a leaf already in it is returned as it is)."""
-    dtype = compute_dtype(*leaves)
-    return tuple(x if x.dtype == dtype else x.astype(dtype) for x in leaves)
+    """Each leaf in at least float32 (complex64 for complex leaves); a leaf already there is returned as it is."""
+    return tuple(x if x.dtype == _wide(x.dtype) else x.astype(_wide(x.dtype)) for x in leaves)
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    """``|x|**2``, real: ``x * x`` for real `x`, ``(conj(x) * x).real`` for complex."""
+    return (jnp.conj(x) * x).real if jnp.iscomplexobj(x) else jnp.square(x)
 
 
 def increment(count: jax.Array) -> jax.Array:
@@ -51,14 +62,7 @@ def increment(count: jax.Array) -> jax.Array:
 
 def leafwise(fn, updates, *trees):
     """``fn(u, *rest)`` on the float leaves of `updates`; the other leaves pass through."""
-    return jax.tree.map(lambda u, *rest: fn(u, *rest) if is_float(u) else u, updates, *trees)
-
-
-def check_real(params) -> None:
-    for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
-        if hasattr(p, "dtype") and jnp.issubdtype(p.dtype, jnp.complexfloating):
-            raise TypeError(f"leaf {_checks.path_str(path)} is complex ({p.dtype}); adamlab supports real params only")
-    _checks.check_leaves(params, "params")
+    return jax.tree.map(lambda u, *rest: fn(u, *rest) if has_gradient(u) else u, updates, *trees)
 
 
 def check_state_dtype(state_dtype, *, second_moment: bool = False, name: str = "state_dtype",
@@ -82,22 +86,26 @@ def check_state_dtype(state_dtype, *, second_moment: bool = False, name: str = "
     return dtype
 
 
-def init_moment(params, state_dtype=None):
-    """Zeros shaped like each float leaf (keeping its sharding), float32 unless `state_dtype` says otherwise;
-    a ``(0,)`` placeholder for every other leaf."""
-    check_real(params)
+def init_moment(params, state_dtype=None, *, real: bool = False):
+    """Zeros shaped like each float or complex leaf (keeping its sharding), float32 (complex64) unless
+    `state_dtype` says otherwise; real for a moment of squares (`real`); a ``(0,)`` placeholder for every other
+    leaf."""
+    _checks.check_leaves(params, "params")
 
     def zeros(p):
-        if not is_float(p):
+        if not has_gradient(p):
             return jnp.zeros((0,), jnp.float32)
-        return jnp.zeros_like(p, dtype=state_dtype or jnp.promote_types(p.dtype, jnp.float32))
+        dtype = state_dtype or _wide(p.dtype)
+        if jnp.issubdtype(p.dtype, jnp.complexfloating):
+            dtype = jnp.finfo(dtype).dtype if real else jnp.promote_types(dtype, jnp.complex64)
+        return jnp.zeros_like(p, dtype=dtype)
 
     return jax.tree.map(zeros, params)
 
 
 def has_moment(u, m) -> bool:
     """Whether update leaf `u` has a moment in `m` (a placeholder stands for a leaf that was not float at init)."""
-    return is_float(u) and np.shape(m) == np.shape(u)
+    return has_gradient(u) and np.shape(m) == np.shape(u)
 
 
 def clip_finite(x: jax.Array, dtype) -> jax.Array:
@@ -115,6 +123,6 @@ def clip_finite(x: jax.Array, dtype) -> jax.Array:
 def store(new, old):
     """A freshly computed moment cast to the storage dtype of `old` (saturating, not overflowing, into a narrower
     one); placeholders stay."""
-    if not (is_float(new) and old.size):
+    if not (has_gradient(new) and old.size):
         return old
     return new if new.dtype == old.dtype else clip_finite(new, old.dtype).astype(old.dtype)

@@ -1,4 +1,6 @@
-"""An independent float64 NumPy reference of the textbook formulas, written without adamlab or Optax.
+"""An independent float64 (complex128) NumPy reference of the textbook formulas, written without adamlab or Optax.
+
+For complex params the second moment is the EMA of ``|g|**2``.
 
 Each function takes float32 initial params and a gradient stream (a dict of
 arrays with a leading step axis) and returns the final params in float64.
@@ -14,13 +16,18 @@ def _lr(lr, step):
     return float(lr(step)) if callable(lr) else lr
 
 
+def _wide(x):
+    """float64, or complex128 for complex values."""
+    return np.asarray(x, np.complex128 if np.iscomplexobj(x) else np.float64)
+
+
 def _run(params, grads, step_fn, n_state):
-    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    p = {k: _wide(v) for k, v in params.items()}
     state = [{k: np.zeros_like(v) for k, v in p.items()} for _ in range(n_state)]
     steps = next(iter(grads.values())).shape[0]
     for i in range(steps):
         for k in p:
-            g = np.asarray(grads[k][i], np.float64)
+            g = _wide(grads[k][i])
             p[k] = step_fn(p[k], g, [s[k] for s in state], i, k)
     return p
 
@@ -56,7 +63,7 @@ def ema(params, grads, decay, debias):
 
 def rmsprop(params, grads, lr, decay=0.9, eps=1e-8, eps_in_sqrt=True, momentum=None):
     def step(p, g, st, i, k):
-        v = _set(st, 0, decay * st[0] + (1 - decay) * g * g)
+        v = _set(st, 0, decay * st[0] + (1 - decay) * np.abs(g) ** 2)
         d = g / np.sqrt(v + eps) if eps_in_sqrt else g / (np.sqrt(v) + eps)
         d = _lr(lr, i) * d
         if momentum is not None:
@@ -74,7 +81,7 @@ def adam(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8, l2=0.0, decoupled_wd=0.0
         if l2 and on:
             g = g + l2 * p
         m = _set(st, 0, b1 * st[0] + (1 - b1) * g)
-        v = _set(st, 1, b2 * st[1] + (1 - b2) * g * g)
+        v = _set(st, 1, b2 * st[1] + (1 - b2) * np.abs(g) ** 2)
         t = i + 1
         m_hat = m / (1 - b1**t) if bias_correction else m
         v_hat = v / (1 - b2**t) if bias_correction else v
