@@ -93,11 +93,13 @@ def scale_by_ema(decay: float, *, state_dtype=None) -> GradientTransformation:
     return moment_stage("scale_by_ema", EmaState, ema, state_dtype=state_dtype)
 
 
-def bias_correct(decay: float) -> GradientTransformation:
+def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformation:
     """Bias correction: ``u_t / (1 - decay**t)``, t counting from 1.
 
     Undoes the pull toward zero of an EMA started at zero with the same
-    `decay`. The step counter is int32 and saturates at 2**31 - 1.
+    `decay`. The step counter is int32 and saturates at 2**31 - 1. With
+    `nesterov` (NAdam; Dozat, 2016) the corrected moment looks one step ahead:
+    ``decay * u_t / (1 - decay**(t+1)) + (1 - decay) * g_t / (1 - decay**t)``.
     """
     _checks.check_decay("decay", decay)
 
@@ -105,23 +107,32 @@ def bias_correct(decay: float) -> GradientTransformation:
         del params
         return CountState(jnp.zeros((), jnp.int32))
 
-    def update(updates, state, params=None, **extra):
+    def update(updates, state, params=None, *, gradient=None, **extra):
         del params, extra
         count = increment(state.count)
         bc = bias_correction_term(decay, count)
-        return leafwise(lambda u: upcast(u)[0] / bc, updates), CountState(count)
+        if not nesterov:
+            return leafwise(lambda u: upcast(u)[0] / bc, updates), CountState(count)
+        if gradient is None and jax.tree.leaves(updates):
+            raise ValueError("bias_correct(nesterov=True) needs the gradient, which adamlab.chain hands over: put it "
+                             "in an adamlab.chain after scale_by_ema, or call update(..., gradient=grads)")
+        ahead = bias_correction_term(decay, increment(count))
+        out = leafwise(lambda u, g: decay * (upcast(u)[0] / ahead) + (1 - decay) * (upcast(g)[0] / bc), updates,
+                       gradient)
+        return out, CountState(count)
 
     return stage("bias_correct", init, update)
 
 
-def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, *, eps_in_sqrt: bool = False, bias_correction: bool = False,
-                 centered: bool = False, state_dtype=None, rounding: str = "stochastic",
-                 saturate: bool = False) -> GradientTransformation:
+def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0, eps_in_sqrt: bool = False,
+                 bias_correction: bool = False, *, eps_root: float = 0.0, centered: bool = False, state_dtype=None,
+                 rounding: str = "stochastic", saturate: bool = False) -> GradientTransformation:
     """Divides the updates by the root mean square of the *gradient*.
 
     ``v_t = decay * v_{t-1} + (1 - decay) * g_t**2``, ``v_hat = v_t / (1 - decay**t)`` with `bias_correction`,
-    and the output ``u_t / (sqrt(v_hat) + eps)``, or ``u_t / sqrt(v_hat + eps)`` with `eps_in_sqrt`. With
-    `centered`, ``v_hat`` becomes the variance ``max(v_hat - mean(g)**2, 0)`` (centered RMSProp).
+    and the output ``u_t / (sqrt(v_hat + eps_root) + eps)``, or ``u_t / sqrt(v_hat + eps)`` with `eps_in_sqrt`.
+    With `centered`, ``v_hat`` becomes the variance ``max(v_hat - mean(g)**2, 0)`` (centered RMSProp). ``v``
+    starts at `initial_scale`.
 
     ``g`` is the gradient `adamlab.chain` hands over, not the previous stage's output (in Adam, the first
     moment). ``eps = 0`` and a zero gradient give 0, not 0/0. A bfloat16 `state_dtype` is rounded
@@ -130,6 +141,8 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, *, eps_in_sqrt: bool = F
     """
     _checks.check_decay("decay", decay)
     _checks.check_nonnegative("eps", eps)
+    _checks.check_nonnegative("eps_root", eps_root)
+    _checks.check_nonnegative("initial_scale", initial_scale)
     zero_guard = not _checks.known_positive(eps)  # only eps = 0 (or a traced eps) can divide 0 by 0
 
     def per_step(t):
@@ -142,6 +155,8 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, *, eps_in_sqrt: bool = F
             if centered:
                 mean = ((1 - decay) * g + decay * mean[0],)
                 v_hat = jnp.maximum(v_hat - abs_sq(mean[0] / bc), 0)  # rounding can make it negative
+            if not (eps_in_sqrt or _checks.known_zero(eps_root)):
+                v_hat = v_hat + eps_root
             out = u * jax.lax.rsqrt(v_hat + eps) if eps_in_sqrt else u / (jnp.sqrt(v_hat) + eps)
             return (jnp.where(v_hat + eps == 0, 0, out) if zero_guard else out), v, *mean
 
@@ -149,23 +164,31 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, *, eps_in_sqrt: bool = F
 
     return moment_stage("scale_by_rms", RmsState, per_step=per_step, reads_gradient=True, state_dtype=state_dtype,
                         holds_squares=True, rounding=rounding, absent=() if centered else ("gradient_mean",),
-                        real=("second_moment",))
+                        real=("second_moment",), initial={"second_moment": initial_scale})
 
 
-def trace(decay: float, nesterov: bool = False, *, state_dtype=None) -> GradientTransformation:
+def trace(decay: float, nesterov: bool = False, accumulator_dtype=None, *, state_dtype=None) -> GradientTransformation:
     """Heavy-ball momentum: ``t_k = u_k + decay * t_{k-1}``; outputs ``t_k``, or ``u_k + decay * t_k`` with
     `nesterov` (look-ahead).
 
     Unlike `scale_by_ema` the input is not scaled by ``1 - decay``: on a constant gradient the step grows to
-    ``u / (1 - decay)``.
+    ``u / (1 - decay)``. `accumulator_dtype` is Optax's name for `state_dtype`.
     """
     _checks.check_decay("decay", decay)
+    state_dtype = _one_dtype(accumulator_dtype, state_dtype, "accumulator_dtype")
 
     def momentum(u, t):
         t = u + decay * t
         return (u + decay * t if nesterov else t), t
 
     return moment_stage("trace", TraceState, momentum, state_dtype=state_dtype)
+
+
+def _one_dtype(optax_name_value, state_dtype, optax_name: str):
+    if optax_name_value is not None and state_dtype is not None and jnp.dtype(optax_name_value) != jnp.dtype(
+            state_dtype):
+        raise ValueError(f"{optax_name}={optax_name_value} and state_dtype={state_dtype} disagree: give one of them")
+    return state_dtype if optax_name_value is None else optax_name_value
 
 
 def effective_window(beta: float) -> float:

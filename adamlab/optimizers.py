@@ -1,4 +1,8 @@
-"""The usual optimizers, each a short chain of primitives. Keyword names follow Optax.
+"""The usual optimizers, each a short chain of primitives.
+
+Positional and keyword arguments are Optax 0.2.8's, in Optax's order, with its defaults and meanings;
+adamlab's own additions (`state_dtype`, `nu_dtype`, `saturate`, and `weight_decay`/`mask` on `adam`) are
+keyword-only.
 
 ``saturate=True`` (Adam, AdamW, RMSProp) keeps the second moment finite when ``g**2`` overflows float32
 (``|g| > 1.8e19``): see `scale_by_rms`.
@@ -21,6 +25,7 @@ def sgd(
     learning_rate: ScalarOrSchedule,
     momentum: float | None = None,
     nesterov: bool = False,
+    accumulator_dtype=None,
     *,
     state_dtype=None,
 ) -> GradientTransformation:
@@ -28,7 +33,7 @@ def sgd(
     if nesterov and momentum is None:
         raise ValueError("nesterov=True needs a momentum value")
     return chain(
-        trace(momentum, nesterov, state_dtype=state_dtype) if momentum is not None else identity(),
+        trace(momentum, nesterov, accumulator_dtype, state_dtype=state_dtype) if momentum is not None else identity(),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -37,41 +42,45 @@ def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: float = 0.9,
     eps: float = 1e-8,
-    *,
+    initial_scale: float = 0.0,
     eps_in_sqrt: bool = True,
+    centered: bool = False,
     momentum: float | None = None,
     nesterov: bool = False,
-    centered: bool = False,
     bias_correction: bool = False,
+    *,
     state_dtype=None,
     saturate: bool = False,
 ) -> GradientTransformation:
-    """RMSProp: ``p <- p - lr * g / sqrt(v + eps)`` with ``v`` the EMA of ``g**2``.
+    """RMSProp: ``p <- p - lr * g / sqrt(v + eps)`` with ``v`` the EMA of ``g**2``, started at `initial_scale`.
 
     ``eps_in_sqrt=True`` (Optax's default) puts eps under the root;
     ``False`` gives ``g / (sqrt(v) + eps)``. `momentum` adds heavy-ball
     momentum on the scaled step, after the learning rate, as Optax does.
     """
     return chain(
-        scale_by_rms(
-            decay, eps, eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction, centered=centered,
-            state_dtype=state_dtype, saturate=saturate,
-        ),
+        scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered,
+                     state_dtype=state_dtype, saturate=saturate),
         scale_by_learning_rate(learning_rate),
         trace(momentum, nesterov, state_dtype=state_dtype) if momentum is not None else identity(),
     )
 
 
-def _adam_direction(b1: float, b2: float, eps: float, state_dtype, saturate) -> tuple[GradientTransformation, ...]:
-    """``m_hat / (sqrt(v_hat) + eps)``: EMA of g, its bias correction, and division by the RMS of g."""
+def _adam_direction(b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov, saturate) -> tuple:
+    """``m_hat / (sqrt(v_hat + eps_root) + eps)``: EMA of g, its bias correction, and division by the RMS of g."""
     _checks.check_decay("b1", b1)
     _checks.check_decay("b2", b2)
     _checks.check_nonnegative("eps", eps)
     return (
-        scale_by_ema(b1, state_dtype=state_dtype),
-        bias_correct(b1),
-        scale_by_rms(b2, eps, bias_correction=True, state_dtype=state_dtype, saturate=saturate),
+        scale_by_ema(b1, state_dtype=mu_dtype),
+        bias_correct(b1, nesterov=nesterov),
+        scale_by_rms(b2, eps, bias_correction=True, eps_root=eps_root, state_dtype=nu_dtype, saturate=saturate),
     )
+
+
+def _moment_dtypes(mu_dtype, nu_dtype, state_dtype) -> tuple:
+    """Optax's `mu_dtype` sets the first moment's dtype; `nu_dtype` the second's; `state_dtype` both."""
+    return (state_dtype if mu_dtype is None else mu_dtype), (state_dtype if nu_dtype is None else nu_dtype)
 
 
 def adam(
@@ -79,13 +88,17 @@ def adam(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype=None,
     *,
+    nesterov: bool = False,
     weight_decay: float = 0.0,
     mask: Mask | None = None,
+    nu_dtype=None,
     state_dtype=None,
     saturate: bool = False,
 ) -> GradientTransformation:
-    """Adam: ``p <- p - lr * m_hat / (sqrt(v_hat) + eps)``.
+    """Adam: ``p <- p - lr * m_hat / (sqrt(v_hat + eps_root) + eps)``; NAdam with `nesterov`.
 
     `weight_decay` is the coupled (L2) form, ``g <- g + wd * p`` before the
     moments, as ``torch.optim.Adam(weight_decay=...)``. For decay that is
@@ -93,7 +106,9 @@ def adam(
     """
     _checks.check_nonnegative("weight_decay", weight_decay)
     decay = identity() if _checks.known_zero(weight_decay) else add_coupled_weight_decay(weight_decay, mask)
-    return chain(decay, *_adam_direction(b1, b2, eps, state_dtype, saturate), scale_by_learning_rate(learning_rate))
+    mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
+    return chain(decay, *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
+                 scale_by_learning_rate(learning_rate))
 
 
 def adamw(
@@ -101,19 +116,24 @@ def adamw(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype=None,
     weight_decay: float = 1e-4,
     mask: Mask | None = None,
     *,
+    nesterov: bool = False,
+    nu_dtype=None,
     state_dtype=None,
     saturate: bool = False,
 ) -> GradientTransformation:
-    """AdamW: ``p <- p - lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)``.
+    """AdamW: ``p <- p - lr * (m_hat / (sqrt(v_hat + eps_root) + eps) + wd * p)``; NAdamW with `nesterov`.
 
     The decay is decoupled from the adaptive scaling: every (unmasked)
     weight shrinks by the same ``lr * wd`` per step.
     """
+    mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
     return chain(
-        *_adam_direction(b1, b2, eps, state_dtype, saturate),
+        *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
         add_decoupled_weight_decay(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )

@@ -28,8 +28,8 @@ def constant(value: float) -> Schedule:
     return lambda step: jnp.full((), value, jnp.float32)
 
 
-def linear_warmup(init_value: float, end_value: float, transition_steps: int) -> Schedule:
-    """Linear from `init_value` at step 0 to `end_value` at `transition_steps`, then constant.
+def linear_warmup(init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0) -> Schedule:
+    """`init_value` until step `transition_begin`, linear to `end_value` over `transition_steps`, then constant.
 
     With `transition_steps` <= 0 there is no transition: `init_value` throughout, as in Optax.
     """
@@ -37,11 +37,12 @@ def linear_warmup(init_value: float, end_value: float, transition_steps: int) ->
     _checks.check_nonnegative("end_value", end_value)
     if not isinstance(transition_steps, int) or isinstance(transition_steps, bool):
         raise ValueError(f"transition_steps must be an int, got {transition_steps!r}")
+    _check_steps("transition_begin", transition_begin, allow_zero=True)
     if transition_steps <= 0:
         return constant(init_value)
 
     def schedule(step):
-        frac = jnp.clip(_steps(step) / float(transition_steps), 0.0, 1.0)
+        frac = jnp.clip((_steps(step) - float(transition_begin)) / float(transition_steps), 0.0, 1.0)
         return init_value + frac * (end_value - init_value)
 
     return schedule

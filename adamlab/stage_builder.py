@@ -65,6 +65,7 @@ def moment_stage(
     rounding: str = "nearest",
     absent: Sequence[str] = (),
     real: Sequence[str] = (),
+    initial: dict | None = None,
 ) -> GradientTransformation:
     """Builds the transformation of a moment stage from the formula for one leaf.
 
@@ -81,7 +82,8 @@ def moment_stage(
     `rounding`: ``"nearest"`` or ``"stochastic"`` (unbiased, keyed by the step
     count, for storage narrower than float32). `absent`: moment fields this
     configuration does not keep; they hold ``()``. `real`: moment fields that
-    stay real for complex params (moments of ``|g|**2``).
+    stay real for complex params (moments of ``|g|**2``). `initial`: a start
+    value other than 0 for some fields (``{"second_moment": 1.0}``).
     """
     fields = [f for f in state_type._fields if f != "count"]
     counted = "count" in state_type._fields
@@ -100,6 +102,9 @@ def moment_stage(
 
     def init(params):
         values = {f: init_moment(params, state_dtype, real=f in real) if f in moments else () for f in fields}
+        for f, value in (initial or {}).items():
+            if not _checks.known_zero(value):
+                values[f] = jax.tree.map(lambda z, value=value: jnp.full_like(z, value) if z.size else z, values[f])
         return state_type(**values, **({"count": jnp.zeros((), jnp.int32)} if counted else {}))
 
     def update(updates, state, params=None, *, gradient=None, **extra):

@@ -51,10 +51,10 @@ def variants(b2: float) -> dict:
         )
 
     return {
-        "float32": lambda s, wd: adamlab.adamw(s, B1, b2, EPS, wd, mask),
+        "float32": lambda s, wd: adamlab.adamw(s, B1, b2, EPS, weight_decay=wd, mask=mask),
         "bf16-nearest": build(bf16, bf16, "nearest"),
         "bf16-m/f32-v": build(bf16, None, "nearest"),
-        "bf16-stoch": lambda s, wd: adamlab.adamw(s, B1, b2, EPS, wd, mask, state_dtype=bf16),
+        "bf16-stoch": lambda s, wd: adamlab.adamw(s, B1, b2, EPS, weight_decay=wd, mask=mask, state_dtype=bf16),
     }
 
 

@@ -78,10 +78,10 @@ def optimizers(draw):
     if kind == "adam":
         return adamlab.adam(lr, b1, b2, eps, weight_decay=wd, state_dtype=sd)
     if kind == "adamw":
-        return adamlab.adamw(lr, b1, b2, eps, wd, mask=adamlab.weight_decay_mask, state_dtype=sd)
+        return adamlab.adamw(lr, b1, b2, eps, weight_decay=wd, mask=adamlab.weight_decay_mask, state_dtype=sd)
     if kind == "clip_adam":
         return adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adam(lr, b1, b2, eps, state_dtype=sd))
-    return numerics.skip_nonfinite(adamlab.adamw(lr, b1, b2, eps, wd, state_dtype=sd))
+    return numerics.skip_nonfinite(adamlab.adamw(lr, b1, b2, eps, weight_decay=wd, state_dtype=sd))
 
 
 def gradient(params, scale: float, seed: int):

@@ -38,7 +38,7 @@ def test_adam_family_matches_optax_and_reference(tree, seed, lr, b1, b2, eps, wd
     params = build(tree, seed)
     stream = testing.gradient_stream(params, STEPS, seed + 1)
     if decoupled:
-        ours, theirs = adamlab.adamw(lr, b1, b2, eps, wd), optax.adamw(lr, b1, b2, eps, weight_decay=wd)
+        ours, theirs = adamlab.adamw(lr, b1, b2, eps, weight_decay=wd), optax.adamw(lr, b1, b2, eps, weight_decay=wd)
         ref = reference.adam(as_dict(params), as_dict(stream), lr, b1, b2, eps, decoupled_wd=wd)
     else:
         ours = adamlab.adam(lr, b1, b2, eps, weight_decay=wd)
