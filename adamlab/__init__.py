@@ -9,6 +9,7 @@ from adamlab.accumulate import AccumulateState, accumulate_gradients
 from adamlab.averaging import ParameterEmaState, parameter_ema
 from adamlab.base import EmptyState, GradientTransformation, StageInfo, apply_updates, chain, identity, stage_info
 from adamlab.decay import add_coupled_weight_decay, add_decoupled_weight_decay, resolve_mask, weight_decay_mask
+from adamlab.groups import freeze, masked, partition, set_to_zero
 from adamlab.moments import (
     CountState,
     EmaState,
@@ -54,18 +55,22 @@ __all__ = [
     "diagnostics",
     "effective_window",
     "flat",
+    "freeze",
     "global_norm",
     "half_life",
     "identity",
+    "masked",
     "moment_stage",
     "numerics",
     "parameter_ema",
+    "partition",
     "resolve_mask",
     "rmsprop",
     "scale",
     "scale_by_ema",
     "scale_by_learning_rate",
     "scale_by_rms",
+    "set_to_zero",
     "schedules",
     "sgd",
     "sharding",

@@ -1,0 +1,202 @@
+"""Parameter groups: a transformation on some leaves only, another per group, frozen leaves.
+
+``masked(tx, mask)`` runs `tx` on the leaves whose mask is True and passes
+the others through unchanged; ``partition({label: tx, ...}, labels)`` runs
+each transformation on the leaves with its label (torch's ``param_groups``);
+``set_to_zero()`` returns zero updates and ``freeze(mask)`` zeroes the
+masked leaves' updates. The inner transformations see the tree with the
+other leaves cut out (each replaced by an empty node), so their state holds
+moments for their own leaves only: a frozen encoder or an embedding under
+another optimizer costs no moment memory where it is not trained.
+
+Masks and labels are trees like the params, prefixes of them (``{"encoder":
+False, "head": True}``), or functions ``params -> tree``; each leaf gets one
+bool (or label) as a whole. On the flat layout they apply to whole buckets:
+build it grouped by the labels, ``flat.Layout.of(params, group=labels)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adamlab import _checks
+from adamlab.base import GradientTransformation, init_empty, stage, stage_info
+from adamlab.flat import Flat
+from adamlab.tree import has_gradient
+
+
+class Cut:
+    """An empty pytree node standing for a leaf a masked transformation does not see."""
+
+    def __repr__(self) -> str:
+        return "Cut()"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Cut)
+
+    def __hash__(self) -> int:
+        return hash(Cut)
+
+
+jax.tree_util.register_pytree_node(Cut, lambda _: ((), None), lambda _, __: Cut())
+
+
+class MaskedState(NamedTuple):
+    inner_state: Any  # the wrapped transformation's state over the selected leaves (Cut elsewhere)
+
+
+class PartitionState(NamedTuple):
+    inner_states: dict  # label -> that group's transformation's state over its own leaves
+
+
+def _per_leaf(spec, tree, what: str) -> list:
+    """One value per leaf of `tree` from a tree, a prefix of one, or a function ``tree -> tree``.
+
+    On a `Flat`, one value per bucket: the spec is read over the layout's tree, and every leaf of a bucket must
+    have the same value (build the layout grouped by it: ``Layout.of(params, group=labels)``).
+    """
+    if isinstance(tree, Flat):
+        values = _per_leaf(spec, tree.layout.abstract(), what)
+        out = []
+        for j, b in enumerate(tree.layout.buckets):
+            found = {values[i] for i in b.leaves}
+            if len(found) > 1:
+                raise ValueError(f"{what} gives bucket {j} of the flat layout {len(found)} different values: "
+                                 f"build the layout grouped by them, flat.Layout.of(params, group=<the {what}>)")
+            out.append(found.pop() if found else values[0] if values else None)
+        return out
+    if _checks.is_function(spec):
+        spec = spec(tree)
+    try:
+        full = jax.tree.map(lambda s, sub: jax.tree.map(lambda _: s, sub), spec, tree,
+                            is_leaf=lambda x: x is None)
+    except (ValueError, TypeError):
+        diff = _checks.first_difference(spec, tree) or "the structures differ"
+        raise ValueError(f"{what} does not match the params: it must have their tree structure or a prefix of "
+                         f"it; {diff}") from None
+    values = jax.tree.leaves(full, is_leaf=lambda x: x is None)
+    if len(values) != len(jax.tree.leaves(tree)):
+        raise ValueError(f"{what} does not give one value per leaf of the params")
+    return values
+
+
+def _select(tree, keep: list):
+    if tree is None:
+        return None
+    leaves, treedef = jax.tree.flatten(tree)
+    return jax.tree.unflatten(treedef, [x if k else Cut() for x, k in zip(leaves, keep)])
+
+
+def _merge(tree, parts: list[tuple[Any, list]]):
+    """`tree` with the leaves of each ``(subtree, keep)`` put back where `keep` is True."""
+    leaves, treedef = jax.tree.flatten(tree)
+    out = list(leaves)
+    for sub, keep in parts:
+        sub_leaves = treedef.flatten_up_to(sub)
+        for i, k in enumerate(keep):
+            if k:
+                out[i] = sub_leaves[i]
+    return jax.tree.unflatten(treedef, out)
+
+
+def _check_tx(tx, who: str) -> None:
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"{who}: {type(tx).__name__} is not a GradientTransformation")
+
+
+def _bools(mask, tree) -> list[bool]:
+    values = _per_leaf(mask, tree, "mask")
+    for v in values:
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"mask leaves must be Python bools (one per leaf), got {type(v).__name__}: a masked "
+                            "transformation sees whole leaves")
+    return [bool(v) for v in values]
+
+
+def _run_on(tx, keep, updates, state, params, extra):
+    sub_extra = {k: _select(v, keep) if k == "gradient" else v for k, v in extra.items()}
+    return tx.update(_select(updates, keep), state, _select(params, keep), **sub_extra)
+
+
+def masked(tx: GradientTransformation, mask) -> GradientTransformation:
+    """`tx` on the leaves where `mask` is True; the other leaves' updates pass through unchanged.
+
+    `tx`'s state covers the selected leaves only. `mask`: a tree of bools
+    like the params, a prefix of one, or a function ``params -> tree``.
+    """
+    _check_tx(tx, "masked")
+
+    def init(params):
+        return MaskedState(tx.init(_select(params, _bools(mask, params))))
+
+    def update(updates, state, params=None, **extra):
+        keep = _bools(mask, updates)
+        out, inner = _run_on(tx, keep, updates, state.inner_state, params, extra)
+        return _merge(updates, [(out, keep)]), MaskedState(inner)
+
+    return stage("masked", init, update, role=stage_info(tx).role)
+
+
+def partition(transforms: Mapping[Hashable, GradientTransformation], labels) -> GradientTransformation:
+    """Each transformation of `transforms` on the leaves labelled with its key (parameter groups).
+
+    `labels`: a tree of labels like the params, a prefix of one, or a
+    function ``params -> tree``. Every label must name a transformation;
+    every transformation's state covers its own leaves only.
+    """
+    if not isinstance(transforms, Mapping) or not transforms:
+        raise TypeError("partition: transforms must be a non-empty dict {label: GradientTransformation}")
+    for label, tx in transforms.items():
+        _check_tx(tx, f"partition: transforms[{label!r}]")
+
+    def groups(tree) -> dict:
+        values = _per_leaf(labels, tree, "labels")
+        unknown = sorted({repr(v) for v in values if v not in transforms})
+        if unknown:
+            raise ValueError(f"partition: labels {', '.join(unknown)} name no transformation; transforms has "
+                             f"{', '.join(map(repr, transforms))}")
+        return {label: [v == label for v in values] for label in transforms}
+
+    def init(params):
+        return PartitionState({label: tx.init(_select(params, keep))
+                               for (label, tx), keep in zip(transforms.items(), groups(params).values())})
+
+    def update(updates, state, params=None, **extra):
+        parts, inner = [], {}
+        for (label, tx), keep in zip(transforms.items(), groups(updates).values()):
+            out, inner[label] = _run_on(tx, keep, updates, state.inner_states[label], params, extra)
+            parts.append((out, keep))
+        return _merge(updates, parts), PartitionState(inner)
+
+    roles = {stage_info(tx).role for tx in transforms.values()}
+    return stage("partition", init, update, role="moment" if "moment" in roles else "any")
+
+
+def set_to_zero() -> GradientTransformation:
+    """Updates of ``-0.0``: ``p + (-0.0)`` is ``p`` bit for bit, ``-0.0`` included. For frozen params."""
+
+    def update(updates, state, params=None, **extra):
+        del params, extra
+        zero = lambda u: jnp.full(jnp.shape(u), -0.0, u.dtype) if has_gradient(u) else u
+        return jax.tree.map(zero, updates), state
+
+    return stage("set_to_zero", init_empty, update)
+
+
+def freeze(mask) -> GradientTransformation:
+    """Zero updates where `mask` is True (``masked(set_to_zero(), mask)``).
+
+    Put it last, ``chain(adamw(...), freeze(mask))``, so that weight decay
+    does not move the frozen leaves either. The optimizer before it still
+    keeps their moments; to keep none, give them a group of their own:
+    ``partition({"frozen": set_to_zero(), "trained": adamw(...)}, labels)``.
+    """
+    return masked(set_to_zero(), mask)
+
+
+__all__ = ["Cut", "MaskedState", "PartitionState", "freeze", "masked", "partition", "set_to_zero"]
