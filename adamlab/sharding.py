@@ -40,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage, stage_info
 from adamlab.flat import Flat, convert_nodes
+from adamlab.groups import Cut
 
 PyTree = Any
 
@@ -136,10 +137,11 @@ def state_shardings(
     def assign(node):
         if isinstance(node, PaddedFlat):
             return jax.tree.map(lambda b: default if _is_placeholder(b) else node.sharding, node)
-        if jax.tree.structure(node) == p_def:
-            leaves = jax.tree.leaves(node)
+        # A moment over the params, or over some of them (`adamlab.partition`: the others are `Cut` nodes).
+        if jax.tree.structure(node, is_leaf=_is_cut) == p_def:
+            leaves = jax.tree.leaves(node, is_leaf=_is_cut)
             return jax.tree.unflatten(
-                p_def, [s if tuple(np.shape(x)) == shape else default
+                p_def, [x if _is_cut(x) else s if tuple(np.shape(x)) == shape else default
                         for x, s, shape in zip(leaves, shardings, p_shapes)])
         children, td = jax.tree.flatten(node, is_leaf=lambda x: x is not node)
         if not jax.tree.leaves(node):  # (), None, EmptyState(): keep the empty node itself
@@ -149,6 +151,10 @@ def state_shardings(
         return jax.tree.unflatten(td, [assign(c) for c in children])
 
     return assign(abstract)
+
+
+def _is_cut(x) -> bool:
+    return isinstance(x, Cut)
 
 
 def _explicit_mesh(shardings: Sequence[Sharding]) -> Mesh | None:

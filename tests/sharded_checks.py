@@ -357,6 +357,36 @@ def check_accumulate():
             "accumulator_is_matched": n_moment_leaves(state.accumulator, params), "collectives": stats.counts}
 
 
+def check_groups():
+    """adamlab.partition on the mesh: each group's moments take their params' shardings (the other leaves are cut
+    out of its state), the step compiles without collectives and equals the one-device run."""
+    params, _ = mixed_params()
+    labels = {"embed": "frozen", "mlp": "trained", "attn": "trained", "ln": "frozen", "steps": "frozen"}
+    tx = adamlab.partition({"frozen": adamlab.set_to_zero(), "trained": adamlab.adamw(1e-2)}, labels)
+    state = shd.init(tx, params)
+    fn = jax.jit(lambda p, s, g: (lambda u, s: (adamlab.apply_updates(p, u), s))(*tx.update(g, s, p)))
+    stats = shd.collectives(fn.lower(params, state, params).compile())
+    p, s = params, state
+    for i in range(3):
+        p, s = fn(p, s, grads_like(params, i))
+    local = jax.tree.map(lambda x: jax.device_put(x, jax.devices()[0]), params)
+    lp, ls = local, tx.init(local)
+    for i in range(3):
+        lp, ls = fn(lp, ls, grads_like(local, i))
+    bad, matched = [], 0
+    for name, st in (("init", state), ("after", s)):
+        trained = st.inner_states["trained"]
+        for moment in (trained[0].moment, trained[2].second_moment):
+            for (path, m), (_, par) in zip(jax.tree_util.tree_flatten_with_path(moment)[0],
+                                           jax.tree_util.tree_flatten_with_path(
+                                               {"mlp": params["mlp"], "attn": params["attn"]})[0]):
+                matched += 1
+                if not m.sharding.is_equivalent_to(par.sharding, par.ndim):
+                    bad.append(f"{name}{jax.tree_util.keystr(path)}: {m.sharding} vs {par.sharding}")
+    return {"mismatches": bad, "matched": matched, "collectives": stats.counts, "bitwise": bitwise(p, lp),
+            "frozen_unchanged": bitwise(p["embed"], params["embed"])}
+
+
 def check_checkpoint():
     """Sharded state saved (npz, Orbax) and restored onto the template's shardings; resume is bit-identical."""
     params, _ = mixed_params()

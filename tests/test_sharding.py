@@ -124,6 +124,12 @@ def test_accumulator_follows_the_params(reports):
     assert r["mismatches"] == [] and r["after_step"] == [] and r["collectives"] == {}
 
 
+def test_parameter_groups_follow_the_params_and_equal_the_one_device_run(reports):
+    r = _check(reports, "groups")
+    assert r["matched"] == 12 and r["mismatches"] == []  # 3 trained leaves x 2 moments x (init, after 3 steps)
+    assert r["collectives"] == {} and r["bitwise"] and r["frozen_unchanged"]
+
+
 # -- ZeRO-1 ---------------------------------------------------------------------------------------------------------
 
 
