@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, init_empty, stage, stage_info
+from adamlab.base import GradientTransformation, _accepts_extra, init_empty, stage, stage_info
 from adamlab.flat import Flat
 from adamlab.tree import has_gradient
 
@@ -119,6 +119,8 @@ def _bools(mask, tree) -> list[bool]:
 
 
 def _run_on(tx, keep, updates, state, params, extra):
+    if not _accepts_extra(tx.update):  # a foreign update without **extra gets what `chain` would give it
+        return tx.update(_select(updates, keep), state, _select(params, keep))
     sub_extra = {k: _select(v, keep) if k == "gradient" else v for k, v in extra.items()}
     return tx.update(_select(updates, keep), state, _select(params, keep), **sub_extra)
 
