@@ -143,8 +143,9 @@ REAL_STATE_FOR_COMPLEX_XFAIL = pytest.mark.xfail(
 )
 SGD_BF16_XFAIL = pytest.mark.xfail(
     strict=True,
-    reason="bfloat16 params, sgd momentum, no accumulator_dtype: adamlab's trace is float32, Optax's bfloat16 (the "
-    "README documents float32 moments for Adam only)",
+    reason="intended difference (README, Numerics, 'Where adamlab differs from Optax': moments float32 for "
+    "bfloat16 params, SGD's momentum included): bfloat16 params, sgd momentum, no accumulator_dtype: adamlab's trace "
+    "is float32, Optax's bfloat16",
 )
 
 
