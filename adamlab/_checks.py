@@ -74,6 +74,16 @@ def is_function(x: Any) -> bool:
     return callable(x) and jax.tree_util.treedef_is_leaf(jax.tree.structure(x))
 
 
+def broadcast_prefix(spec: Any, tree: Any, mismatch: str, is_leaf=None) -> Any:
+    """`spec` (a tree like `tree`, or a prefix of one) with each of its values repeated over the leaves of `tree`
+    below it: a tree like `tree`. When it is neither, ValueError ``f"{mismatch}; {where they differ}"``."""
+    try:
+        return jax.tree.map(lambda s, sub: jax.tree.map(lambda _: s, sub), spec, tree, is_leaf=is_leaf)
+    except (ValueError, TypeError):
+        diff = first_difference(spec, tree) or "the structures differ"
+        raise ValueError(f"{mismatch}; {diff}") from None
+
+
 def known_zero(value: Any) -> bool:
     """True for a Python or NumPy scalar equal to 0. An array, concrete or traced, may hold anything (under
     ``optax.inject_hyperparams`` it is concrete in ``init`` and traced in ``update``, and both must build the

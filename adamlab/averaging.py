@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
 from adamlab.moments import bias_correction_term
-from adamlab.tree import compute_dtype, has_gradient, increment, init_moment, leafwise, store
+from adamlab.tree import has_gradient, increment, init_moment, leafwise, store, upcast
 
 
 class ParameterEmaState(NamedTuple):
@@ -55,8 +55,8 @@ def parameter_ema(decay: float, *, bias_correction: bool = False, state_dtype=No
         count = increment(state.count)
 
         def average(p, e):
-            dt = compute_dtype(p, e)
-            return (1 - decay) * p.astype(dt) + decay * e.astype(dt)
+            p, e = upcast(p, e)
+            return (1 - decay) * p + decay * e
 
         new = leafwise(average, params, state.ema)
         bc = bias_correction_term(decay, count) if bias_correction else None

@@ -46,13 +46,8 @@ def resolve_mask(mask: Mask, params: Any) -> Any:
                 f"{'(' + str(m.dtype) + ')' if hasattr(m, 'dtype') else ''}; mask leaves must be bools "
                 "(or bool arrays shaped like their param)"
             )
-    try:
-        resolved = jax.tree.map(lambda m, sub: jax.tree.map(lambda _: m, sub), mask, params)
-    except (ValueError, TypeError) as e:
-        diff = _checks.first_difference(mask, params) or str(e)
-        raise ValueError(
-            f"mask does not match the params: it must have their tree structure or a prefix of it; {diff}"
-        ) from None
+    resolved = _checks.broadcast_prefix(
+        mask, params, "mask does not match the params: it must have their tree structure or a prefix of it")
     for (path, m), p in zip(jax.tree_util.tree_flatten_with_path(resolved)[0], jax.tree.leaves(params)):
         if np.ndim(m) and np.shape(m) != np.shape(p):  # a 0-d mask (np.bool_) covers the whole leaf
             raise ValueError(

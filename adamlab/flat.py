@@ -92,12 +92,8 @@ def _group_keys(group, tree) -> list[Hashable]:
         return [None] * len(leaves)
     if _checks.is_function(group):
         group = group(tree)
-    try:
-        full = jax.tree.map(lambda g, sub: jax.tree.map(lambda _: g, sub), group, tree)
-    except (ValueError, TypeError):
-        diff = _checks.first_difference(group, tree) or "structure differs"
-        raise ValueError(f"group does not match the tree: it must be the tree's structure or a prefix; {diff}") \
-            from None
+    full = _checks.broadcast_prefix(group, tree, "group does not match the tree: it must be the tree's structure or a "
+                                                 "prefix")
     keys = []
     for path, k in jax.tree_util.tree_flatten_with_path(full)[0]:
         if isinstance(k, np.ndarray | jax.Array) and k.ndim == 0:

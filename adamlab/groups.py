@@ -72,13 +72,8 @@ def _per_leaf(spec, tree, what: str) -> list:
         return out
     if _checks.is_function(spec):
         spec = spec(tree)
-    try:
-        full = jax.tree.map(lambda s, sub: jax.tree.map(lambda _: s, sub), spec, tree,
-                            is_leaf=lambda x: x is None)
-    except (ValueError, TypeError):
-        diff = _checks.first_difference(spec, tree) or "the structures differ"
-        raise ValueError(f"{what} does not match the params: it must have their tree structure or a prefix of "
-                         f"it; {diff}") from None
+    full = _checks.broadcast_prefix(spec, tree, f"{what} does not match the params: it must have their tree "
+                                    "structure or a prefix of it", is_leaf=lambda x: x is None)
     values = jax.tree.leaves(full, is_leaf=lambda x: x is None)
     if len(values) != len(jax.tree.leaves(tree)):
         raise ValueError(f"{what} does not give one value per leaf of the params")

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
-from adamlab.stage_builder import moment_stage
+from adamlab.stage_builder import moment_stage, require_gradient
 from adamlab.tree import abs_sq, increment, leafwise, upcast
 
 
@@ -113,9 +113,8 @@ def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformat
         bc = bias_correction_term(decay, count)
         if not nesterov:
             return leafwise(lambda u: upcast(u)[0] / bc, updates), CountState(count)
-        if gradient is None and jax.tree.leaves(updates):
-            raise ValueError("bias_correct(nesterov=True) needs the gradient, which adamlab.chain hands over: put it "
-                             "in an adamlab.chain after scale_by_ema, or call update(..., gradient=grads)")
+        require_gradient("bias_correct(nesterov=True)", updates, gradient,
+                         "adamlab.chain(scale_by_ema(...), bias_correct(..., nesterov=True), ...)")
         ahead = bias_correction_term(decay, increment(count))
         out = leafwise(lambda u, g: decay * (upcast(u)[0] / ahead) + (1 - decay) * (upcast(g)[0] / bc), updates,
                        gradient)

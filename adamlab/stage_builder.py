@@ -111,13 +111,7 @@ def moment_stage(
         del params, extra
         olds = [getattr(state, f) for f in moments]
         if reads_gradient:
-            # An empty tree (params None) has the gradient None too: nothing is missing then.
-            if gradient is None and jax.tree.leaves(updates):
-                raise ValueError(
-                    f"{name} needs the gradient, which adamlab.chain hands to each stage as the extra argument "
-                    "`gradient`; it got none (is it inside a foreign chain such as optax.chain?). Wrap it: "
-                    f"adamlab.chain(..., {name}(...)), or call update(..., gradient=grads)."
-                )
+            require_gradient(name, updates, gradient, f"adamlab.chain(..., {name}(...))")
             _check_tree(f"{name}: gradient", gradient, olds[0])
         _check_tree(name, updates, olds[0])
         count = increment(state.count) if counted else None
@@ -152,6 +146,17 @@ def moment_stage(
         return jax.tree.unflatten(treedef, outs), new_state
 
     return stage(name, init, update, role="moment")
+
+
+def require_gradient(name: str, updates, gradient, wrap: str) -> None:
+    """The error of a stage that reads the gradient and got none; `wrap` shows the chain it belongs in."""
+    # An empty tree (params None) has the gradient None too: nothing is missing then.
+    if gradient is None and jax.tree.leaves(updates):
+        raise ValueError(
+            f"{name} needs the gradient, which adamlab.chain hands to each stage as the extra argument `gradient`; "
+            f"it got none (is it inside a foreign chain such as optax.chain?). Wrap it: {wrap}, or call "
+            "update(..., gradient=grads)."
+        )
 
 
 def _store_stochastic(new, old, seed):

@@ -31,16 +31,6 @@ def has_gradient(x: Any) -> bool:
 
 
 @functools.cache
-def _compute_dtype(dtypes: tuple) -> np.dtype:
-    return jnp.result_type(jnp.float32, *dtypes)
-
-
-def compute_dtype(*leaves) -> np.dtype:
-    """float32, or wider if any leaf is wider."""
-    return _compute_dtype(tuple(x.dtype for x in leaves))
-
-
-@functools.cache
 def _wide(dtype) -> np.dtype:
     return jnp.promote_types(dtype, jnp.float32)
 
