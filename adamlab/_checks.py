@@ -32,8 +32,10 @@ def _value(name: str, value: Any) -> float | None:
     return None if isinstance(value, jax.core.Tracer) else float(value)
 
 
-def check_decay(name: str, value: Any) -> None:
+def check_decay(name: str, value: Any, *, one_allowed: bool = False) -> None:
     """A decay rate must lie in [0, 1): 1 would never forget, and the bias correction would divide by 0.
+
+    `one_allowed`: [0, 1] instead, for momentum, where 1 is defined (the running sum of the updates).
 
     The moments are computed in float32, so the rate must also be below 1 *in
     float32*, and it may not arrive as a bfloat16 or float16 array (as
@@ -46,6 +48,10 @@ def check_decay(name: str, value: Any) -> None:
             "hyperparam_dtype=jnp.float32)"
         )
     v = _value(name, value)
+    if one_allowed:
+        if v is not None and not (0.0 <= v <= 1.0):
+            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        return
     if v is not None and not (0.0 <= v < 1.0):
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     if v is not None and np.float32(v) == 1.0:

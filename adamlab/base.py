@@ -211,8 +211,10 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     Leaves that are not floating point (integer counters, boolean flags) are
     returned unchanged: they have no gradient. A float param whose update is
     not a float array is an error (adding an integer "update" would be a
-    silent wrong step).
+    silent wrong step). No params (None, JAX's empty tree) give None, as in Optax.
     """
+    if params is None:
+        return None
     check_same_tree(params, updates, "apply_updates: updates", "params")
     for (path, p), u in zip(jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(updates)):
         if np.shape(p) != np.shape(u):

@@ -67,6 +67,8 @@ def _weight_decay(name: str, role: str, weight_decay, mask: Mask) -> GradientTra
 
     def update(updates, state, params=None, **extra):
         del extra
+        if updates is None:  # no updates (None is JAX's empty tree): nothing to decay, as in Optax
+            return None, state
         if params is None:
             if not jax.tree.leaves(updates):  # an empty tree: None is its params too, and nothing decays
                 return updates, state

@@ -129,6 +129,8 @@ def masked(tx: GradientTransformation, mask) -> GradientTransformation:
     _check_tx(tx, "masked")
 
     def init(params):
+        if not jax.tree.leaves(params):  # nothing to mask (or optax.tree.map_params's opaque placeholder)
+            return MaskedState(tx.init(params))
         return MaskedState(tx.init(_select(params, _bools(mask, params))))
 
     def update(updates, state, params=None, **extra):

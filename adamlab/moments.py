@@ -171,9 +171,10 @@ def trace(decay: float, nesterov: bool = False, accumulator_dtype=None, *, state
     `nesterov` (look-ahead).
 
     Unlike `scale_by_ema` the input is not scaled by ``1 - decay``: on a constant gradient the step grows to
-    ``u / (1 - decay)``. `accumulator_dtype` is Optax's name for `state_dtype`.
+    ``u / (1 - decay)``; ``decay=1`` is the running sum of the updates. `accumulator_dtype` is Optax's name for
+    `state_dtype`.
     """
-    _checks.check_decay("decay", decay)
+    _checks.check_decay("decay", decay, one_allowed=True)
     state_dtype = _one_dtype(accumulator_dtype, state_dtype, "accumulator_dtype")
 
     def momentum(u, t):

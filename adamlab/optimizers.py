@@ -92,7 +92,7 @@ def adam(
     mu_dtype=None,
     *,
     nesterov: bool = False,
-    weight_decay: float = 0.0,
+    weight_decay: float | None = None,
     mask: Mask | None = None,
     nu_dtype=None,
     state_dtype=None,
@@ -102,10 +102,15 @@ def adam(
 
     `weight_decay` is the coupled (L2) form, ``g <- g + wd * p`` before the
     moments, as ``torch.optim.Adam(weight_decay=...)``. For decay that is
-    not divided by ``sqrt(v_hat)`` use `adamw`.
+    not divided by ``sqrt(v_hat)`` use `adamw`. Its default is None, not 0,
+    so that ``optax.inject_hyperparams(adam)``, which turns every number into
+    an array, leaves no decay stage in the state.
     """
-    _checks.check_nonnegative("weight_decay", weight_decay)
-    decay = identity() if _checks.known_zero(weight_decay) else add_coupled_weight_decay(weight_decay, mask)
+    if weight_decay is None or _checks.known_zero(weight_decay):
+        decay = identity()
+    else:
+        _checks.check_nonnegative("weight_decay", weight_decay)
+        decay = add_coupled_weight_decay(weight_decay, mask)
     mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
     return chain(decay, *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
                  scale_by_learning_rate(learning_rate))

@@ -7,7 +7,12 @@
   (`upcast`): low precision is for storage, never for the formula.
 - A moment of squares (``|g|**2``) is real, also for complex params.
 - A moment is stored in float32 (or its param's wider dtype) unless a
-  ``state_dtype`` asks for less (`init_moment`, `store`).
+  ``state_dtype`` asks for less (`init_moment`, `store`). A ``state_dtype``
+  sets the precision; whether a moment is complex follows its param:
+  ``complex64`` stores a real param's moment in float32, ``float32`` a
+  complex param's in complex64 (never dropping the imaginary part), and as
+  no complex type is narrower than complex64, complex moments stay complex64
+  under ``bfloat16``.
 - Step counters are int32 and saturate at ``2**31 - 1`` (`increment`).
 """
 
@@ -64,6 +69,8 @@ def check_state_dtype(state_dtype, *, second_moment: bool = False, name: str = "
         dtype = jnp.dtype(state_dtype)
     except TypeError:
         raise TypeError(f"{name} must be a float dtype such as {example}, got {state_dtype!r}") from None
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        dtype = jnp.finfo(dtype).dtype  # the precision; complex or not follows each param (see above)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{name} must be a float dtype such as {example}, got {dtype}")
     if second_moment and jnp.finfo(dtype).maxexp < jnp.finfo(jnp.float32).maxexp:

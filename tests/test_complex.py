@@ -88,6 +88,33 @@ def test_complex_state_dtypes_are_stable_and_the_second_moment_is_real(stream):
     assert bf16[0].moment["z"].dtype == C64 and bf16[2].second_moment["z"].dtype == jnp.bfloat16
 
 
+@pytest.mark.parametrize("mu_dtype, real_moment, complex_moment", [
+    (jnp.float32, jnp.float32, C64),
+    (C64, jnp.float32, C64),
+    (jnp.bfloat16, jnp.bfloat16, C64),  # no complex type is narrower than complex64
+    (jnp.complex128, jnp.float64, jnp.complex128),
+])
+def test_a_state_dtype_sets_the_precision_and_the_param_whether_complex(mu_dtype, real_moment, complex_moment):
+    """`mu_dtype`/`accumulator_dtype` on a mixed tree: the first moment of a complex param stays complex (a real
+    dtype would drop its imaginary part), a real param's stays real; the updates equal the run without a dtype."""
+    with jax.enable_x64(jnp.dtype(mu_dtype) == jnp.complex128):
+        params = complex_params()
+        grads = jax.tree.map(lambda p: 0.3 * p + 0.1, params)
+        for tx, plain, first in [
+            (adamlab.adam(1e-2, mu_dtype=mu_dtype), adamlab.adam(1e-2), lambda s: s[0].moment),
+            (adamlab.sgd(1e-2, 0.9, accumulator_dtype=mu_dtype), adamlab.sgd(1e-2, 0.9), lambda s: s[0].trace),
+        ]:
+            state, plain_state = tx.init(params), plain.init(params)
+            assert first(state)["w"].dtype == real_moment
+            assert first(state)["z"].dtype == first(state)["zs"]["v"].dtype == complex_moment
+            for _ in range(2):
+                updates, state = jax.jit(tx.update)(grads, state, params)
+                want, plain_state = jax.jit(plain.update)(grads, plain_state, params)
+            tol = 1e-2 if mu_dtype == jnp.bfloat16 else 1e-6  # bfloat16 rounds the real param's moment
+            np.testing.assert_allclose(updates["z"], want["z"], rtol=1e-6)
+            np.testing.assert_allclose(updates["w"], want["w"], rtol=tol)
+
+
 def test_adam_minimises_a_complex_parabola():
     """Optax's own convergence test: |z - target|**2 for complex z, from 0."""
     target = jnp.asarray([1.0 - 2.0j, -0.5 + 0.25j], C64)

@@ -18,8 +18,6 @@ import adamlab
         (lambda v: adamlab.scale_by_ema(v), "decay"),
         (lambda v: adamlab.bias_correct(v), "decay"),
         (lambda v: adamlab.scale_by_rms(v), "decay"),
-        (lambda v: adamlab.trace(v), "decay"),
-        (lambda v: adamlab.sgd(0.1, momentum=v), "decay"),
         (lambda v: adamlab.parameter_ema(v), "decay"),
     ],
 )
@@ -27,6 +25,16 @@ import adamlab
 def test_decay_rates_outside_unit_interval(make, name, value):
     with pytest.raises(ValueError, match=rf"{name} must be in \[0, 1\)"):
         make(value)
+
+
+@pytest.mark.parametrize("make", [lambda v: adamlab.trace(v), lambda v: adamlab.sgd(0.1, momentum=v)],
+                         ids=["trace", "sgd"])
+@pytest.mark.parametrize("value", [1.5, -0.1, float("nan")])
+def test_momentum_outside_closed_unit_interval(make, value):
+    """Momentum may be 1 (the running sum of the updates, as in Optax and PyTorch), not more, less than 0 or NaN."""
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\]"):
+        make(value)
+    make(1.0)
 
 
 @pytest.mark.parametrize(

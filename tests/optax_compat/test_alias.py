@@ -100,18 +100,7 @@ def test_optimizers_accept_extra_args(name, factory, kwargs):
     assert bool(jnp.all(jnp.isfinite(params)))
 
 
-INJECT_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="under inject_hyperparams, adam's default weight_decay=0.0 becomes an array, so adamlab.adam adds an L2 "
-    "decay stage: the injected inner state has 5 stages, adam's 4, and the state trees do not match",
-)
-
-
-@pytest.mark.parametrize(
-    "name,factory,kwargs",
-    [pytest.param(*o, marks=INJECT_XFAIL) if o[0] in ("adam", "nadam") else o for o in OPTIMIZERS],
-    ids=OPT_IDS,
-)
+@pytest.mark.parametrize("name,factory,kwargs", OPTIMIZERS, ids=OPT_IDS)
 def test_optimizers_can_be_wrapped_in_inject_hyperparams(name, factory, kwargs):
     """From optax/_src/alias_test.py::AliasTest.test_optimizers_can_be_wrapped_in_inject_hyperparams."""
     opt = factory(**kwargs)
@@ -132,15 +121,6 @@ def _first_moment(name, state):
     return first.trace if name == "sgd_mom" else first.moment
 
 
-COMPLEX_STATE_XFAIL = pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="adamlab refuses a complex mu_dtype/accumulator_dtype (TypeError: must be a float dtype); Optax accepts it",
-)
-REAL_STATE_FOR_COMPLEX_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="complex params with a real mu_dtype/accumulator_dtype: adamlab keeps the first moment complex64, Optax "
-    "stores it in the requested real dtype",
-)
 SGD_BF16_XFAIL = pytest.mark.xfail(
     strict=True,
     reason="intended difference (README, Numerics, 'Where adamlab differs from Optax': moments float32 for "
@@ -154,11 +134,7 @@ def _explicit_dtype_cases():
         for state_dtype in ["bfloat16", "float32", "complex64", None]:
             for opt_name in ["sgd_mom", "adam", "adamw"]:
                 marks = ()
-                if state_dtype == "complex64":
-                    marks = COMPLEX_STATE_XFAIL
-                elif params_dtype == "complex64" and state_dtype is not None:
-                    marks = REAL_STATE_FOR_COMPLEX_XFAIL
-                elif params_dtype == "bfloat16" and state_dtype is None and opt_name == "sgd_mom":
+                if params_dtype == "bfloat16" and state_dtype is None and opt_name == "sgd_mom":
                     marks = SGD_BF16_XFAIL
                 yield pytest.param(params_dtype, state_dtype, opt_name, marks=marks,
                                    id=f"{params_dtype}-{state_dtype}-{opt_name}")
@@ -166,7 +142,13 @@ def _explicit_dtype_cases():
 
 @pytest.mark.parametrize("params_dtype,state_dtype,opt_name", list(_explicit_dtype_cases()))
 def test_explicit_dtype(params_dtype, state_dtype, opt_name):
-    """From optax/_src/alias_test.py::AliasTest.test_explicit_dtype."""
+    """From optax/_src/alias_test.py::AliasTest.test_explicit_dtype.
+
+    Difference on purpose (README "Coming from Optax", table, row "`mu_dtype` / `accumulator_dtype` for complex
+    params or a complex one"): the dtype sets the precision, complex or real follows the params. Optax stores a
+    complex param's moment in a real `mu_dtype` (dropping its imaginary part: see
+    `test_real_state_dtype_keeps_the_imaginary_part`) and a real param's in a complex one.
+    """
     if opt_name == "sgd_mom":
         opt = adamlab.sgd(0.1, momentum=0.9, accumulator_dtype=state_dtype)
     else:
@@ -174,6 +156,17 @@ def test_explicit_dtype(params_dtype, state_dtype, opt_name):
     params_dtype = jax.dtypes.canonicalize_dtype(params_dtype)
     state = opt.init(jnp.array([0.0, 0.0], dtype=params_dtype))
     expected = params_dtype if state_dtype is None else jax.dtypes.canonicalize_dtype(state_dtype)
+    if state_dtype is not None:
+        theirs = (optax.sgd(0.1, momentum=0.9, accumulator_dtype=state_dtype) if opt_name == "sgd_mom"
+                  else getattr(optax, opt_name)(0.1, mu_dtype=state_dtype))
+        theirs_state = theirs.init(jnp.array([0.0, 0.0], dtype=params_dtype))
+        theirs_moment = theirs_state[0].trace if opt_name == "sgd_mom" else theirs_state[0].mu
+        assert theirs_moment.dtype == expected  # Optax's: exactly the dtype asked for
+        precision = jnp.finfo(expected).dtype
+        if jnp.issubdtype(params_dtype, jnp.complexfloating):  # adamlab's: complex, at least that precise
+            expected = jnp.promote_types(precision, jnp.complex64)
+        else:
+            expected = precision
     if params_dtype == jnp.bfloat16 and state_dtype is None and opt_name != "sgd_mom":
         # Difference on purpose: README "Where adamlab differs from Optax 0.2.8" (row "bfloat16 params, Adam"):
         # Optax keeps the moments in bfloat16, adamlab in float32.
@@ -265,3 +258,28 @@ def test_complex_second_moment_is_real(factory):
     u_ours, _ = ours.update(grads, s_ours, params)
     u_theirs, _ = theirs.update(grads, s_theirs, params)
     np.testing.assert_allclose(u_ours, u_theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Casting from complex to real")  # Optax's own cast, the point of the test
+@pytest.mark.parametrize("opt_name", ["sgd_mom", "adam"])
+def test_real_state_dtype_keeps_the_imaginary_part(opt_name):
+    """Why the difference in `test_explicit_dtype` (README "Coming from Optax", table, row "`mu_dtype` /
+    `accumulator_dtype` for complex params or a complex one"): with complex params and `mu_dtype=float32`, Optax
+    casts the first moment to float32 after each step, so its imaginary part is lost and the second step goes
+    wrong; adamlab keeps it complex64 and matches the complex run without a `mu_dtype`."""
+    params = jnp.array([1.0 + 1.0j, 2.0 - 1.0j], jnp.complex64)
+    grads = jnp.array([0.5 + 0.5j, -1.0j], jnp.complex64)
+
+    def two_steps(opt):
+        state = opt.init(params)
+        for _ in range(2):
+            updates, state = opt.update(grads, state, params)
+        return updates
+
+    if opt_name == "sgd_mom":
+        make = lambda lib, **kw: lib.sgd(0.1, momentum=0.9, **({"accumulator_dtype": kw["dtype"]} if kw else {}))
+    else:
+        make = lambda lib, **kw: lib.adam(0.1, **({"mu_dtype": kw["dtype"]} if kw else {}))
+    want = two_steps(make(optax))
+    np.testing.assert_allclose(two_steps(make(adamlab, dtype=jnp.float32)), want, rtol=1e-6)
+    assert np.max(np.abs(two_steps(make(optax, dtype=jnp.float32)) - want)) > 1e-3

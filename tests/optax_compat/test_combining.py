@@ -197,10 +197,6 @@ def test_partition_labels_mismatch(use_extra_label, use_fn):
         jax.jit(tx.update)(jax.tree.map(lambda x: x / 10.0, params), state)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="adamlab.trace refuses decay=1.0 ('decay must be in [0, 1)'); Optax's trace accepts it",
-)
 def test_trace_decay_one():
     """From optax/transforms/_combining_test.py::PartitionTest.test_labels_mismatch, which builds trace(1.0)."""
     tx = adamlab.trace(1.0)
@@ -239,11 +235,6 @@ def test_masked(builder, use_fn):
                           grads, negate_masked)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="optax.tree.map_params calls init with an opaque params placeholder; adamlab.masked's init needs the "
-    "params' tree to read the mask and raises ValueError (mask does not match the params)",
-)
 @pytest.mark.parametrize("use_fn", [False, True], ids=["mask_tree", "mask_fn"])
 def test_masked_tree_map_params(use_fn):
     """From optax/transforms/_masking_test.py::MaskedTest.test_masked (subtest tree_map_params): mapping the
