@@ -8,7 +8,14 @@ from adamlab import checkpoint, diagnostics, flat, numerics, schedules, sharding
 from adamlab.accumulate import AccumulateState, accumulate_gradients
 from adamlab.averaging import ParameterEmaState, parameter_ema
 from adamlab.base import EmptyState, GradientTransformation, StageInfo, apply_updates, chain, identity, stage_info
-from adamlab.decay import add_coupled_weight_decay, add_decoupled_weight_decay, resolve_mask, weight_decay_mask
+from adamlab.decay import (
+    add_coupled_weight_decay,
+    add_decoupled_weight_decay,
+    decay_timescale,
+    resolve_mask,
+    weight_decay_for_timescale,
+    weight_decay_mask,
+)
 from adamlab.groups import freeze, masked, partition, set_to_zero
 from adamlab.moments import (
     CountState,
@@ -52,6 +59,7 @@ __all__ = [
     "chain",
     "checkpoint",
     "clip_by_global_norm",
+    "decay_timescale",
     "diagnostics",
     "effective_window",
     "flat",
@@ -80,5 +88,6 @@ __all__ = [
     "stochastic_round",
     "testing",
     "trace",
+    "weight_decay_for_timescale",
     "weight_decay_mask",
 ]

@@ -109,6 +109,40 @@ def add_coupled_weight_decay(weight_decay: float, mask: Mask | None = None) -> G
     return _weight_decay("add_coupled_weight_decay", "gradient", weight_decay, mask)
 
 
+def decay_timescale(learning_rate, weight_decay):
+    """``1 / (learning_rate * weight_decay)``: the window, in steps, of the EMA that decoupled decay makes of the
+    weights (Wang & Aitchison, "How to set AdamW's weight decay as you scale model and dataset size", ICML 2025).
+
+    With a constant rate, ``p <- p - lr * (u + wd * p)`` is ``p <- b * p + (1 - b) * (-u / wd)`` with
+    ``b = 1 - lr * wd``: the weights are an EMA of ``-u / wd`` whose `effective_window` is ``1 / (1 - b)``. For
+    the paper's form (``adamw(..., schedule=eta)``) pass the multiplier as the rate: ``1 / wd`` at ``eta = 1``.
+    Numbers and arrays (NumPy or JAX) alike; the inverse is `weight_decay_for_timescale`.
+    """
+    _check_positive_values("learning_rate", learning_rate)
+    _check_positive_values("weight_decay", weight_decay)
+    return 1.0 / (learning_rate * weight_decay)
+
+
+def weight_decay_for_timescale(timescale, learning_rate):
+    """``1 / (timescale * learning_rate)``: the decay whose EMA window (`decay_timescale`) is `timescale` steps.
+
+    A window of E epochs of N examples at batch size B is ``timescale = E * N / B`` steps.
+    """
+    _check_positive_values("timescale", timescale)
+    _check_positive_values("learning_rate", learning_rate)
+    return 1.0 / (timescale * learning_rate)
+
+
+def _check_positive_values(name: str, value) -> None:
+    if isinstance(value, jax.core.Tracer):
+        return
+    values = np.asarray(value)
+    if values.dtype.kind not in "iuf" or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number or an array of numbers, got {type(value).__name__}")
+    if not (np.all(np.isfinite(values)) and np.all(values > 0)):
+        raise ValueError(f"{name} must be > 0 and finite (a timescale needs a nonzero decay), got {value!r}")
+
+
 _NO_DECAY_NAMES = ("bias", "scale", "norm", "ln_", "layernorm", "embedding_norm")
 
 

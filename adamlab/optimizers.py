@@ -18,7 +18,7 @@ from adamlab import _checks
 from adamlab.base import GradientTransformation, chain, identity
 from adamlab.decay import Mask, add_coupled_weight_decay, add_decoupled_weight_decay
 from adamlab.moments import bias_correct, scale_by_ema, scale_by_rms, trace
-from adamlab.scaling import ScalarOrSchedule, scale_by_learning_rate
+from adamlab.scaling import ScalarOrSchedule, Schedule, scale, scale_by_learning_rate
 
 
 def sgd(
@@ -127,6 +127,7 @@ def adamw(
     mask: Mask | None = None,
     *,
     nesterov: bool = False,
+    schedule: Schedule | None = None,
     nu_dtype=None,
     state_dtype=None,
     saturate: bool = False,
@@ -134,11 +135,23 @@ def adamw(
     """AdamW: ``p <- p - lr * (m_hat / (sqrt(v_hat + eps_root) + eps) + wd * p)``; NAdamW with `nesterov`.
 
     The decay is decoupled from the adaptive scaling: every (unmasked)
-    weight shrinks by the same ``lr * wd`` per step.
+    weight shrinks by the same ``lr * wd`` per step (Optax's and PyTorch's
+    form). With a `schedule` (a multiplier ``step -> eta_t``), the paper's
+    Algorithm 2 (Loshchilov & Hutter, ICLR 2019): `learning_rate` is the base
+    rate ``alpha`` and ``p <- p - eta_t * (alpha * adam + wd * p)``, so the
+    decay per step, ``eta_t * wd``, does not move with ``alpha``.
     """
     mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
-    return chain(
-        *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
-        add_decoupled_weight_decay(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
-    )
+    if schedule is None:
+        rate = (add_decoupled_weight_decay(weight_decay, mask), scale_by_learning_rate(learning_rate))
+    else:
+        if not callable(schedule):
+            raise TypeError(f"schedule must be a function step -> multiplier, got {type(schedule).__name__}")
+        if callable(learning_rate):
+            raise ValueError(
+                "adamw(learning_rate=<a schedule>, schedule=...): with `schedule`, learning_rate is the base rate "
+                "alpha, a number, and the schedule multiplies both alpha and the decay; give one schedule"
+            )
+        _checks.check_nonnegative("learning_rate", learning_rate)
+        rate = (scale(learning_rate), add_decoupled_weight_decay(weight_decay, mask), scale_by_learning_rate(schedule))
+    return chain(*_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate), *rate)

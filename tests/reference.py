@@ -91,3 +91,20 @@ def adam(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8, l2=0.0, decoupled_wd=0.0
         return p - _lr(lr, i) * direction
 
     return _run(params, grads, step, 2)
+
+
+def adamw_paper(params, grads, alpha, eta, weight_decay, b1=0.9, b2=0.999, eps=1e-8, mask=None):
+    """Loshchilov & Hutter's Algorithm 2 (AdamW): ``p <- p - eta_t * (alpha * m_hat / (sqrt(v_hat) + eps) + wd * p)``.
+
+    `eta` is the schedule multiplier, a function of the 0-based step; the base rate `alpha` does not touch the decay.
+    """
+
+    def step(p, g, st, i, k):
+        m = _set(st, 0, b1 * st[0] + (1 - b1) * g)
+        v = _set(st, 1, b2 * st[1] + (1 - b2) * np.abs(g) ** 2)
+        t = i + 1
+        adam = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        decay = weight_decay * p if mask is None or mask[k] else 0.0
+        return p - float(eta(i)) * (alpha * adam + decay)
+
+    return _run(params, grads, step, 2)
