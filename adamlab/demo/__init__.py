@@ -3,11 +3,12 @@
     python -m adamlab.demo                       # train every optimizer, print the table, write plots + JSON
     python -m adamlab.demo --steps 600 --d-model 256 --optimizers adam_l2,adamw
     python -m adamlab.demo trajectories          # optimizer paths on a ravine and on Rosenbrock's function
+    python -m adamlab.demo grid                  # lr x wd grid: Adam+L2, Optax's AdamW, the paper's AdamW
 
 Everything lands in the output folder (``--out``, default ``demo_out``): ``results.json`` (the table, the
 configuration, every curve), ``table.md``, and ``losses.png``, ``weights.png``, ``effective_decay.png`` (or
-``trajectories.png``). Plots need matplotlib and progress bars tqdm (``pip install 'adamlab[demo]'``); without
-them the demo still trains and writes the JSON.
+``trajectories.png``; ``grid.json`` and ``grid.png`` for the grid). Plots need matplotlib and progress bars
+tqdm (``pip install 'adamlab[demo]'``); without them the demo still trains and writes the JSON.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def _train_parser() -> argparse.ArgumentParser:
         prog="python -m adamlab.demo",
         description="Train one small character-level transformer on CPython's help text with several optimizers "
         "(same model, data order, seed and schedule) and show how Adam+L2 and AdamW differ. "
-        "Subcommand 'trajectories' draws optimizer paths on 2-D surfaces instead.",
+        "Subcommand 'trajectories' draws optimizer paths on 2-D surfaces instead; 'grid' trains a learning-rate "
+        "x weight-decay grid.",
     )
     p.add_argument("--steps", type=_positive_int, default=d.steps, help=f"training steps per optimizer ({d.steps})")
     p.add_argument("--batch", type=_positive_int, default=d.batch, help=f"sequences per step ({d.batch})")
@@ -84,6 +86,100 @@ def _trajectories_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=150, help="steps on the ravine (4x on Rosenbrock) (150)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder ({DEFAULT_OUT})")
     return p
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or not all(v > 0 and np.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def _grid_parser() -> argparse.ArgumentParser:
+    from adamlab.demo import grid
+
+    d = grid.GridConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m adamlab.demo grid",
+        description="Train a small MLP on a learning-rate x weight-decay grid with Adam+L2, AdamW as Optax and "
+        "PyTorch define it (decay lr_t*wd) and the paper's AdamW (decay eta_t*wd): the same data, init and "
+        "warmup-cosine multiplier in every cell. Draws one heatmap of the final validation loss per optimizer "
+        "(grid.png) and writes grid.json.")
+    p.add_argument("--lrs", type=_float_list, default=list(grid.DEFAULT_LRS),
+                   help="learning rates (alpha for the paper's AdamW), comma-separated "
+                   f"({','.join(f'{v:g}' for v in grid.DEFAULT_LRS)})")
+    p.add_argument("--wds", action="append", default=[], metavar="[NAME=]WDS",
+                   help="weight decays, comma-separated, for every optimizer or for NAME only (repeatable); "
+                   "defaults: " + "; ".join(f"{n} {o.wds[0]:g}..{o.wds[-1]:g}" for n, o in grid.OPTIMIZERS.items()))
+    p.add_argument("--optimizers", default=",".join(grid.OPTIMIZERS),
+                   help=f"comma-separated, from: {', '.join(grid.OPTIMIZERS)} (all)")
+    p.add_argument("--steps", type=_positive_int, default=d.steps, help=f"training steps per cell ({d.steps})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"data, init and batch-order seed ({d.seed})")
+    p.add_argument("--margin", type=float, default=d.margin,
+                   help=f"nats: cells within this of an optimizer's best count as good ({d.margin})")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder ({DEFAULT_OUT})")
+    p.add_argument("--no-plots", action="store_true", help="write the JSON only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _grid_wds(items: list[str], names: list[str]) -> dict[str, list[float]]:
+    from adamlab.demo import grid
+
+    wds = {n: list(grid.OPTIMIZERS[n].wds) for n in names}
+    for item in items:
+        name, sep, values = item.rpartition("=")
+        if sep and name not in grid.OPTIMIZERS:
+            raise SystemExit(f"--wds {item!r}: {name!r} is not one of {', '.join(grid.OPTIMIZERS)}")
+        try:
+            parsed = _float_list(values)
+        except argparse.ArgumentTypeError as e:
+            raise SystemExit(f"--wds {item!r}: {e}") from None
+        for n in ([name] if sep else names):
+            if n in wds:
+                wds[n] = parsed
+    return wds
+
+
+def run_grid(argv: Sequence[str]) -> dict[str, Any]:
+    from adamlab.demo import grid
+
+    args = _grid_parser().parse_args(argv)
+    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in grid.OPTIMIZERS]
+    if unknown or not names:
+        raise SystemExit(f"--optimizers: unknown {', '.join(unknown) or '(none given)'}; choose from "
+                         f"{', '.join(grid.OPTIMIZERS)}")
+    wds = _grid_wds(args.wds, names)
+    cfg = grid.GridConfig(steps=args.steps, seed=args.seed, margin=args.margin)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = grid.make_data(cfg)
+    cells = sum(len(args.lrs) * len(wds[n]) for n in names)
+    print(f"adamlab demo grid: {cells} runs of a {grid.count_params(cfg):,}-parameter MLP, {cfg.steps} steps of "
+          f"{cfg.batch} from {cfg.train_size} training examples ({cfg.label_noise:.0%} noisy labels), validation on "
+          f"{cfg.val_size}; one compiled program per optimizer (jax.vmap over the cells); "
+          f"device: {jax.devices()[0].platform}", flush=True)
+    started = time.perf_counter()
+    results = {n: grid.train_grid(n, args.lrs, wds[n], cfg, data, progress=not args.no_progress) for n in names}
+    print("\n" + grid.table(results, cfg.margin))
+    summary = {"created": datetime.datetime.now().isoformat(timespec="seconds"),
+               "machine": {"platform": platform.platform(), "device": str(jax.devices()[0]), "cpus": os.cpu_count(),
+                           "jax": jax.__version__},
+               "config": cfg._asdict(), "parameters": grid.count_params(cfg), "results": results}
+    wrote = ["grid.json"]
+    if not args.no_plots and _have_matplotlib():
+        from adamlab.demo import plots
+
+        plots.grid_heatmaps(results, cfg, out / "grid.png")
+        wrote.append("grid.png")
+    summary["wall_s"] = time.perf_counter() - started
+    (out / "grid.json").write_text(json.dumps(summary, indent=1))
+    print(f"\nwrote {', '.join(wrote)} to {out}/ in {summary['wall_s']:.0f} s")
+    return summary
 
 
 def _have_matplotlib() -> bool:
@@ -248,5 +344,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "trajectories":
         run_trajectories(argv[1:])
+    elif argv and argv[0] == "grid":
+        run_grid(argv[1:])
     else:
         run_training(argv[1:] if argv and argv[0] == "train" else argv)

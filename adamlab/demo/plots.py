@@ -165,3 +165,39 @@ def trajectories(surfaces: list[dict[str, Any]], path: pathlib.Path) -> None:
         ax.legend(fontsize=8.5, loc=s.get("legend", "upper right"))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
+
+
+def grid_heatmaps(results: dict[str, dict], cfg, path: pathlib.Path) -> None:
+    """One heatmap per optimizer of the final validation loss over (wd, lr), the best cell starred and the cells
+    within the margin outlined; one colour scale for all panels."""
+    plt = _pyplot()
+    names = list(results)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.4 * len(names), 5.0), squeeze=False, dpi=DPI,
+                             layout="constrained")
+    best = min(r["best"]["val_loss"] for r in results.values())
+    vmin, vmax = best, best + 0.6
+    image = None
+    for ax, name in zip(axes[0], names):
+        r = results[name]
+        loss = np.array([[np.nan if v is None else v for v in row] for row in r["val_loss"]], np.float64)
+        image = ax.imshow(np.clip(loss, vmin, vmax), origin="lower", cmap="viridis_r", vmin=vmin, vmax=vmax,
+                          aspect="auto")
+        ax.grid(False)
+        for (i, j), v in np.ndenumerate(loss):
+            ax.text(j, i, "div" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if np.isfinite(v) and v > vmin + 0.6 * (vmax - vmin) else "black")
+            if r["good"][i][j]:
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
+        bi, bj = r["lrs"].index(r["best"]["lr"]), r["wds"].index(r["best"]["wd"])
+        ax.plot(bj, bi, marker="*", markersize=16, color="red", markeredgecolor="white")
+        ax.set_xticks(range(len(r["wds"])), [f"{w:.0e}" for w in r["wds"]], rotation=60, fontsize=8)
+        ax.set_yticks(range(len(r["lrs"])), [f"{v:g}" for v in r["lrs"]], fontsize=8)
+        ax.set_xlabel("weight decay wd")
+        ax.set_ylabel("base learning rate α" if name == "adamw_paper" else "peak learning rate")
+        ax.set_title(f"{r['label']}\nbest {r['best']['val_loss']:.3f}; {r['within_margin']} cells within "
+                     f"{cfg.margin:g} nats; slope {r['slope']:+.2f}", fontsize=9)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label="final validation loss (nats)")
+    fig.suptitle(f"lr x wd grid: {cfg.steps} steps, same data, init and warmup-cosine multiplier in every cell "
+                 "(★ best, red outline: within the margin)", fontsize=10)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
