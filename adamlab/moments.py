@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
+from adamlab.scaling import ScalarOrSchedule
 from adamlab.stage_builder import moment_stage, require_gradient
 from adamlab.tree import abs_sq, increment, leafwise, upcast
 
@@ -77,20 +78,56 @@ def _saturated(v):
     return jax.lax.select(jax.lax.gt(v, big), big, v)
 
 
-def scale_by_ema(decay: float, *, state_dtype=None) -> GradientTransformation:
+def scale_by_ema(decay: float, *, output_decay: float | None = None, state_dtype=None) -> GradientTransformation:
     """First moment: ``m_t = decay * m_{t-1} + (1 - decay) * u_t``; outputs ``m_t``.
 
     Averages the incoming updates over an effective window of about
     ``1 / (1 - decay)`` steps (see `effective_window`). Starts at zero, so
     early outputs are biased toward 0: follow with `bias_correct(decay)`.
+    With `output_decay` (Lion's ``b1``) it outputs ``output_decay * m_{t-1} +
+    (1 - output_decay) * u_t`` instead, while ``m`` keeps `decay`.
     """
     _checks.check_decay("decay", decay)
+    if output_decay is not None:
+        _checks.check_decay("output_decay", output_decay)
 
     def ema(u, m):
+        out = m if output_decay is None else (1 - output_decay) * u + output_decay * m
         m = (1 - decay) * u + decay * m
-        return m, m
+        return (m if output_decay is None else out), m
 
     return moment_stage("scale_by_ema", EmaState, ema, state_dtype=state_dtype)
+
+
+class SlowMomentState(NamedTuple):
+    count: jax.Array
+    slow_moment: Any  # AdEMAMix's m2
+
+
+def add_slow_moment(decay: ScalarOrSchedule = 0.9999, alpha: ScalarOrSchedule = 5.0, *,
+                    state_dtype=None) -> GradientTransformation:
+    """AdEMAMix's slow EMA of the gradient, added to the updates: ``u_t + alpha * m2_t`` with
+    ``m2_t = decay * m2_{t-1} + (1 - decay) * g_t``, not bias-corrected (Pagliardini et al., ICLR 2025).
+
+    `decay` and `alpha` are numbers or schedules of the steps already taken (see `schedules.ademamix_b3`,
+    `schedules.ademamix_alpha`): a slow EMA started at zero with a large `alpha` would swamp early steps.
+    """
+    for name, value in (("decay", decay), ("alpha", alpha)):
+        if not callable(value):
+            (_checks.check_decay if name == "decay" else _checks.check_nonnegative)(name, value)
+
+    def per_step(t):
+        b3 = decay(t - 1) if callable(decay) else decay
+        a = alpha(t - 1) if callable(alpha) else alpha
+
+        def slow(u, g, m2):
+            m2 = (1 - b3) * g + b3 * m2
+            return u + a * m2, m2
+
+        return slow
+
+    return moment_stage("add_slow_moment", SlowMomentState, per_step=per_step, reads_gradient=True,
+                        state_dtype=state_dtype)
 
 
 def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformation:
@@ -166,6 +203,70 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
                         real=("second_moment",), initial={"second_moment": initial_scale})
 
 
+class MaxRmsState(NamedTuple):
+    count: jax.Array
+    second_moment: Any  # v
+    max_second_moment: Any  # the running maximum AMSGrad divides by
+
+
+def scale_by_max_rms(decay: float = 0.999, eps: float = 1e-8, *, eps_root: float = 0.0,
+                     bias_correction: bool = True, max_of: str = "bias_corrected", state_dtype=None,
+                     rounding: str = "stochastic") -> GradientTransformation:
+    """AMSGrad's denominator: divides by the root of the running maximum of the second moment.
+
+    ``v_t = decay * v_{t-1} + (1 - decay) * g_t**2``, then the output ``u_t / (sqrt(v_max + eps_root) + eps)``:
+    - ``max_of="bias_corrected"`` (Optax): ``v_max = max(v_max, v_t / (1 - decay**t))``;
+    - ``max_of="raw"`` (PyTorch): ``v_max = max(v_max, v_t)``, divided by ``1 - decay**t`` of the current step.
+    Without `bias_correction` (Reddi et al.'s paper) ``v_max = max(v_max, v_t)``, never corrected.
+    """
+    _checks.check_decay("decay", decay)
+    _checks.check_nonnegative("eps", eps)
+    _checks.check_nonnegative("eps_root", eps_root)
+    if max_of not in ("bias_corrected", "raw"):
+        raise ValueError(f"max_of must be 'bias_corrected' (Optax's AMSGrad) or 'raw' (PyTorch's), got {max_of!r}")
+    raw = max_of == "raw" or not bias_correction
+
+    def per_step(t):
+        bc = bias_correction_term(decay, t) if bias_correction else 1
+
+        def amsgrad(u, g, v, v_max):
+            v = (1 - decay) * abs_sq(g) + decay * v
+            v_max = jnp.maximum(v_max, v if raw else v / bc)
+            v_hat = v_max / bc if raw and bias_correction else v_max
+            return u / (jnp.sqrt(v_hat + eps_root) + eps), v, v_max
+
+        return amsgrad
+
+    return moment_stage("scale_by_max_rms", MaxRmsState, per_step=per_step, reads_gradient=True,
+                        state_dtype=state_dtype, holds_squares=True, rounding=rounding,
+                        real=("second_moment", "max_second_moment"))
+
+
+def scale_by_atan2_rms(decay: float = 0.999, a: float = 1.27, b: float = 1.0, *, bias_correction: bool = True,
+                       state_dtype=None, rounding: str = "stochastic") -> GradientTransformation:
+    """Adam-atan2's direction (Everett et al., ICML 2024): ``a * atan2(u_t, b * sqrt(v_hat_t))`` in place of
+    ``u_t / (sqrt(v_hat_t) + eps)``: bounded by ``a * pi / 2``, no eps, and 0 (not 0/0) for a zero gradient.
+
+    ``v`` as in `scale_by_rms`: the EMA of the gradient's ``|g|**2``, bias-corrected with `bias_correction`.
+    """
+    _checks.check_decay("decay", decay)
+    _checks.check_nonnegative("a", a)
+    _checks.check_nonnegative("b", b)
+
+    def per_step(t):
+        bc = bias_correction_term(decay, t) if bias_correction else 1
+
+        def atan2(u, g, v):
+            v = (1 - decay) * abs_sq(g) + decay * v
+            return a * jnp.arctan2(u, b * jnp.sqrt(v / bc)), v
+
+        return atan2
+
+    return moment_stage("scale_by_atan2_rms", RmsState, per_step=per_step, reads_gradient=True,
+                        state_dtype=state_dtype, holds_squares=True, rounding=rounding, absent=("gradient_mean",),
+                        real=("second_moment",))
+
+
 def trace(decay: float, nesterov: bool = False, accumulator_dtype=None, *, state_dtype=None) -> GradientTransformation:
     """Heavy-ball momentum: ``t_k = u_k + decay * t_{k-1}``; outputs ``t_k``, or ``u_k + decay * t_k`` with
     `nesterov` (look-ahead).
@@ -206,6 +307,7 @@ def half_life(beta: float) -> float:
 
 
 __all__ = [
-    "CountState", "EmaState", "RmsState", "TraceState", "bias_correct", "bias_correction_term", "effective_window",
+    "CountState", "EmaState", "MaxRmsState", "RmsState", "SlowMomentState", "TraceState", "add_slow_moment",
+    "scale_by_atan2_rms", "scale_by_max_rms", "bias_correct", "bias_correction_term", "effective_window",
     "half_life", "scale_by_ema", "scale_by_rms", "trace",
 ]

@@ -6,6 +6,8 @@ Optax's schedules included.
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 
 from adamlab import _checks
@@ -92,4 +94,30 @@ def warmup_cosine_decay(
     return schedule
 
 
-__all__ = ["constant", "linear_warmup", "cosine_decay", "warmup_cosine_decay"]
+def ademamix_alpha(alpha: float, warmup_steps: int, alpha_start: float = 0.0) -> Schedule:
+    """AdEMAMix's `alpha` scheduler: linear from `alpha_start` to `alpha` over `warmup_steps`, then `alpha`."""
+    return linear_warmup(alpha_start, alpha, warmup_steps)
+
+
+def ademamix_b3(b3: float, warmup_steps: int, b_start: float = 0.9) -> Schedule:
+    """AdEMAMix's `b3` scheduler: from `b_start` to `b3` over `warmup_steps`, linear in the EMA's half-life.
+
+    ``half_life(b) = log(0.5) / log(b)`` grows from ``half_life(b_start)`` (6.6 steps for 0.9) to
+    ``half_life(b3)`` (6,931 steps for 0.9999) linearly, and ``b = 0.5 ** (1 / half_life)``: a linear ramp of
+    ``b`` itself would keep the window short until the very end.
+    """
+    for name, value in (("b3", b3), ("b_start", b_start)):
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    _check_steps("warmup_steps", warmup_steps, allow_zero=True)
+    h_start, h_end = math.log(0.5) / math.log(b_start), math.log(0.5) / math.log(b3)
+
+    def schedule(step):
+        frac = jnp.clip(_steps(step) / max(float(warmup_steps), 1.0), 0.0, 1.0) if warmup_steps else 1.0
+        half_life = h_start + frac * (h_end - h_start)
+        return jnp.asarray(0.5, jnp.float32) ** (1.0 / half_life)
+
+    return schedule
+
+
+__all__ = ["ademamix_alpha", "ademamix_b3", "constant", "cosine_decay", "linear_warmup", "warmup_cosine_decay"]
