@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, init_empty, stage
+from adamlab.flat import leaf_totals
 from adamlab.stage_builder import require_gradient
 from adamlab.tree import leafwise, upcast
 
@@ -33,15 +34,16 @@ def cautious_mask(eps: float = 1.0) -> GradientTransformation:
     """
     _checks.check_nonnegative("eps", eps)
 
-    def mask(u, g):
+    def agrees(u, g):
         u, g = upcast(u, g)
-        kept = (u * g > 0).astype(u.dtype)
-        return u * kept * (u.size / (jnp.sum(kept) + eps))
+        return ((u * jnp.conj(g)).real > 0).astype(u.real.dtype)  # complex: the angle between them under 90°
 
     def update(updates, state, params=None, *, gradient=None, **extra):
         del params, extra
         require_gradient("cautious_mask", updates, gradient, "adamlab.chain(<moments>, cautious_mask(), ...)")
-        return leafwise(mask, updates, gradient), state
+        kept = leafwise(agrees, updates, gradient)
+        counts, sizes = leaf_totals(kept)  # per tensor, also on the flat layout
+        return leafwise(lambda u, k, c, n: upcast(u)[0] * (k * (n / (c + eps))), updates, kept, counts, sizes), state
 
     return stage("cautious_mask", init_empty, update, role="direction")
 

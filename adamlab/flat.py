@@ -364,6 +364,25 @@ def _is_flat(x) -> bool:
     return isinstance(x, Flat)
 
 
+def leaf_totals(tree: Any) -> tuple[Any, Any]:
+    """Per-tensor reductions on either layout: ``(sums, sizes)``, trees like `tree` that give every element the
+    sum and the size of the leaf it belongs to (scalars per leaf on a pytree; on a `Flat`, per leaf within each
+    bucket). A statistic taken per tensor, such as the cautious mask's count, then means the same on both."""
+    if not _is_flat(tree):
+        return jax.tree.map(jnp.sum, tree), jax.tree.map(lambda x: np.float32(np.size(x)), tree)
+    layout, sums, sizes = tree.layout, [], []
+    for buf, b in zip(tree.buckets, layout.buckets):
+        n = [layout.slots[i].size for i in b.leaves]
+        if len(n) <= 1 or np.size(buf) != b.size:  # one leaf (or a placeholder): the bucket is the tensor
+            sums.append(jnp.sum(buf))
+            sizes.append(np.float32(np.size(buf)))
+            continue
+        ids = jnp.searchsorted(jnp.asarray(np.cumsum(n), jnp.int32), jnp.arange(b.size, dtype=jnp.int32), side="right")
+        sums.append(jax.ops.segment_sum(buf, ids, num_segments=len(n))[ids])
+        sizes.append(jnp.asarray(n, jnp.float32)[ids])
+    return Flat(sums, layout), Flat(sizes, layout)
+
+
 def state_to_tree(state: Any) -> Any:
     """Replaces every `Flat` inside `state` (moments, EMAs of params) by its tree: the pytree path's state."""
     return jax.tree.map(lambda x: x.unflatten() if isinstance(x, Flat) else x, state, is_leaf=_is_flat)

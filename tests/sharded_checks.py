@@ -35,7 +35,8 @@ from adamlab import sharding as shd  # noqa: E402
 from adamlab.accumulate import accumulate_gradients  # noqa: E402
 
 STEPS = 2
-ONE_DEVICE_COMPARED = ("adamw", "clip_adam", "accumulate")
+ONE_DEVICE_COMPARED = ("adamw", "clip_adam", "accumulate", "amsgrad", "ademamix", "lion", "adam_atan2",
+                       "cautious_adamw")
 
 
 def auto_mesh(shape, names):
@@ -77,6 +78,12 @@ def optimizers():
         "accumulate": accumulate_gradients(adamlab.adamw(1e-2), 2),
         "schedule_bf16": adamlab.adamw(adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 10),
                                        state_dtype=jnp.bfloat16),
+        "amsgrad": adamlab.amsgrad(1e-2, max_of="raw"),
+        "ademamix": adamlab.ademamix(1e-2, b3=adamlab.schedules.ademamix_b3(0.9999, 10),
+                                     alpha=adamlab.schedules.ademamix_alpha(5.0, 10), weight_decay=0.1),
+        "lion": adamlab.lion(1e-3, weight_decay=0.1, mask=adamlab.weight_decay_mask),
+        "adam_atan2": adamlab.adam_atan2(1e-2),
+        "cautious_adamw": adamlab.cautious(adamlab.adamw(1e-2, weight_decay=0.1)),
     }
 
 

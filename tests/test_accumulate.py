@@ -22,6 +22,18 @@ def _adamw():
     return adamlab.adamw(schedule, weight_decay=0.1, mask=adamlab.weight_decay_mask)
 
 
+# The optimizers the wrapper is checked with: each keeps count-based state (schedules, bias corrections, slow EMAs).
+FAMILY = {
+    "adamw": _adamw,
+    "amsgrad": lambda: adamlab.amsgrad(adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 10)),
+    "ademamix": lambda: adamlab.ademamix(1e-2, b3=adamlab.schedules.ademamix_b3(0.9999, 4),
+                                         alpha=adamlab.schedules.ademamix_alpha(5.0, 4), weight_decay=0.1),
+    "lion": lambda: adamlab.lion(adamlab.schedules.warmup_cosine_decay(0.0, 1e-3, 2, 10)),
+    "adam_atan2": lambda: adamlab.adam_atan2(1e-2),
+    "cautious_adamw": lambda: adamlab.cautious(_adamw()),
+}
+
+
 def _run(tx, params, grads):
     """Applies `tx` to each gradient of the stream `grads` in one jitted scan; returns params and state."""
 
@@ -54,16 +66,18 @@ def _bitwise(a, b):
         and jax.tree.structure(a) == jax.tree.structure(b)
 
 
-def test_k_micro_steps_equal_one_step_on_the_mean_gradient():
+@pytest.mark.parametrize("name", list(FAMILY))
+def test_k_micro_steps_equal_one_step_on_the_mean_gradient(name):
+    make = FAMILY[name]
     params = mixed_params()
     grads = adamlab.testing.gradient_stream(params, K * REAL_STEPS, seed=3)
-    p_acc, s_acc = _run(accumulate_gradients(_adamw(), K), params, grads)
-    # The same wrapper with k = 1 is one step of adamw per call, under the same control flow: exactly equal.
-    p_one, s_one = _run(accumulate_gradients(_adamw(), 1), params, _means(grads, K))
+    p_acc, s_acc = _run(accumulate_gradients(make(), K), params, grads)
+    # The same wrapper with k = 1 is one step of the optimizer per call, under the same control flow: exactly equal.
+    p_one, s_one = _run(accumulate_gradients(make(), 1), params, _means(grads, K))
     assert _bitwise(p_acc, p_one)
     assert _bitwise(s_acc.inner_state, s_one.inner_state)
-    # Plain adamw on the means is another compiled program (fusions differ): equal to the last bits or so.
-    p_ref, s_ref = _run(_adamw(), params, _means(grads, K))
+    # The plain optimizer on the means is another compiled program (fusions differ): equal to the last bits or so.
+    p_ref, s_ref = _run(make(), params, _means(grads, K))
     for a, b in zip(jax.tree.leaves(p_acc), jax.tree.leaves(p_ref)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     # The schedule and the bias corrections advanced once per real step, not per micro-step.
@@ -179,20 +193,24 @@ def _nan_like(g):
     return jax.tree.map(lambda x: x.at[(0,) * x.ndim].set(jnp.nan), g)
 
 
-def test_skip_nonfinite_outside_drops_the_bad_micro_batch_alone():
+@pytest.mark.parametrize("name", list(FAMILY))
+def test_skip_nonfinite_outside_drops_the_bad_micro_batch_alone(name):
+    make = FAMILY[name]
     params = {"w": jnp.linspace(-1, 1, 6).reshape(2, 3), "bias": jnp.zeros(3)}
     grads = [jax.tree.map(lambda p, i=i: jnp.full_like(p, 0.1 * (i + 1)) + p, params) for i in range(K)]
-    tx = skip_nonfinite(accumulate_gradients(_adamw(), K))
+    tx = skip_nonfinite(accumulate_gradients(make(), K))
     stream = jax.tree.map(lambda *x: jnp.stack(x), grads[0], _nan_like(grads[1]), *grads[1:])
     p, s = _run(tx, params, stream)
-    q, t = _run(accumulate_gradients(_adamw(), K), params, jax.tree.map(lambda *x: jnp.stack(x), *grads))
+    q, t = _run(accumulate_gradients(make(), K), params, jax.tree.map(lambda *x: jnp.stack(x), *grads))
     assert int(s.skipped) == 1 and _bitwise(p, q) and _bitwise(s.inner_state, t)
 
 
-def test_skip_nonfinite_inside_drops_the_whole_real_step():
+@pytest.mark.parametrize("name", list(FAMILY))
+def test_skip_nonfinite_inside_drops_the_whole_real_step(name):
+    make = FAMILY[name]
     params = {"w": jnp.linspace(-1, 1, 6).reshape(2, 3), "bias": jnp.zeros(3)}
     grads = [jax.tree.map(lambda p, i=i: jnp.full_like(p, 0.1 * (i + 1)) + p, params) for i in range(K)]
-    tx = accumulate_gradients(skip_nonfinite(_adamw()), K)
+    tx = accumulate_gradients(skip_nonfinite(make()), K)
     step = jax.jit(lambda p, s, g: (lambda u, s: (adamlab.apply_updates(p, u), s))(*tx.update(g, s, p)))
     s = tx.init(params)
     p = params
@@ -205,7 +223,7 @@ def test_skip_nonfinite_inside_drops_the_whole_real_step():
     assert counts and set(counts) == {0}  # schedule and bias corrections did not advance
     for g in grads:
         p, s = step(p, s, g)
-    ref, _ = _run(accumulate_gradients(_adamw(), K), params, jax.tree.map(lambda *x: jnp.stack(x), *grads))
+    ref, _ = _run(accumulate_gradients(make(), K), params, jax.tree.map(lambda *x: jnp.stack(x), *grads))
     for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 

@@ -67,11 +67,20 @@ OPTIMIZERS = {
     "adamw_bf16_state": lambda: adamlab.adamw(LR, weight_decay=0.1, state_dtype=BF16),
     "adamw_clip": lambda: adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adamw(LR)),
     "skip_adamw": lambda: numerics.skip_nonfinite(adamlab.adamw(LR)),
+    "amsgrad": lambda: adamlab.amsgrad(LR),
+    "amsgrad_raw_bf16_state": lambda: adamlab.amsgrad(LR, max_of="raw", state_dtype=BF16),
+    "nadamw": lambda: adamlab.nadamw(LR, weight_decay=0.1),
+    "ademamix": lambda: adamlab.ademamix(LR, b3=adamlab.schedules.ademamix_b3(0.9999, 10),
+                                         alpha=adamlab.schedules.ademamix_alpha(5.0, 10)),
+    "lion": lambda: adamlab.lion(LR),
+    "adam_atan2": lambda: adamlab.adam_atan2(LR),
+    "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(LR, weight_decay=0.1)),
+    "cautious_lion": lambda: adamlab.cautious(adamlab.lion(LR, weight_decay=0.0)),
 }
 
 
 NO_DECAY = {"sgd", "sgd_momentum", "sgd_nesterov", "rmsprop", "rmsprop_eps_outside", "rmsprop_centered", "adam",
-            "adam_eps0"}
+            "adam_eps0", "amsgrad", "amsgrad_raw_bf16_state", "ademamix", "cautious_lion"}
 
 
 def dtypes_and_shapes(tree):
@@ -219,13 +228,21 @@ def test_stochastic_round_is_unbiased_and_picks_a_neighbour():
     testing.assert_bitwise_equal(numerics.stochastic_round(x, BF16, jax.random.key(0)), r)  # same key, same bits
 
 
-def test_bf16_second_moment_trap_and_the_stochastic_rounding_that_avoids_it():
+SECOND_MOMENTS = {
+    "scale_by_rms": adamlab.scale_by_rms,
+    "scale_by_max_rms": adamlab.scale_by_max_rms,  # AMSGrad's v; its maximum of v_hat is then what v was
+    "scale_by_atan2_rms": adamlab.scale_by_atan2_rms,
+}
+
+
+@pytest.mark.parametrize("name", list(SECOND_MOMENTS))
+def test_bf16_second_moment_trap_and_the_stochastic_rounding_that_avoids_it(name):
     """v = 0.999 * v in bfloat16 rounds back to v: with nearest rounding v never decays; stochastically it does."""
     params = {"w": jnp.zeros((4096,), F32)}
     g1, g0 = {"w": jnp.ones((4096,), F32)}, {"w": jnp.zeros((4096,), F32)}
     results = {}
     for rounding in ("nearest", "stochastic"):
-        tx = adamlab.chain(adamlab.scale_by_rms(0.999, state_dtype=BF16, rounding=rounding))
+        tx = adamlab.chain(SECOND_MOMENTS[name](0.999, state_dtype=BF16, rounding=rounding))
         step = jax.jit(lambda g, s, tx=tx: tx.update(g, s, gradient=g))
         _, s = step(g1, tx.init(params))
         for _ in range(300):
