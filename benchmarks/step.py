@@ -12,7 +12,9 @@ Variants: ``optax`` (``optax.adamw`` on the tree), ``pytree`` (``adamlab.flat.pa
 tree), ``flat`` (``adamlab.adamw`` on the `Flat` buffers), and, on request, ``tree`` (``adamlab.adamw`` on the
 tree, without packing: the path an Optax user takes first), ``adam`` / ``optax-adam`` (``adam`` of each library)
 and ``adam-l2`` / ``optax-adam-l2`` (adamlab's ``adam(weight_decay=...)`` against Optax's
-``chain(add_decayed_weights, adam)``). Each variant's ``x optax`` is against its Optax counterpart.
+``chain(add_decayed_weights, adam)``), and the Adam family ``amsgrad``, ``nadam``, ``ademamix``, ``lion`` (each
+against ``optax-<name>``), ``adam_atan2`` and ``cautious_adamw`` (against ``optax``, Optax's AdamW: Optax has
+neither). Each variant's ``x optax`` is against its Optax counterpart.
 
 ``--isolate`` runs every (shape, variant) in a process of its own, ``--runs`` times in rotating order, and
 reports for each variant the best of its runs' median step times and of its compile times, and both as ratios
@@ -79,9 +81,14 @@ DEFAULTS = {  # backend -> (shapes, scale, max leaves)
     "cpu": ("tiny,gpt2-124m,many-2000x64k", 0.125, 500),
     "gpu": ("tiny,gpt2-124m,many-2000x64k,gpt-1.3b", 1.0, None),
 }
-VARIANTS = ("optax", "pytree", "flat", "tree", "optax-adam", "adam", "optax-adam-l2", "adam-l2")
+# The Adam family (issue 13): each against Optax's own where Optax has it; adam_atan2 and cautious against AdamW.
+FAMILY = ("amsgrad", "nadam", "ademamix", "lion")
+VARIANTS = ("optax", "pytree", "flat", "tree", "optax-adam", "adam", "optax-adam-l2", "adam-l2",
+            *FAMILY, *(f"optax-{n}" for n in FAMILY), "adam_atan2", "cautious_adamw")
 BASELINE = {"adam": "optax-adam", "adam-l2": "optax-adam-l2", "optax-adam": "optax-adam",
-            "optax-adam-l2": "optax-adam-l2"}  # every other variant is measured against "optax"
+            "optax-adam-l2": "optax-adam-l2",
+            **{n: f"optax-{n}" for n in FAMILY}, **{f"optax-{n}": f"optax-{n}" for n in FAMILY},
+            }  # every other variant is measured against "optax" (optax.adamw)
 
 
 def scaled(shapes, scale: float) -> list[tuple[int, ...]]:
@@ -125,7 +132,10 @@ def device_peak() -> int | None:
 def build(variant: str, params, grads, args):
     """(step, params, state, grads) for one variant, the params a private copy (they will be donated)."""
     theirs = {"optax": lambda: optax.adamw(LR, weight_decay=WD), "optax-adam": lambda: optax.adam(LR),
-              "optax-adam-l2": lambda: optax.chain(optax.add_decayed_weights(WD), optax.adam(LR))}
+              "optax-adam-l2": lambda: optax.chain(optax.add_decayed_weights(WD), optax.adam(LR)),
+              "optax-amsgrad": lambda: optax.amsgrad(LR), "optax-nadam": lambda: optax.nadam(LR),
+              "optax-ademamix": lambda: optax.contrib.ademamix(LR, weight_decay=WD),
+              "optax-lion": lambda: optax.lion(LR, weight_decay=WD)}
     if variant in theirs:
         tx = theirs[variant]()
 
@@ -135,7 +145,12 @@ def build(variant: str, params, grads, args):
 
         return jax.jit(step, donate_argnums=(0, 1)), jax.tree.map(jnp.copy, params), tx.init(params), grads
     ours = {"tree": lambda: adamlab.adamw(LR, weight_decay=WD), "adam": lambda: adamlab.adam(LR),
-            "adam-l2": lambda: adamlab.adam(LR, weight_decay=WD)}
+            "adam-l2": lambda: adamlab.adam(LR, weight_decay=WD),
+            "amsgrad": lambda: adamlab.amsgrad(LR), "nadam": lambda: adamlab.nadam(LR),
+            "ademamix": lambda: adamlab.ademamix(LR, weight_decay=WD),
+            "lion": lambda: adamlab.lion(LR, weight_decay=WD),
+            "adam_atan2": lambda: adamlab.adam_atan2(LR, weight_decay=WD),
+            "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(LR, weight_decay=WD))}
     if variant in ours:
         tx = ours[variant]()
         return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads
