@@ -29,10 +29,10 @@ def cautious_mask(eps: float = 1.0) -> GradientTransformation:
     """The cautious update (Liang et al., 2024): ``u * mask * n / (sum(mask) + eps)`` per tensor, with
     ``mask = (u * g > 0)`` where the direction agrees in sign with the gradient and `n` the tensor's size.
 
-    Place it where `u` is the direction before the learning rate (positive along the gradient), before any
+    ``eps > 0``. Place it where `u` is the direction before the learning rate (positive along the gradient), before any
     decoupled decay: `adamlab.cautious(tx)` finds that place. ``eps = 1`` is the reference implementation's.
     """
-    _checks.check_nonnegative("eps", eps)
+    _checks.check_positive("eps", eps)  # 0 would make a tensor with no agreeing sign 0 * inf = NaN
 
     def agrees(u, g):
         u, g = upcast(u, g)

@@ -95,8 +95,10 @@ def warmup_cosine_decay(
 
 
 def ademamix_alpha(alpha: float, warmup_steps: int, alpha_start: float = 0.0) -> Schedule:
-    """AdEMAMix's `alpha` scheduler: linear from `alpha_start` to `alpha` over `warmup_steps`, then `alpha`."""
-    return linear_warmup(alpha_start, alpha, warmup_steps)
+    """AdEMAMix's `alpha` scheduler: linear from `alpha_start` to `alpha` over `warmup_steps`, then `alpha`
+    (`alpha` throughout when `warmup_steps` is 0)."""
+    _check_steps("warmup_steps", warmup_steps, allow_zero=True)
+    return linear_warmup(alpha_start, alpha, warmup_steps) if warmup_steps else constant(alpha)
 
 
 def ademamix_b3(b3: float, warmup_steps: int, b_start: float = 0.9) -> Schedule:

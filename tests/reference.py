@@ -108,3 +108,98 @@ def adamw_paper(params, grads, alpha, eta, weight_decay, b1=0.9, b2=0.999, eps=1
         return p - float(eta(i)) * (alpha * adam + decay)
 
     return _run(params, grads, step, 2)
+
+
+def _value(x, step):
+    """A hyperparameter that is a number or a function of the 0-based step."""
+    return float(x(step)) if callable(x) else x
+
+
+def amsgrad(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8, convention="optax"):
+    """AMSGrad (Reddi et al., 2018): Adam dividing by the running maximum of the second moment.
+
+    `convention` "optax" keeps the maximum of the bias-corrected ``v_hat``; "pytorch"
+    (``torch.optim.Adam(amsgrad=True)``) the maximum of the raw ``v``, with
+    ``denom = sqrt(v_max) / sqrt(1 - b2**t) + eps`` and the step ``lr / (1 - b1**t) * m / denom``;
+    "paper" keeps the maximum of ``v`` and corrects neither moment.
+    """
+    if convention not in ("optax", "pytorch", "paper"):
+        raise ValueError(f"unknown convention {convention!r}")
+
+    def step(p, g, st, i, k):
+        m = _set(st, 0, b1 * st[0] + (1 - b1) * g)
+        v = _set(st, 1, b2 * st[1] + (1 - b2) * np.abs(g) ** 2)
+        t = i + 1
+        if convention == "optax":
+            v_max = _set(st, 2, np.maximum(st[2], v / (1 - b2**t)))
+            return p - _lr(lr, i) * (m / (1 - b1**t)) / (np.sqrt(v_max) + eps)
+        v_max = _set(st, 2, np.maximum(st[2], v))
+        if convention == "paper":
+            return p - _lr(lr, i) * m / (np.sqrt(v_max) + eps)
+        denom = np.sqrt(v_max) / np.sqrt(1 - b2**t) + eps
+        return p - _lr(lr, i) / (1 - b1**t) * m / denom
+
+    return _run(params, grads, step, 3)
+
+
+def ademamix(params, grads, lr, b1=0.9, b2=0.999, b3=0.9999, alpha=5.0, eps=1e-8, wd=0.0, mask=None):
+    """AdEMAMix (Pagliardini et al., 2025): ``p <- p - lr * ((m1_hat + alpha * m2) / (sqrt(v_hat) + eps) + wd * p)``.
+
+    ``m1`` is the fast EMA (b1, bias-corrected), ``m2`` the slow one (b3, not corrected). `b3` and `alpha` are
+    numbers or functions of the 0-based step (the count of steps already taken, as Optax evaluates them).
+    """
+
+    def step(p, g, st, i, k):
+        c_b3, c_alpha = _value(b3, i), _value(alpha, i)
+        m1 = _set(st, 0, b1 * st[0] + (1 - b1) * g)
+        m2 = _set(st, 1, c_b3 * st[1] + (1 - c_b3) * g)
+        v = _set(st, 2, b2 * st[2] + (1 - b2) * np.abs(g) ** 2)
+        t = i + 1
+        direction = (m1 / (1 - b1**t) + c_alpha * m2) / (np.sqrt(v / (1 - b2**t)) + eps)
+        if wd and (mask is None or mask[k]):
+            direction = direction + wd * p
+        return p - _lr(lr, i) * direction
+
+    return _run(params, grads, step, 3)
+
+
+def lion(params, grads, lr, b1=0.9, b2=0.99, wd=0.0):
+    """Lion (Chen et al., 2023): ``p <- p - lr * (sign(b1 * m + (1 - b1) * g) + wd * p)``, then
+    ``m <- b2 * m + (1 - b2) * g``."""
+
+    def step(p, g, st, i, k):
+        direction = np.sign(b1 * st[0] + (1 - b1) * g) + wd * p
+        _set(st, 0, b2 * st[0] + (1 - b2) * g)
+        return p - _lr(lr, i) * direction
+
+    return _run(params, grads, step, 1)
+
+
+def adam_atan2(params, grads, lr, b1=0.9, b2=0.999, a=1.27, b=1.0, wd=0.0):
+    """Adam-atan2 (Everett et al., 2024): ``p <- p - lr * (a * arctan2(m_hat, b * sqrt(v_hat)) + wd * p)``."""
+
+    def step(p, g, st, i, k):
+        m = _set(st, 0, b1 * st[0] + (1 - b1) * g)
+        v = _set(st, 1, b2 * st[1] + (1 - b2) * np.abs(g) ** 2)
+        t = i + 1
+        direction = a * np.arctan2(m / (1 - b1**t), b * np.sqrt(v / (1 - b2**t)))
+        return p - _lr(lr, i) * (direction + wd * p)
+
+    return _run(params, grads, step, 2)
+
+
+def cautious_adamw(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8, wd=0.0):
+    """C-AdamW (Liang et al., 2024): AdamW's direction ``u`` kept where it agrees in sign with the gradient,
+    ``u * mask * n / (sum(mask) + 1)`` per tensor (``mask = u * g > 0``, n the tensor's size); then
+    ``p <- p - lr * (that + wd * p)``, the decay unmasked."""
+
+    def step(p, g, st, i, k):
+        m = _set(st, 0, b1 * st[0] + (1 - b1) * g)
+        v = _set(st, 1, b2 * st[1] + (1 - b2) * np.abs(g) ** 2)
+        t = i + 1
+        u = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        keep = (u * g > 0).astype(np.float64)
+        u = u * keep * (keep.size / (keep.sum() + 1.0))
+        return p - _lr(lr, i) * (u + wd * p)
+
+    return _run(params, grads, step, 2)

@@ -96,7 +96,7 @@ def test_trajectories_subcommand(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--optimizers", "adam,lion"], "unknown optimizer"),
+    (["--optimizers", "adam,sophia"], "unknown optimizer"),
     (["--d-model", "30", "--heads", "4"], "divisible by heads"),
     (["--weight-decay", "-1"], "weight_decay must be >= 0"),
     (["--lr", "adam"], "NAME=LR"),

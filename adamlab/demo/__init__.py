@@ -1,6 +1,7 @@
 """The demo: Adam, Adam+L2 and AdamW (and SGD, RMSProp, Optax's AdamW) training one small language model.
 
-    python -m adamlab.demo                       # train every optimizer, print the table, write plots + JSON
+    python -m adamlab.demo                       # train the six, print the table, write plots + JSON
+    python -m adamlab.demo --optimizers adamw,amsgrad,nadamw,ademamix,lion,adam_atan2,cautious_adamw
     python -m adamlab.demo --steps 600 --d-model 256 --optimizers adam_l2,adamw
     python -m adamlab.demo trajectories          # optimizer paths on a ravine and on Rosenbrock's function
     python -m adamlab.demo grid                  # lr x wd grid: Adam+L2, Optax's AdamW, the paper's AdamW
@@ -66,9 +67,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=_positive_int, default=d.heads, help=f"attention heads ({d.heads})")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay,
                    help=f"wd of Adam+L2 and of AdamW, on matrices only ({d.weight_decay})")
-    p.add_argument("--optimizers", type=_optimizer_list, default=list(train.OPTIMIZERS),
-                   help="comma-separated, from: " + ", ".join(train.OPTIMIZERS) + " (all; optax_adamw when Optax "
-                   "is installed)")
+    p.add_argument("--optimizers", type=_optimizer_list, default=list(train.DEFAULT),
+                   help="comma-separated, from: " + ", ".join(train.OPTIMIZERS) + " (default: "
+                   + ",".join(train.DEFAULT) + "; optax_adamw when Optax is installed)")
     p.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
                    help="override an optimizer's peak learning rate, e.g. --lr adam=1e-3 (repeatable)")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between evaluations (0: ~10 per run)")

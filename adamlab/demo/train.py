@@ -99,8 +99,27 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                       lambda s, wd: adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
                       "tab:green"),
         OptimizerSpec("optax_adamw", "Optax AdamW", 1e-3, "decoupled", _optax_adamw, "black", requires="optax"),
+        # The Adam family (python -m adamlab.demo --optimizers amsgrad,lion,...): Adam's rate, not swept; Lion at a
+        # third of it with 3x the decay (its paper: 3-10x smaller lr, lr*wd kept). AdEMAMix with b3 = 0.999 and
+        # alpha warmed up over 100 steps: the paper's 0.9999 averages over more steps than a demo run has.
+        OptimizerSpec("amsgrad", "AMSGrad", 1e-3, "none", lambda s, wd: adamlab.amsgrad(s, B1, B2, EPS), "tab:orange"),
+        OptimizerSpec("nadamw", "NAdamW", 1e-3, "decoupled",
+                      lambda s, wd: adamlab.nadamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
+                      "tab:brown"),
+        OptimizerSpec("ademamix", "AdEMAMix", 1e-3, "decoupled",
+                      lambda s, wd: adamlab.ademamix(s, B1, B2, 0.999, adamlab.schedules.ademamix_alpha(5.0, 100), EPS,
+                                                     weight_decay=wd, mask=adamlab.weight_decay_mask), "tab:pink"),
+        OptimizerSpec("lion", "Lion", 3e-4, "decoupled",
+                      lambda s, wd: adamlab.lion(s, weight_decay=3 * wd, mask=adamlab.weight_decay_mask), "tab:olive"),
+        OptimizerSpec("adam_atan2", "Adam-atan2", 1e-3, "decoupled",
+                      lambda s, wd: adamlab.adam_atan2(s, B1, B2, weight_decay=wd, mask=adamlab.weight_decay_mask),
+                      "tab:cyan"),
+        OptimizerSpec("cautious_adamw", "C-AdamW", 1e-3, "decoupled",
+                      lambda s, wd: adamlab.cautious(
+                          adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask)), "gold"),
     ]
 }
+DEFAULT = ("sgd", "rmsprop", "adam", "adam_l2", "adamw", "optax_adamw")  # what `python -m adamlab.demo` trains
 
 
 def available(name: str) -> bool:
