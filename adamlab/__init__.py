@@ -16,7 +16,7 @@ from adamlab.decay import (
     weight_decay_for_timescale,
     weight_decay_mask,
 )
-from adamlab.directions import cautious_mask, scale_by_sign
+from adamlab.directions import cautious_mask, clip_by_rms_ratio, scale_by_sign
 from adamlab.groups import freeze, masked, partition, set_to_zero
 from adamlab.moments import (
     CountState,
@@ -39,7 +39,7 @@ from adamlab.numerics import NonFiniteGradientError, SkipNonfiniteState, skip_no
 from adamlab.optimizers import adam, adamw, rmsprop, sgd
 from adamlab.scaling import ScheduleState, clip_by_global_norm, global_norm, scale, scale_by_learning_rate
 from adamlab.stage_builder import moment_stage
-from adamlab.variants import adam_atan2, ademamix, amsgrad, cautious, lion, nadam, nadamw
+from adamlab.variants import adam_atan2, ademamix, amsgrad, cautious, lion, nadam, nadamw, stable_adamw
 
 __version__ = "0.1.0"
 
@@ -74,6 +74,7 @@ __all__ = [
     "chain",
     "checkpoint",
     "clip_by_global_norm",
+    "clip_by_rms_ratio",
     "decay_timescale",
     "diagnostics",
     "effective_window",
@@ -104,6 +105,7 @@ __all__ = [
     "sgd",
     "sharding",
     "skip_nonfinite",
+    "stable_adamw",
     "stage_info",
     "step",
     "stochastic_round",

@@ -1,4 +1,5 @@
-"""Update directions beyond ``m / sqrt(v)``: the sign (Lion) and the cautious mask (C-AdamW, C-Lion).
+"""Update directions beyond ``m / sqrt(v)``: the sign (Lion), the cautious mask (C-AdamW, C-Lion) and per-tensor
+update clipping (StableAdamW).
 
 Each is a stage placed after the moments, reading the update direction (and, for the cautious mask, the
 gradient `adamlab.chain` hands over); `adamlab.variants` builds the optimizers from them.
@@ -6,13 +7,15 @@ gradient `adamlab.chain` hands over); `adamlab.variants` builds the optimizers f
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, init_empty, stage
+from adamlab.base import GradientTransformation, init_empty, stage, stage_info
 from adamlab.flat import leaf_totals
+from adamlab.moments import RmsState, bias_correction_term
 from adamlab.stage_builder import require_gradient
-from adamlab.tree import leafwise, upcast
+from adamlab.tree import abs_sq, leafwise, upcast
 
 
 def scale_by_sign() -> GradientTransformation:
@@ -48,4 +51,36 @@ def cautious_mask(eps: float = 1.0) -> GradientTransformation:
     return stage("cautious_mask", init_empty, update, role="direction")
 
 
-__all__ = ["cautious_mask", "scale_by_sign"]
+def clip_by_rms_ratio(tx: GradientTransformation, decay: float, eps: float = 1e-6) -> GradientTransformation:
+    """Adafactor's update clipping, as StableAdamW uses it (Wortsman et al., NeurIPS 2023): `tx`'s output times
+    ``1 / max(1, RMS_t)`` per tensor, ``RMS_t = sqrt(mean(g_t**2 / max(v_hat_t, eps**2)))``.
+
+    ``v_hat`` is the bias-corrected second moment (decay `decay`) of the `scale_by_rms` stage inside `tx`: when
+    the gradient outgrows what ``v`` remembers, the step shrinks instead of spiking. Everything `tx` outputs is
+    clipped, a decoupled decay inside it included: the clip acts as a per-tensor learning rate. The mean is per
+    tensor on the flat layout too (`flat.leaf_totals`).
+    """
+    _checks.check_decay("decay", decay)
+    _checks.check_positive("eps", eps)
+    if "scale_by_rms" not in [stage_info(s).name for s in (stage_info(tx).stages or (tx,))]:
+        raise ValueError("clip_by_rms_ratio: the transformation has no scale_by_rms stage whose second moment the "
+                         "clip could read; wrap the chain that divides by it")
+
+    def ratio(g, v, bc):
+        g, v = upcast(g, v)
+        return abs_sq(g) / jnp.maximum(v / bc, eps**2)
+
+    def update(updates, state, params=None, *, gradient=None, **extra):
+        require_gradient("clip_by_rms_ratio", updates, gradient, "adamlab.chain(..., clip_by_rms_ratio(...), ...)")
+        out, state = tx.update(updates, state, params, gradient=gradient, **extra)
+        rms = next(x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, RmsState))
+                   if isinstance(x, RmsState))
+        bc = bias_correction_term(decay, rms.count)
+        sums, sizes = leaf_totals(leafwise(lambda g, v: ratio(g, v, bc), gradient, rms.second_moment))
+        clip = lambda u, s, n: upcast(u)[0] / jnp.maximum(1.0, jnp.sqrt(s / n))
+        return leafwise(clip, out, sums, sizes), state
+
+    return stage("clip_by_rms_ratio", tx.init, update, role="moment")
+
+
+__all__ = ["cautious_mask", "clip_by_rms_ratio", "scale_by_sign"]

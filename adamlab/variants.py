@@ -10,6 +10,9 @@ paper's::
     lion         = chain(scale_by_ema(b2, output_decay=b1), scale_by_sign(), add_decoupled_weight_decay(wd), lr)
     adam_atan2   = chain(scale_by_ema(b1), bias_correct(b1), scale_by_atan2_rms(b2, a, b),
                          add_decoupled_weight_decay(wd), lr)
+    stable_adamw = chain(scale_by_ema(b1), bias_correct(b1),
+                         clip_by_rms_ratio(chain(scale_by_rms(b2, eps, bias_correction=True),
+                                                 add_decoupled_weight_decay(wd)), b2, eps), lr)
     cautious(tx) = tx with cautious_mask() after its moments, before its decay and learning rate
 """
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 from adamlab import _checks
 from adamlab.base import GradientTransformation, chain, identity, stage_info
 from adamlab.decay import Mask, add_decoupled_weight_decay
-from adamlab.directions import cautious_mask, scale_by_sign
+from adamlab.directions import cautious_mask, clip_by_rms_ratio, scale_by_sign
 from adamlab.moments import (
     add_slow_moment,
     bias_correct,
@@ -157,6 +160,32 @@ def adam_atan2(
     )
 
 
+def stable_adamw(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.99,
+    eps: float = 1e-6,
+    weight_decay: float = 1e-4,
+    mask: Mask | None = None,
+    *,
+    mu_dtype=None,
+    nu_dtype=None,
+    state_dtype=None,
+) -> GradientTransformation:
+    """StableAdamW (Wortsman et al., NeurIPS 2023): AdamW whose step, decay included, is divided per tensor by
+    ``max(1, RMS_t)``, ``RMS_t = sqrt(mean(g**2 / max(v_hat, eps**2)))`` (`clip_by_rms_ratio`): a gradient that
+    outgrows what ``v`` remembers shrinks the step instead of spiking the loss. b2 = 0.99 and eps = 1e-6 are
+    optimi's defaults for it; the decay is AdamW's."""
+    mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
+    return chain(
+        scale_by_ema(b1, state_dtype=mu),
+        bias_correct(b1),
+        clip_by_rms_ratio(
+            chain(scale_by_rms(b2, eps, bias_correction=True, state_dtype=nu), _decay(weight_decay, mask)), b2, eps),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
 _AFTER_DIRECTION = ("add_decoupled_weight_decay", "scale_by_learning_rate", "scale")
 
 
@@ -181,4 +210,4 @@ def cautious(tx: GradientTransformation, eps: float = 1.0) -> GradientTransforma
     return chain(*stages[:at], cautious_mask(eps), *stages[at:])
 
 
-__all__ = ["adam_atan2", "ademamix", "amsgrad", "cautious", "lion", "nadam", "nadamw"]
+__all__ = ["adam_atan2", "ademamix", "amsgrad", "cautious", "lion", "nadam", "nadamw", "stable_adamw"]

@@ -13,8 +13,8 @@ tree), ``flat`` (``adamlab.adamw`` on the `Flat` buffers), and, on request, ``tr
 tree, without packing: the path an Optax user takes first), ``adam`` / ``optax-adam`` (``adam`` of each library)
 and ``adam-l2`` / ``optax-adam-l2`` (adamlab's ``adam(weight_decay=...)`` against Optax's
 ``chain(add_decayed_weights, adam)``), and the Adam family ``amsgrad``, ``nadam``, ``ademamix``, ``lion`` (each
-against ``optax-<name>``), ``adam_atan2`` and ``cautious_adamw`` (against ``optax``, Optax's AdamW: Optax has
-neither). Each variant's ``x optax`` is against its Optax counterpart.
+against ``optax-<name>``), ``adam_atan2``, ``cautious_adamw`` and ``stable_adamw`` (against ``optax``, Optax's
+AdamW: Optax has none of them). Each variant's ``x optax`` is against its Optax counterpart.
 
 ``--isolate`` runs every (shape, variant) in a process of its own, ``--runs`` times in rotating order, and
 reports for each variant the best of its runs' median step times and of its compile times, and both as ratios
@@ -84,7 +84,8 @@ DEFAULTS = {  # backend -> (shapes, scale, max leaves)
 # The Adam family (issue 13): each against Optax's own where Optax has it; adam_atan2 and cautious against AdamW.
 FAMILY = ("amsgrad", "nadam", "ademamix", "lion")
 VARIANTS = ("optax", "pytree", "flat", "tree", "optax-adam", "adam", "optax-adam-l2", "adam-l2",
-            *FAMILY, *(f"optax-{n}" for n in FAMILY), "adam_atan2", "cautious_adamw")
+            *FAMILY, *(f"optax-{n}" for n in FAMILY), "adam_atan2", "cautious_adamw",
+            "stable_adamw")
 BASELINE = {"adam": "optax-adam", "adam-l2": "optax-adam-l2", "optax-adam": "optax-adam",
             "optax-adam-l2": "optax-adam-l2",
             **{n: f"optax-{n}" for n in FAMILY}, **{f"optax-{n}": f"optax-{n}" for n in FAMILY},
@@ -150,7 +151,8 @@ def build(variant: str, params, grads, args):
             "ademamix": lambda: adamlab.ademamix(LR, weight_decay=WD),
             "lion": lambda: adamlab.lion(LR, weight_decay=WD),
             "adam_atan2": lambda: adamlab.adam_atan2(LR, weight_decay=WD),
-            "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(LR, weight_decay=WD))}
+            "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(LR, weight_decay=WD)),
+            "stable_adamw": lambda: adamlab.stable_adamw(LR, weight_decay=WD)}
     if variant in ours:
         tx = ours[variant]()
         return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads

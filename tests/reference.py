@@ -203,3 +203,19 @@ def cautious_adamw(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8, wd=0.0):
         return p - _lr(lr, i) * (u + wd * p)
 
     return _run(params, grads, step, 2)
+
+
+def stable_adamw(params, grads, lr, b1=0.9, b2=0.99, eps=1e-6, wd=1e-4):
+    """StableAdamW (Wortsman et al., 2023): AdamW whose rate, decay included, is ``lr / max(1, RMS_t)`` per
+    tensor, ``RMS_t = sqrt(mean(g**2 / max(v_hat, eps**2)))``."""
+
+    def step(p, g, st, i, k):
+        m = _set(st, 0, b1 * st[0] + (1 - b1) * g)
+        v = _set(st, 1, b2 * st[1] + (1 - b2) * np.abs(g) ** 2)
+        t = i + 1
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        rms = np.sqrt(np.mean(np.abs(g) ** 2 / np.maximum(v_hat, eps**2)))
+        eta = _lr(lr, i) / max(1.0, rms)
+        return p - eta * (m_hat / (np.sqrt(v_hat) + eps) + wd * p)
+
+    return _run(params, grads, step, 2)

@@ -36,7 +36,7 @@ from adamlab.accumulate import accumulate_gradients  # noqa: E402
 
 STEPS = 2
 ONE_DEVICE_COMPARED = ("adamw", "clip_adam", "accumulate", "amsgrad", "ademamix", "lion", "adam_atan2",
-                       "cautious_adamw")
+                       "cautious_adamw", "stable_adamw")
 
 
 def auto_mesh(shape, names):
@@ -84,6 +84,7 @@ def optimizers():
         "lion": adamlab.lion(1e-3, weight_decay=0.1, mask=adamlab.weight_decay_mask),
         "adam_atan2": adamlab.adam_atan2(1e-2),
         "cautious_adamw": adamlab.cautious(adamlab.adamw(1e-2, weight_decay=0.1)),
+        "stable_adamw": adamlab.stable_adamw(1e-2, weight_decay=0.1, mask=adamlab.weight_decay_mask),
     }
 
 

@@ -31,6 +31,7 @@ FAMILY = {
     "lion": lambda: adamlab.lion(adamlab.schedules.warmup_cosine_decay(0.0, 1e-3, 2, 10)),
     "adam_atan2": lambda: adamlab.adam_atan2(1e-2),
     "cautious_adamw": lambda: adamlab.cautious(_adamw()),
+    "stable_adamw": lambda: adamlab.stable_adamw(adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 10)),
 }
 
 

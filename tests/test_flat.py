@@ -74,12 +74,14 @@ OPTIMIZERS = {
     "adam_atan2": lambda: adamlab.adam_atan2(3e-3, weight_decay=0.1, mask=adamlab.weight_decay_mask),
     # Its count of agreeing signs is per tensor: on the flat layout per leaf within the bucket (flat.leaf_totals).
     "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(3e-3, weight_decay=0.1, mask=adamlab.weight_decay_mask)),
+    "stable_adamw": lambda: adamlab.stable_adamw(3e-3, weight_decay=0.1, mask=adamlab.weight_decay_mask),
 }
 
 
-# ``u + alpha * m2`` with a scheduled alpha: XLA contracts it into a fused multiply-add in one program and not in
-# the other (a 0-d leaf alone vs inside a bucket), so the two paths agree to an ulp per step, not bit for bit.
-FMA_ROUNDING = {"ademamix_scheduled"}
+# Agree to rounding, not bit for bit: ``u + alpha * m2`` with a scheduled alpha, which XLA contracts into a fused
+# multiply-add in one program and not in the other (a 0-d leaf alone vs inside a bucket); StableAdamW's per-tensor
+# mean, a segment sum within a bucket against a sum over the leaf (another order).
+FMA_ROUNDING = {"ademamix_scheduled", "stable_adamw"}
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

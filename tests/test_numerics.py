@@ -76,6 +76,7 @@ OPTIMIZERS = {
     "adam_atan2": lambda: adamlab.adam_atan2(LR),
     "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(LR, weight_decay=0.1)),
     "cautious_lion": lambda: adamlab.cautious(adamlab.lion(LR, weight_decay=0.0)),
+    "stable_adamw": lambda: adamlab.stable_adamw(LR, weight_decay=0.1),
 }
 
 

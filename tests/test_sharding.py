@@ -62,7 +62,8 @@ def test_every_moment_takes_its_params_sharding(reports):
     """FSDP-split, tensor-parallel, 2-D split and replicated leaves: eagerly, through `init`, and after steps."""
     results = _check(reports, "follow_params")
     assert set(results) >= {"adamw", "sgd_nesterov", "rmsprop_centered", "clip_adam", "optax_adam", "accumulate",
-                            "schedule_bf16", "amsgrad", "ademamix", "lion", "adam_atan2", "cautious_adamw", "seconds"}
+                            "schedule_bf16", "amsgrad", "ademamix", "lion", "adam_atan2", "cautious_adamw",
+                            "stable_adamw", "seconds"}
     for name, r in results.items():
         if name == "seconds":
             continue
@@ -77,7 +78,7 @@ def test_the_update_compiles_without_collectives(reports):
     for name, r in _check(reports, "follow_params").items():
         if name == "seconds":
             continue
-        if name in ("clip_adam", "cautious_adamw"):  # the global norm, the per-tensor count: scalar all-reduces
+        if name in ("clip_adam", "cautious_adamw", "stable_adamw"):  # global norm, per-tensor sums: scalars
             assert set(r["collectives"]) == {"all-reduce"}
             assert r["collective_bytes"]["all-reduce"] <= 8 * r["collectives"]["all-reduce"]
         else:
@@ -88,7 +89,7 @@ def test_sharded_steps_equal_the_one_device_run(reports):
     results = _check(reports, "follow_params")
     assert results["adamw"]["bitwise_vs_one_device"] and results["accumulate"]["bitwise_vs_one_device"]
     assert results["clip_adam"]["max_rel_vs_one_device"] <= 1e-6  # the global norm sums in another order
-    for name in ("amsgrad", "ademamix", "lion", "adam_atan2", "cautious_adamw"):
+    for name in ("amsgrad", "ademamix", "lion", "adam_atan2", "cautious_adamw", "stable_adamw"):
         assert results[name]["max_rel_vs_one_device"] <= 1e-6, name
 
 

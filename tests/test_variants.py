@@ -103,13 +103,23 @@ def reference_cases():
         "cautious_adamw": (
             adamlab.cautious(adamlab.adamw(1e-3, weight_decay=0.1)),
             lambda p, g: reference.cautious_adamw(p, g, 1e-3, wd=0.1)),
+        "stable_adamw": (adamlab.stable_adamw(1e-3, weight_decay=0.1),
+                         lambda p, g: reference.stable_adamw(p, g, 1e-3, wd=0.1)),
+        "stable_adamw_spikes": (adamlab.stable_adamw(1e-3, weight_decay=0.1),
+                                lambda p, g: reference.stable_adamw(p, g, 1e-3, wd=0.1)),
     }
+
+
+def spiky(stream):
+    """Every 25th gradient 30x larger: the steps where StableAdamW's clip acts (RMS_t > 1)."""
+    return jax.tree.map(lambda x: x.at[::25].multiply(30.0), stream)
 
 
 @pytest.mark.parametrize("name", sorted(reference_cases()))
 def test_matches_float64_reference(name, stream):
     ours, ref = reference_cases()[name]
     params = mixed_params()
+    stream = spiky(stream) if name.endswith("_spikes") else stream
     final = testing.run(ours, params, stream)
     expected = ref(as_dict(params), as_dict(stream))
     assert max_rel(final, expected) <= REF_RTOL, testing.compare_trees(as_dict(final), expected)
@@ -312,3 +322,40 @@ def test_cautious_mask_refuses_eps_zero():
     """eps = 0 would turn a tensor whose signs all disagree into 0 * inf = NaN."""
     with pytest.raises(ValueError, match="eps must be > 0"):
         adamlab.cautious_mask(0.0)
+
+
+# ----------------------------------------------------------------------------------------------------- StableAdamW
+
+
+def test_stable_adamw_is_adamw_until_a_gradient_outgrows_v(stream):
+    """While every RMS_t <= 1 (gradients shrinking, so v_hat > g**2) StableAdamW is AdamW bit for bit; on spikes
+    it clips, and both its step and its decay shrink by the same per-tensor factor."""
+    params = mixed_params()
+    # The first gradient, shrinking by 0.98 a step: each g_t**2 is below every earlier one, so below v_hat.
+    shrinking = jax.tree.map(
+        lambda x: x[:1] * (0.98 ** jnp.arange(x.shape[0], dtype=jnp.float32)).reshape(-1, *[1] * (x.ndim - 1)),
+        stream)
+    same = testing.compare(adamlab.stable_adamw(1e-3, weight_decay=0.1),
+                           adamlab.adamw(1e-3, 0.9, 0.99, 1e-6, weight_decay=0.1), params, grads=shrinking, jit=True)
+    assert same.max_rel == 0.0, str(same)
+    differs = testing.compare(adamlab.stable_adamw(1e-3, weight_decay=0.1),
+                              adamlab.adamw(1e-3, 0.9, 0.99, 1e-6, weight_decay=0.1), params, grads=spiky(stream),
+                              jit=True)
+    assert differs.max_rel > 1e-3
+    # One spike after quiet steps: the update, decay included, is AdamW's divided by that tensor's RMS_t.
+    p = {"w": jnp.linspace(-1.0, 1.0, 8)}
+    quiet = [{"w": jnp.full(8, 0.01)}] * 20 + [{"w": jnp.full(8, 1.0)}]
+    stable, plain = adamlab.stable_adamw(1e-3, weight_decay=0.5), adamlab.adamw(1e-3, 0.9, 0.99, 1e-6, weight_decay=0.5)
+    s1, s2 = stable.init(p), plain.init(p)
+    for g in quiet:
+        u1, s1 = stable.update(g, s1, p)
+        u2, s2 = plain.update(g, s2, p)
+    v_hat = s2[2].second_moment["w"] / (1 - 0.99**21)
+    rms = float(jnp.sqrt(jnp.mean(1.0 / jnp.maximum(v_hat, 1e-12))))
+    assert rms > 1
+    np.testing.assert_allclose(u1["w"], u2["w"] / rms, rtol=1e-5)
+
+
+def test_clip_by_rms_ratio_needs_a_second_moment():
+    with pytest.raises(ValueError, match="no scale_by_rms stage"):
+        adamlab.clip_by_rms_ratio(adamlab.scale_by_ema(0.9), 0.99)

@@ -117,6 +117,9 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         OptimizerSpec("cautious_adamw", "C-AdamW", 1e-3, "decoupled",
                       lambda s, wd: adamlab.cautious(
                           adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask)), "gold"),
+        OptimizerSpec("stable_adamw", "StableAdamW", 1e-3, "decoupled",
+                      lambda s, wd: adamlab.stable_adamw(s, B1, B2, weight_decay=wd, mask=adamlab.weight_decay_mask),
+                      "tab:blue"),
     ]
 }
 DEFAULT = ("sgd", "rmsprop", "adam", "adam_l2", "adamw", "optax_adamw")  # what `python -m adamlab.demo` trains
