@@ -24,6 +24,11 @@ PAIRS = {
     "cosine_decay": (adamlab.schedules.cosine_decay, optax.cosine_decay_schedule),
     "warmup_cosine_decay": (adamlab.schedules.warmup_cosine_decay, optax.warmup_cosine_decay_schedule),
     "linear_warmup": (adamlab.schedules.linear_warmup, optax.linear_schedule),
+    "amsgrad": (adamlab.amsgrad, optax.amsgrad),
+    "nadam": (adamlab.nadam, optax.nadam),
+    "nadamw": (adamlab.nadamw, optax.nadamw),
+    "ademamix": (adamlab.ademamix, optax.contrib.ademamix),
+    "lion": (adamlab.lion, optax.lion),
 }
 # (function, parameter) -> (adamlab's default, Optax's default): README, "Coming from Optax".
 DIFFERENT = {
