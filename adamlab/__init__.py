@@ -19,6 +19,8 @@ from adamlab.decay import (
 from adamlab.directions import cautious_mask, clip_by_rms_ratio, scale_by_sign
 from adamlab.groups import freeze, masked, partition, set_to_zero
 from adamlab.moments import (
+    CountedEmaState,
+    CountedTraceState,
     CountState,
     EmaState,
     MaxRmsState,
@@ -46,6 +48,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AccumulateState",
     "CountState",
+    "CountedEmaState",
+    "CountedTraceState",
     "EmaState",
     "EmptyState",
     "GradientTransformation",

@@ -31,13 +31,19 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
+from adamlab.quantize import INT8
 from adamlab.scaling import ScalarOrSchedule
-from adamlab.stage_builder import moment_stage, require_gradient
-from adamlab.tree import abs_sq, increment, leafwise, upcast
+from adamlab.stage_builder import default_rounding, moment_stage, require_gradient, rounds_stochastically
+from adamlab.tree import abs_sq, check_state_dtype, increment, leafwise, upcast
 
 
 class EmaState(NamedTuple):
     moment: Any  # m, a tree like the params
+
+
+class CountedEmaState(NamedTuple):
+    count: jax.Array  # the step, which keys the stochastic rounding of an 8-bit moment
+    moment: Any
 
 
 class CountState(NamedTuple):
@@ -51,6 +57,11 @@ class RmsState(NamedTuple):
 
 
 class TraceState(NamedTuple):
+    trace: Any
+
+
+class CountedTraceState(NamedTuple):
+    count: jax.Array
     trace: Any
 
 
@@ -78,14 +89,17 @@ def _saturated(v):
     return jax.lax.select(jax.lax.gt(v, big), big, v)
 
 
-def scale_by_ema(decay: float, *, output_decay: float | None = None, state_dtype=None) -> GradientTransformation:
+def scale_by_ema(decay: float, *, output_decay: float | None = None, state_dtype=None,
+                 rounding: str | None = None) -> GradientTransformation:
     """First moment: ``m_t = decay * m_{t-1} + (1 - decay) * u_t``; outputs ``m_t``.
 
     Averages the incoming updates over an effective window of about
     ``1 / (1 - decay)`` steps (see `effective_window`). Starts at zero, so
     early outputs are biased toward 0: follow with `bias_correct(decay)`.
     With `output_decay` (Lion's ``b1``) it outputs ``output_decay * m_{t-1} +
-    (1 - output_decay) * u_t`` instead, while ``m`` keeps `decay`.
+    (1 - output_decay) * u_t`` instead, while ``m`` keeps `decay`. `rounding`
+    of a narrow `state_dtype`: ``"nearest"`` (bfloat16's default) or
+    ``"stochastic"`` (int8's: the state then keeps a step count as its seed).
     """
     _checks.check_decay("decay", decay)
     if output_decay is not None:
@@ -96,7 +110,9 @@ def scale_by_ema(decay: float, *, output_decay: float | None = None, state_dtype
         m = (1 - decay) * u + decay * m
         return (m if output_decay is None else out), m
 
-    return moment_stage("scale_by_ema", EmaState, ema, state_dtype=state_dtype)
+    rounding = default_rounding(state_dtype, rounding)
+    state_type = CountedEmaState if rounds_stochastically(state_dtype, rounding) else EmaState
+    return moment_stage("scale_by_ema", state_type, ema, state_dtype=state_dtype, rounding=rounding)
 
 
 class SlowMomentState(NamedTuple):
@@ -180,6 +196,11 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
     _checks.check_nonnegative("eps_root", eps_root)
     _checks.check_nonnegative("initial_scale", initial_scale)
     zero_guard = not _checks.known_positive(eps)  # only eps = 0 (or a traced eps) can divide 0 by 0
+    if centered and check_state_dtype(state_dtype) == INT8:
+        raise ValueError(
+            "scale_by_rms(centered=True) cannot keep its moments in 8 bits: the variance v - mean**2 is the "
+            "difference of two moments that 8-bit codes hold to a few percent, and it cancels; use "
+            "state_dtype=jnp.bfloat16 (or float32) for centered RMSProp")
 
     def per_step(t):
         bc = bias_correction_term(decay, t) if bias_correction else 1
@@ -267,7 +288,8 @@ def scale_by_atan2_rms(decay: float = 0.999, a: float = 1.27, b: float = 1.0, *,
                         real=("second_moment",))
 
 
-def trace(decay: float, nesterov: bool = False, accumulator_dtype=None, *, state_dtype=None) -> GradientTransformation:
+def trace(decay: float, nesterov: bool = False, accumulator_dtype=None, *, state_dtype=None,
+          rounding: str | None = None) -> GradientTransformation:
     """Heavy-ball momentum: ``t_k = u_k + decay * t_{k-1}``; outputs ``t_k``, or ``u_k + decay * t_k`` with
     `nesterov` (look-ahead).
 
@@ -282,7 +304,9 @@ def trace(decay: float, nesterov: bool = False, accumulator_dtype=None, *, state
         t = u + decay * t
         return (u + decay * t if nesterov else t), t
 
-    return moment_stage("trace", TraceState, momentum, state_dtype=state_dtype)
+    rounding = default_rounding(state_dtype, rounding)
+    state_type = CountedTraceState if rounds_stochastically(state_dtype, rounding) else TraceState
+    return moment_stage("trace", state_type, momentum, state_dtype=state_dtype, rounding=rounding)
 
 
 def _one_dtype(optax_name_value, state_dtype, optax_name: str):
@@ -307,7 +331,22 @@ def half_life(beta: float) -> float:
 
 
 __all__ = [
-    "CountState", "EmaState", "MaxRmsState", "RmsState", "SlowMomentState", "TraceState", "add_slow_moment",
-    "scale_by_atan2_rms", "scale_by_max_rms", "bias_correct", "bias_correction_term", "effective_window",
-    "half_life", "scale_by_ema", "scale_by_rms", "trace",
+    "CountState",
+    "CountedEmaState",
+    "CountedTraceState",
+    "EmaState",
+    "MaxRmsState",
+    "RmsState",
+    "SlowMomentState",
+    "TraceState",
+    "add_slow_moment",
+    "bias_correct",
+    "bias_correction_term",
+    "effective_window",
+    "half_life",
+    "scale_by_atan2_rms",
+    "scale_by_ema",
+    "scale_by_max_rms",
+    "scale_by_rms",
+    "trace",
 ]

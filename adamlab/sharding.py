@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
-from adamlab import _checks
+from adamlab import _checks, quantize
 from adamlab.base import GradientTransformation, stage, stage_info
 from adamlab.flat import Flat, convert_nodes
 from adamlab.groups import Cut
@@ -138,10 +138,12 @@ def state_shardings(
         if isinstance(node, PaddedFlat):
             return jax.tree.map(lambda b: default if _is_placeholder(b) else node.sharding, node)
         # A moment over the params, or over some of them (`adamlab.partition`: the others are `Cut` nodes).
-        if jax.tree.structure(node, is_leaf=_is_cut) == p_def:
-            leaves = jax.tree.leaves(node, is_leaf=_is_cut)
+        # An 8-bit moment's codes have its param's shape and its scales the same leading axes, the last in blocks.
+        if jax.tree.structure(node, is_leaf=_is_moment_leaf) == p_def:
+            leaves = jax.tree.leaves(node, is_leaf=_is_moment_leaf)
             return jax.tree.unflatten(
-                p_def, [x if _is_cut(x) else s if tuple(np.shape(x)) == shape else default
+                p_def, [x if _is_cut(x) else _quantized_sharding(x, s, default) if quantize.is_quantized(x)
+                        else s if tuple(np.shape(x)) == shape else default
                         for x, s, shape in zip(leaves, shardings, p_shapes)])
         children, td = jax.tree.flatten(node, is_leaf=lambda x: x is not node)
         if not jax.tree.leaves(node):  # (), None, EmptyState(): keep the empty node itself
@@ -151,6 +153,15 @@ def state_shardings(
         return jax.tree.unflatten(td, [assign(c) for c in children])
 
     return assign(abstract)
+
+
+def _is_moment_leaf(x) -> bool:
+    return _is_cut(x) or quantize.is_quantized(x)
+
+
+def _quantized_sharding(q, s, default):
+    blocked_like_param = quantize.block_of(q.shape) and len(q.scales.shape) == len(q.shape)
+    return quantize.Quantized(s, s if blocked_like_param else default, q.signed, q.code)
 
 
 def _is_cut(x) -> bool:

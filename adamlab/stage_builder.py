@@ -44,10 +44,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamlab import _checks
+from adamlab import _checks, quantize
 from adamlab.base import GradientTransformation, stage
-from adamlab.numerics import stochastic_round
-from adamlab.tree import check_state_dtype, has_gradient, has_moment, increment, init_moment, store, upcast
+from adamlab.numerics import hash_bits, stochastic_round
+from adamlab.quantize import INT8, is_quantized
+from adamlab.tree import (
+    check_state_dtype,
+    fill,
+    has_gradient,
+    has_moment,
+    increment,
+    init_moment,
+    load,
+    logical,
+    store,
+    upcast,
+)
 
 # Odd constants that spread the stochastic-rounding seeds of steps, moments and leaves apart (see `hash_bits`).
 _STEP_MIX, _MOMENT_MIX, _LEAF_MIX = 0x9E3779B9, 0x5BD1E995, 0x632BE5AB
@@ -95,7 +107,7 @@ def moment_stage(
     if rounding not in ("stochastic", "nearest"):
         raise ValueError(f"rounding must be 'stochastic' or 'nearest', got {rounding!r}")
     state_dtype = check_state_dtype(state_dtype, second_moment=holds_squares)
-    stochastic = rounding == "stochastic" and state_dtype is not None and jnp.finfo(state_dtype).bits < 32
+    stochastic = rounds_stochastically(state_dtype, rounding)
     if stochastic and not counted:
         raise TypeError(f"{name}: stochastic rounding draws its bits from the step: {state_type.__name__} needs a "
                         "`count` field")
@@ -104,7 +116,7 @@ def moment_stage(
         values = {f: init_moment(params, state_dtype, real=f in real) if f in moments else () for f in fields}
         for f, value in (initial or {}).items():
             if not _checks.known_zero(value):
-                values[f] = jax.tree.map(lambda z, value=value: jnp.full_like(z, value) if z.size else z, values[f])
+                values[f] = fill(values[f], value)
         return state_type(**values, **({"count": jnp.zeros((), jnp.int32)} if counted else {}))
 
     def update(updates, state, params=None, *, gradient=None, **extra):
@@ -122,7 +134,7 @@ def moment_stage(
         old_leaves = [treedef.flatten_up_to(m) for m in olds]
         outs, news = [], [[] for _ in olds]
         for i, (u, g) in enumerate(zip(u_leaves, g_leaves)):
-            ms = [m[i] for m in old_leaves]
+            ms = [load(m[i]) for m in old_leaves]
             if not all(has_moment(u, m) for m in ms):
                 result = (u, *ms)
             else:
@@ -148,6 +160,20 @@ def moment_stage(
     return stage(name, init, update, role="moment")
 
 
+def default_rounding(state_dtype, rounding: str | None) -> str:
+    """A first moment's rounding when none is asked for: stochastic for 8-bit codes (rounded to nearest, a slowly
+    moving moment keeps its code: ``tests/test_quantize.py``), to nearest otherwise."""
+    if rounding is not None:
+        return rounding
+    return "stochastic" if check_state_dtype(state_dtype) == INT8 else "nearest"
+
+
+def rounds_stochastically(state_dtype, rounding: str) -> bool:
+    """Whether `rounding` applies: stochastic, into storage narrower than float32 (8-bit codes included)."""
+    dtype = check_state_dtype(state_dtype)
+    return rounding == "stochastic" and dtype is not None and (dtype == INT8 or jnp.finfo(dtype).bits < 32)
+
+
 def require_gradient(name: str, updates, gradient, wrap: str) -> None:
     """The error of a stage that reads the gradient and got none; `wrap` shows the chain it belongs in."""
     # An empty tree (params None) has the gradient None too: nothing is missing then.
@@ -160,12 +186,15 @@ def require_gradient(name: str, updates, gradient, wrap: str) -> None:
 
 
 def _store_stochastic(new, old, seed):
+    if is_quantized(old):
+        return quantize.encode(new, old.signed, old.code, bits=hash_bits(new.shape, seed))
     if not (has_gradient(new) and old.size) or jnp.iscomplexobj(new):
         return store(new, old)
     return stochastic_round(new, old.dtype, seed)
 
 
 def _check_tree(name: str, updates, moment) -> None:
+    moment = logical(moment)
     _checks.check_same_tree(updates, moment, f"{name}: updates", "the params given to init")
     for (path, u), m in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(moment)):
         if not hasattr(u, "dtype"):

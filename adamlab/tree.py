@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamlab import _checks
+from adamlab import _checks, quantize
 
 INT32_MAX = int(np.iinfo(np.int32).max)
 
@@ -65,6 +65,8 @@ def check_state_dtype(state_dtype, *, second_moment: bool = False, name: str = "
     """`state_dtype` as a dtype (or None), refusing what cannot hold a moment (`name` for the message)."""
     if state_dtype is None:
         return None
+    if _is_dtype(state_dtype) and np.dtype(state_dtype) == quantize.INT8:
+        return quantize.INT8  # block-wise 8-bit codes (adamlab.quantize), for any moment
     try:
         dtype = jnp.dtype(state_dtype)
     except TypeError:
@@ -83,6 +85,14 @@ def check_state_dtype(state_dtype, *, second_moment: bool = False, name: str = "
     return dtype
 
 
+def _is_dtype(x) -> bool:
+    try:
+        np.dtype(x)
+    except TypeError:
+        return False
+    return True
+
+
 def init_moment(params, state_dtype=None, *, real: bool = False):
     """Zeros shaped like each float or complex leaf (keeping its sharding), float32 (complex64) unless
     `state_dtype` says otherwise; real for a moment of squares (`real`); a ``(0,)`` placeholder for every other
@@ -92,12 +102,39 @@ def init_moment(params, state_dtype=None, *, real: bool = False):
     def zeros(p):
         if not has_gradient(p):
             return jnp.zeros((0,), jnp.float32)
+        if state_dtype == quantize.INT8:
+            if quantize.quantizable(p):
+                return quantize.zeros(p, signed=not real)
+            return zeros_in(p, None)
+        return zeros_in(p, state_dtype)
+
+    def zeros_in(p, state_dtype):
         dtype = state_dtype or _wide(p.dtype)
         if jnp.issubdtype(p.dtype, jnp.complexfloating):
             dtype = jnp.finfo(dtype).dtype if real else jnp.promote_types(dtype, jnp.complex64)
         return jnp.zeros_like(p, dtype=dtype)
 
     return jax.tree.map(zeros, params)
+
+
+def load(m):
+    """A stored moment as an array: quantized ones decoded to float32, others as they are."""
+    return quantize.decode(m) if quantize.is_quantized(m) else m
+
+
+def logical(moment):
+    """A moment tree with each quantized leaf seen as its codes (the moment's shape), for tree checks."""
+    return jax.tree.map(lambda m: m.codes if quantize.is_quantized(m) else m, moment, is_leaf=quantize.is_quantized)
+
+
+def fill(moment, value):
+    """A moment tree with every non-placeholder leaf set to `value` (quantized leaves encoded)."""
+    def one(m):
+        if quantize.is_quantized(m):
+            return quantize.encode(jnp.full(m.shape, value, jnp.float32), m.signed, m.code)
+        return jnp.full_like(m, value) if m.size else m
+
+    return jax.tree.map(one, moment, is_leaf=quantize.is_quantized)
 
 
 def has_moment(u, m) -> bool:
@@ -120,6 +157,8 @@ def clip_finite(x: jax.Array, dtype) -> jax.Array:
 def store(new, old):
     """A freshly computed moment cast to the storage dtype of `old` (saturating, not overflowing, into a narrower
     one); placeholders stay."""
+    if quantize.is_quantized(old):
+        return quantize.encode(new, old.signed, old.code)
     if not (has_gradient(new) and old.size):
         return old
     return new if new.dtype == old.dtype else clip_finite(new, old.dtype).astype(old.dtype)

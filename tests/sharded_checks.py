@@ -443,6 +443,41 @@ def check_checkpoint():
     return out
 
 
+def check_int8():
+    """8-bit moments on a (data=2, model=4) mesh: codes sharded like their params, scales along the blocks; the
+    step's collectives; the params equal the one-device run."""
+    mesh = auto_mesh((2, 4), ("data", "model"))
+    k = jax.random.split(jax.random.PRNGKey(3), 3)
+    specs = {"fsdp": P("data", None), "tp_wide": P(None, "model"), "both": P("data", "model")}
+    values = {"fsdp": jax.random.normal(k[0], (512, 64)), "tp_wide": jax.random.normal(k[1], (16, 4096)),
+              "both": jax.random.normal(k[2], (256, 2048))}
+    params = jax.device_put(values, jax.tree.map(lambda s: NamedSharding(mesh, s), specs))
+    tx = adamlab.adamw(1e-2, weight_decay=0.1, state_dtype=jnp.int8)
+    state = shd.init(tx, params)
+    q = jax.tree.leaves(state, is_leaf=lambda x: type(x).__name__ == "Quantized")
+    q = [x for x in q if type(x).__name__ == "Quantized"]
+    grads = [grads_like(params, seed) for seed in range(3)]
+
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return adamlab.apply_updates(p, u), s
+
+    compiled = jax.jit(step).lower(params, state, grads[0]).compile()
+    p, s = params, state
+    for g in grads:
+        p, s = compiled(p, s, g)
+    local_p = jax.device_put(values, jax.devices()[0])
+    lp, ls = local_p, tx.init(local_p)
+    for g in grads:
+        lp, ls = jax.jit(step)(lp, ls, jax.device_put(g, jax.devices()[0]))
+    return {"quantized_leaves": len(q),
+            "code_mismatches": moment_mismatches(s, params),
+            "scale_specs": [str(x.scales.sharding.spec) for x in jax.tree.leaves(
+                s, is_leaf=lambda x: type(x).__name__ == "Quantized") if type(x).__name__ == "Quantized"],
+            "collectives": shd.collectives(compiled).counts,
+            "bitwise_vs_one_device": bitwise(p, lp), "max_rel_vs_one_device": max_rel(p, lp)}
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in list(globals().items()) if name.startswith("check_")}
 
 

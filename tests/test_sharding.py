@@ -93,6 +93,16 @@ def test_sharded_steps_equal_the_one_device_run(reports):
         assert results[name]["max_rel_vs_one_device"] <= 1e-6, name
 
 
+def test_int8_moments_follow_their_params(reports):
+    """8-bit moments of FSDP, tensor-parallel and 2-D split leaves: codes sharded like their params, scales along
+    the same axes (blocks run along the last axis, never across a shard of it here), no collectives in the step,
+    and the same bits as the one-device run."""
+    r = _check(reports, "int8")
+    assert r["quantized_leaves"] == 6 and r["code_mismatches"] == [] and r["collectives"] == {}
+    assert r["scale_specs"] == ["P('data', 'model')", "P('data',)", "P(None, 'model')"] * 2
+    assert r["bitwise_vs_one_device"]
+
+
 def test_explicit_axis_mesh(reports):
     r = _check(reports, "explicit_mesh")
     assert r["init_mismatches"] == [] and r["eager_mismatches"] == [] and r["step_mismatches"] == []

@@ -1,0 +1,182 @@
+"""8-bit moments: block-wise quantized storage (``state_dtype=jnp.int8``).
+
+A moment of a large leaf is stored as one 8-bit code per element and one float32 scale per block: the scale is
+the block's largest magnitude (absmax), the code indexes a 256-entry table of values in [-1, 1] (first moments)
+or [0, 1] (second moments), and the moment is ``table[code] * scale`` (Dettmers et al., "8-bit Optimizers via
+Block-wise Quantization", ICLR 2022). A block is a run of the leaf's last axis: `BLOCK` = 256 elements, or the
+largest divisor of the last axis up to 256 when 256 does not divide it (at least `MIN_BLOCK`), so that blocks
+never straddle rows and the codes (the leaf's shape) and scales (its shape with the last axis counted in blocks)
+are sharded like the leaf by the same mesh axes. A leaf whose last axis has no such divisor is read as one row,
+in blocks of 256 with a short last one. 1 byte + 4/256 bytes an element: about 1.02 bytes where float32 takes 4.
+
+The arithmetic never sees the codes: a moment stage decodes to float32, applies its formula and encodes the
+result (`adamlab.moment_stage` does both, for every primitive). Encoding rounds to the nearest table entry
+(deterministic), except that a second moment that is not 0 never rounds to 0: a ``v`` too small for its block
+decodes as the smallest entry times the scale, an overestimate, so ``m / sqrt(v)`` can only shrink, never
+blow up to ``m / eps``.
+
+The tables (`CODES`): "log", values ``2**(-k/8)`` (8 entries an octave, a relative step of 9%, 15.9 octaves
+for a signed code and 31.8 for an unsigned one), and "dynamic", Dettmers' layout (decades 1e-6 ... 1 for a
+signed code, 1e-7 ... 1 unsigned, with more entries in the larger decades). `benchmarks/quantization.py`
+measures both on moments of the demo model; the default is what it found better (see there).
+
+Leaves with fewer than `MIN_SIZE` elements keep float32 moments (biases, norms' scales: little memory,
+much influence), as do complex leaves (no 8-bit complex code) and leaves of integer or bool params.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+BLOCK = 256
+MIN_BLOCK = 32
+MIN_SIZE = 4096
+INT8 = np.dtype(np.int8)
+
+
+@functools.cache
+def _log_table(signed: bool) -> np.ndarray:
+    # 0 and powers 2**(-k/8): 127 and 128 of them (signed: each with both signs) or 255 (unsigned).
+    if signed:
+        pos = 2.0 ** (-np.arange(128) / 8.0)
+        vals = np.concatenate([-pos[:127], [0.0], pos])
+    else:
+        vals = np.concatenate([[0.0], 2.0 ** (-np.arange(255) / 8.0)])
+    return np.sort(vals).astype(np.float32)
+
+
+@functools.cache
+def _dynamic_table(signed: bool) -> np.ndarray:
+    # Dettmers' dynamic map: decade i (10**(i-6) to 10**(i-5), i = 0..6) holds 2**i (signed, each with both signs)
+    # or 2**(i+1) (unsigned) entries, the midpoints of a linear split of [0.1, 1]; then 0 and 1 (and -1).
+    vals = [0.0, 1.0] + ([-1.0] if signed else [])
+    for i in range(7):
+        edges = np.linspace(0.1, 1.0, (2**i if signed else 2 ** (i + 1)) + 1)
+        mids = (edges[:-1] + edges[1:]) / 2 * 10.0 ** (i - 6)
+        vals.extend(mids)
+        if signed:
+            vals.extend(-mids)
+    vals = np.sort(np.asarray(vals))
+    if len(vals) > 256:  # signed: 257 with both +-1; drop the smallest positive entry
+        vals = np.delete(vals, np.searchsorted(vals, 0.0) + 1)
+    return vals.astype(np.float32)
+
+
+CODES = {"log": _log_table, "dynamic": _dynamic_table}
+DEFAULT_CODE = "log"
+
+
+def table(signed: bool, code: str | None = None) -> np.ndarray:
+    """The sorted table of the 256 values a code stands for: in [-1, 1] with 0 and both ends (signed), in [0, 1]
+    with 0 and 1 (unsigned)."""
+    return CODES[code or DEFAULT_CODE](signed)
+
+
+class Quantized:
+    """A moment stored in 8 bits: `codes` (uint8, the moment's shape) and `scales` (float32, one per block).
+
+    A pytree node (children: codes, scales; static: whether signed, and the code), so moments stored this
+    way pass through `jax.jit`, checkpoints and shardings like any state. `shape` is the moment's shape.
+    """
+
+    __slots__ = ("codes", "scales", "signed", "code")
+
+    def __init__(self, codes, scales, signed: bool, code: str):
+        self.codes, self.scales, self.signed, self.code = codes, scales, signed, code
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(np.shape(self.codes))
+
+    @property
+    def size(self) -> int:
+        return int(np.size(self.codes))
+
+    @property
+    def dtype(self):
+        return INT8  # what `state_dtype` asked for; the codes themselves are uint8
+
+    def __repr__(self):
+        kind = "signed" if self.signed else "unsigned"
+        return f"Quantized({kind} {self.code}, codes={self.codes!r}, scales={self.scales!r})"
+
+
+jax.tree_util.register_pytree_node(
+    Quantized, lambda q: ((q.codes, q.scales), (q.signed, q.code)), lambda aux, ch: Quantized(*ch, *aux))
+
+
+def is_quantized(x) -> bool:
+    return isinstance(x, Quantized)
+
+
+def quantizable(p) -> bool:
+    """Whether a moment of param leaf `p` is stored in 8 bits: real floating point with at least MIN_SIZE elements."""
+    return hasattr(p, "dtype") and jnp.issubdtype(p.dtype, jnp.floating) and np.size(p) >= MIN_SIZE
+
+
+@functools.cache
+def block_of(shape: tuple) -> int:
+    """The block length for a leaf of `shape`: 256, else the largest divisor of the last axis up to 256 if it is at
+    least MIN_BLOCK, else 0 (the leaf is read as one row in blocks of 256, the last one short)."""
+    last = shape[-1] if shape else 1
+    return next((b for b in range(BLOCK, MIN_BLOCK - 1, -1) if last % b == 0), 0)
+
+
+def _blocks(x: jax.Array) -> jax.Array:
+    """`x` as (..., blocks, block length): the last axis split, or (for block_of 0) the whole leaf padded."""
+    b = block_of(tuple(x.shape))
+    if b:
+        return x.reshape(*x.shape[:-1], x.shape[-1] // b, b)
+    flat = x.reshape(-1)
+    pad = (-flat.size) % BLOCK
+    return jnp.pad(flat, (0, pad)).reshape(-1, BLOCK) if pad else flat.reshape(-1, BLOCK)
+
+
+def _unblocks(blocks: jax.Array, shape: tuple) -> jax.Array:
+    if block_of(shape):
+        return blocks.reshape(shape)
+    return blocks.reshape(-1)[: int(np.prod(shape))].reshape(shape)
+
+
+def encode(x: jax.Array, signed: bool, code: str | None = None, bits: jax.Array | None = None) -> Quantized:
+    """`x` (float) as codes and per-block absmax scales: the nearest table entry to ``x / absmax``, or, given
+    `bits` (uint32 random bits shaped like `x`), one of the two entries around it at random, the upper with
+    probability ``(x - lo) / (hi - lo)`` (unbiased). For an unsigned code a positive value never becomes 0. NaN and
+    Inf make their block's scale NaN/Inf (the moment decodes as non-finite, as it was)."""
+    code = code or DEFAULT_CODE
+    x = jnp.asarray(x, jnp.float32)
+    blocks = _blocks(x)
+    scales = jnp.max(jnp.abs(blocks), axis=-1)
+    safe = jnp.where(scales > 0, scales, 1.0)
+    normed = blocks / safe[..., None]
+    tab = jnp.asarray(table(signed, code))
+    if bits is None:
+        idx = jnp.searchsorted((tab[1:] + tab[:-1]) / 2, normed).astype(jnp.int32)
+    else:
+        lo = jnp.clip(jnp.searchsorted(tab, normed, side="right").astype(jnp.int32) - 1, 0, 254)
+        t_lo, t_hi = jnp.take(tab, lo), jnp.take(tab, lo + 1)
+        u = (_blocks(bits) >> 8).astype(jnp.float32) * np.float32(2.0**-24)
+        idx = jnp.where(u < (normed - t_lo) / (t_hi - t_lo), lo + 1, lo)
+    if not signed:
+        idx = jnp.where(normed > 0, jnp.maximum(idx, 1), idx)
+    return Quantized(_unblocks(idx.astype(jnp.uint8), tuple(x.shape)), scales.astype(jnp.float32), signed, code)
+
+
+def decode(q: Quantized) -> jax.Array:
+    """The float32 moment: ``table[code] * scale`` of its block."""
+    tab = jnp.asarray(table(q.signed, q.code))
+    vals = _blocks(jnp.take(tab, q.codes.astype(jnp.int32)))
+    return _unblocks(vals * q.scales[..., None], q.shape)
+
+
+def zeros(p, signed: bool, code: str | None = None) -> Quantized:
+    """The quantized zero moment of param leaf `p`, its codes sharded like `p` (made from ``zeros_like(p)``)."""
+    return encode(jnp.zeros_like(p, dtype=jnp.float32), signed, code)
+
+
+__all__ = ["BLOCK", "CODES", "MIN_BLOCK", "MIN_SIZE", "Quantized", "block_of", "decode", "encode", "is_quantized",
+           "quantizable", "table"]
