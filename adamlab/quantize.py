@@ -10,15 +10,19 @@ are sharded like the leaf by the same mesh axes. A leaf whose last axis has no s
 in blocks of 256 with a short last one. 1 byte + 4/256 bytes an element: about 1.02 bytes where float32 takes 4.
 
 The arithmetic never sees the codes: a moment stage decodes to float32, applies its formula and encodes the
-result (`adamlab.moment_stage` does both, for every primitive). Encoding rounds to the nearest table entry
-(deterministic), except that a second moment that is not 0 never rounds to 0: a ``v`` too small for its block
-decodes as the smallest entry times the scale, an overestimate, so ``m / sqrt(v)`` can only shrink, never
-blow up to ``m / eps``.
+result (`adamlab.moment_stage` does both, for every primitive). Encoding rounds stochastically by default,
+between the two table entries around a value and unbiased, with bits keyed by the step count (so runs are
+reproducible): rounded to nearest, a moment that moves by less than half the gap between two entries per step
+keeps its code, and since the block's scale moves with its largest element, a quiet element's ``v`` then rises
+with it instead of decaying (10x too large after 300 steps in ``tests/test_quantize.py``), and Lion's slow
+``m`` stops following the gradient. A second moment that is not 0 never rounds to 0: a ``v`` too small for its
+block decodes as the smallest entry times the scale, an overestimate, so ``m / sqrt(v)`` can only shrink,
+never blow up to ``m / eps``.
 
 The tables (`CODES`): "log", values ``2**(-k/8)`` (8 entries an octave, a relative step of 9%, 15.9 octaves
-for a signed code and 31.8 for an unsigned one), and "dynamic", Dettmers' layout (decades 1e-6 ... 1 for a
-signed code, 1e-7 ... 1 unsigned, with more entries in the larger decades). `benchmarks/quantization.py`
-measures both on moments of the demo model; the default is what it found better (see there).
+for a signed code and 31.8 for an unsigned one), and "dynamic", Dettmers' layout (decades 1e-6 ... 1, more
+entries in the larger ones). `benchmarks/int8_state.py` measures both on the demo model (round trips of its
+moments and the loss curve); "log" is the default, for what it measured there (`benchmarks/RESULTS.md`).
 
 Leaves with fewer than `MIN_SIZE` elements keep float32 moments (biases, norms' scales: little memory,
 much influence), as do complex leaves (no 8-bit complex code) and leaves of integer or bool params.

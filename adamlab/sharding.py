@@ -337,7 +337,9 @@ def _pad(x, length: int, value=0):
 
 
 def _padded_length(size: int, n: int) -> int:
-    return -(-size // n) * n
+    # A buffer large enough for 8-bit moments is padded to whole blocks per device, so no block straddles two.
+    unit = n * quantize.BLOCK if size >= quantize.MIN_SIZE else n
+    return -(-size // unit) * unit
 
 
 def _constrain(x, sharding: NamedSharding):
@@ -370,11 +372,12 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> Gradien
 
     ``update(grads, state, params)`` takes `Flat`\\ s (any sharding; usually
     replicated params and data-parallel gradients), pads each buffer with
-    zeros to a multiple of ``N = mesh.shape[axis]``, constrains it to
+    zeros to a multiple of ``N = mesh.shape[axis]`` (of ``256 N`` from 4096 elements, so that
+    8-bit moments' blocks never straddle two devices), constrains it to
     ``P(axis)`` so that each device computes only its ``1/N`` slice of the
     step, and returns the updates as a `Flat` of the original length. The
-    state is `tx`'s state with `PaddedFlat` moments of length
-    ``ceil(size / N) * N``, each device holding one ``1/N`` slice of each.
+    state is `tx`'s state with `PaddedFlat` moments of that padded length, each device holding one ``1/N``
+    slice of each.
 
     On a mesh whose `axis` is ``Explicit``, the updates come back
     replicated (the gather is then part of the update, not left to the

@@ -14,7 +14,8 @@ tree, without packing: the path an Optax user takes first), ``adam`` / ``optax-a
 and ``adam-l2`` / ``optax-adam-l2`` (adamlab's ``adam(weight_decay=...)`` against Optax's
 ``chain(add_decayed_weights, adam)``), and the Adam family ``amsgrad``, ``nadam``, ``ademamix``, ``lion`` (each
 against ``optax-<name>``), ``adam_atan2``, ``cautious_adamw`` and ``stable_adamw`` (against ``optax``, Optax's
-AdamW: Optax has none of them). Each variant's ``x optax`` is against its Optax counterpart.
+AdamW: Optax has none of them), and ``tree-int8`` / ``flat-int8`` (``adamw(state_dtype=jnp.int8)``, against
+``tree`` / ``flat``: 8-bit moments against float32 ones). Each variant's ``x optax`` is against its counterpart.
 
 ``--isolate`` runs every (shape, variant) in a process of its own, ``--runs`` times in rotating order, and
 reports for each variant the best of its runs' median step times and of its compile times, and both as ratios
@@ -85,10 +86,11 @@ DEFAULTS = {  # backend -> (shapes, scale, max leaves)
 FAMILY = ("amsgrad", "nadam", "ademamix", "lion")
 VARIANTS = ("optax", "pytree", "flat", "tree", "optax-adam", "adam", "optax-adam-l2", "adam-l2",
             *FAMILY, *(f"optax-{n}" for n in FAMILY), "adam_atan2", "cautious_adamw",
-            "stable_adamw")
+            "stable_adamw", "tree-int8", "flat-int8")
 BASELINE = {"adam": "optax-adam", "adam-l2": "optax-adam-l2", "optax-adam": "optax-adam",
             "optax-adam-l2": "optax-adam-l2",
             **{n: f"optax-{n}" for n in FAMILY}, **{f"optax-{n}": f"optax-{n}" for n in FAMILY},
+            "tree-int8": "tree", "flat-int8": "flat",  # 8-bit moments against float32 ones, same path
             }  # every other variant is measured against "optax" (optax.adamw)
 
 
@@ -152,15 +154,16 @@ def build(variant: str, params, grads, args):
             "lion": lambda: adamlab.lion(LR, weight_decay=WD),
             "adam_atan2": lambda: adamlab.adam_atan2(LR, weight_decay=WD),
             "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(LR, weight_decay=WD)),
-            "stable_adamw": lambda: adamlab.stable_adamw(LR, weight_decay=WD)}
+            "stable_adamw": lambda: adamlab.stable_adamw(LR, weight_decay=WD),
+            "tree-int8": lambda: adamlab.adamw(LR, weight_decay=WD, state_dtype=jnp.int8)}
     if variant in ours:
         tx = ours[variant]()
         return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads
-    inner = adamlab.adamw(LR, weight_decay=WD)
+    inner = adamlab.adamw(LR, weight_decay=WD, state_dtype=jnp.int8 if variant == "flat-int8" else None)
     if variant == "pytree":
         tx = flat.packed(inner, solo_above=args.solo_above, bucket_bytes=args.bucket_bytes)
         return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads
-    if variant == "flat":
+    if variant in ("flat", "flat-int8"):
         layout = flat.Layout.of(params, bucket_bytes=args.bucket_bytes)
         fp = layout.flatten(params)
         return update_step(inner), fp, inner.init(fp), layout.flatten(grads)

@@ -470,7 +470,23 @@ def check_int8():
     lp, ls = local_p, tx.init(local_p)
     for g in grads:
         lp, ls = jax.jit(step)(lp, ls, jax.device_put(g, jax.devices()[0]))
-    return {"quantized_leaves": len(q),
+    # ZeRO-1 over a flat layout: buffers padded to whole blocks per device, codes and scales split along `data`.
+    zmesh = auto_mesh((8,), ("data",))
+    ztree = jax.device_put(values, NamedSharding(zmesh, P()))
+    fp = flat.flatten(ztree, group=None)
+    ztx = shd.zero1(tx, zmesh, "data")
+    zstate = shd.init(ztx, fp)
+    zq = [x for x in jax.tree.leaves(zstate, is_leaf=lambda x: type(x).__name__ == "Quantized")
+          if type(x).__name__ == "Quantized"]
+    zstep = jax.jit(lambda p, s, g: (lambda u, s: (adamlab.apply_updates(p, u), s))(*ztx.update(g, s, p)))
+    zp, zs = fp, zstate
+    for g in grads:
+        zp, zs = zstep(zp, zs, fp.layout.flatten(jax.device_put(g, NamedSharding(zmesh, P()))))
+    return {"zero1_quantized": len(zq), "zero1_code_specs": sorted({str(x.codes.sharding.spec) for x in zq}),
+            "zero1_scale_specs": sorted({str(x.scales.sharding.spec) for x in zq}),
+            "zero1_lengths_whole_blocks": all(x.codes.shape[0] % (8 * 256) == 0 for x in zq),
+            "zero1_finite": bool(all(jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(zp))),
+            "quantized_leaves": len(q),
             "code_mismatches": moment_mismatches(s, params),
             "scale_specs": [str(x.scales.sharding.spec) for x in jax.tree.leaves(
                 s, is_leaf=lambda x: type(x).__name__ == "Quantized") if type(x).__name__ == "Quantized"],

@@ -101,6 +101,9 @@ def test_int8_moments_follow_their_params(reports):
     assert r["quantized_leaves"] == 6 and r["code_mismatches"] == [] and r["collectives"] == {}
     assert r["scale_specs"] == ["P('data', 'model')", "P('data',)", "P(None, 'model')"] * 2
     assert r["bitwise_vs_one_device"]
+    # ZeRO-1: the flat buffer padded to whole blocks on each of the 8 devices, codes and scales split with it
+    assert r["zero1_quantized"] == 2 and r["zero1_lengths_whole_blocks"] and r["zero1_finite"]
+    assert r["zero1_code_specs"] == r["zero1_scale_specs"] == ["P('data',)"]
 
 
 def test_explicit_axis_mesh(reports):
