@@ -87,6 +87,13 @@ def _check_against(meta: dict, like: PyTree, source: str) -> None:
     if meta.get("version") != VERSION:
         raise ValueError(f"{source} has checkpoint format version {meta.get('version')}; this adamlab reads {VERSION}")
     want = describe(like)
+    saved_8bit, template_8bit = "Quantized" in meta["structure"], "Quantized" in want["structure"]
+    if saved_8bit != template_8bit:
+        which, other = ("the checkpoint", "the template") if saved_8bit else ("the template", "the checkpoint")
+        raise ValueError(
+            f"{source}: {which} holds 8-bit moments (state_dtype=jnp.int8) and {other} does not: build the template "
+            "with the optimizer's state_dtype, or restore into an 8-bit template and convert the moments "
+            "yourself (adamlab.quantize.decode gives float32)")
     got_leaves, want_leaves = meta["leaves"], want["leaves"]
     for g, w in zip(got_leaves, want_leaves):
         if g["path"] != w["path"]:

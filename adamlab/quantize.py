@@ -1,34 +1,34 @@
 """8-bit moments: block-wise quantized storage (``state_dtype=jnp.int8``).
 
-A moment of a large leaf is stored as one 8-bit code per element and one float32 scale per block: the scale is
-the block's largest magnitude (absmax), the code indexes a 256-entry table of values in [-1, 1] (first moments)
-or [0, 1] (second moments), and the moment is ``table[code] * scale`` (Dettmers et al., "8-bit Optimizers via
-Block-wise Quantization", ICLR 2022). A block is a run of the leaf's last axis: `BLOCK` = 256 elements, or the
-largest divisor of the last axis up to 256 when 256 does not divide it (at least `MIN_BLOCK`), so that blocks
-never straddle rows and the codes (the leaf's shape) and scales (its shape with the last axis counted in blocks)
-are sharded like the leaf by the same mesh axes. A leaf whose last axis has no such divisor is read as one row,
-in blocks of 256 with a short last one. 1 byte + 4/256 bytes an element: about 1.02 bytes where float32 takes 4.
+A moment of a large leaf is stored as one 8-bit code per element and one float32 scale per block: the scale is the
+block's largest magnitude (absmax), the code indexes a table of magnitudes in [0, 1] (128 with a sign bit for first
+moments, 256 for second moments), and the moment is ``magnitude[code] * scale`` (Dettmers et al., "8-bit Optimizers
+via Block-wise Quantization", ICLR 2022). A block is a run of the leaf's last axis: `BLOCK` = 256 elements, or the
+largest divisor of the last axis up to 256 when 256 does not divide it (at least `MIN_BLOCK`), so that blocks never
+straddle rows and the codes (the leaf's shape) and scales (its shape with the last axis counted in blocks) are
+sharded like the leaf by the same mesh axes. A leaf whose last axis has no such divisor is read as one row, in
+blocks of 256 with a short last one. 1 byte + 4/256 bytes an element: about 1.02 bytes where float32 takes 4.
 
-The arithmetic never sees the codes: a moment stage decodes to float32, applies its formula and encodes the
-result (`adamlab.moment_stage` does both, for every primitive). Encoding rounds stochastically by default,
-between the two table entries around a value and unbiased, with bits keyed by the step count (so runs are
-reproducible): rounded to nearest, a moment that moves by less than half the gap between two entries per step
-keeps its code, and since the block's scale moves with its largest element, a quiet element's ``v`` then rises
-with it instead of decaying (10x too large after 300 steps in ``tests/test_quantize.py``), and Lion's slow
-``m`` stops following the gradient. A second moment that is not 0 never rounds to 0: a ``v`` too small for its
-block decodes as the smallest entry times the scale, an overestimate, so ``m / sqrt(v)`` can only shrink,
-never blow up to ``m / eps``.
+The arithmetic never sees the codes: a moment stage decodes to float32, applies its formula and encodes the result
+(`adamlab.moment_stage` does both, for every primitive). Encoding rounds stochastically by default, between the two
+table entries around a value and unbiased, with bits keyed by the step count (so runs are reproducible): rounded to
+nearest, a moment that moves by less than half the gap between two entries per step keeps its code, and since the
+block's scale moves with its largest element, a quiet element's ``v`` then rises with it instead of decaying (10x
+too large after 300 steps in ``tests/test_quantize.py``), and Lion's slow ``m`` stops following the gradient. A
+second moment that is not 0 never rounds to 0: a ``v`` too small for its block decodes as the smallest entry times
+the scale, an overestimate, so ``m / sqrt(v)`` can only shrink, never blow up to ``m / eps``.
 
-The tables (`CODES`): "log", values ``2**(-k/8)`` (8 entries an octave, a relative step of 9%, 15.9 octaves
-for a signed code and 31.8 for an unsigned one), and "dynamic", Dettmers' layout (decades 1e-6 ... 1, more
-entries in the larger ones). `benchmarks/int8_state.py` measures both on the demo model (round trips of its
-moments and the loss curve): over 1000 steps, two seeds, both end within 0.005 nats of float32's validation
-loss; "dynamic" follows the training curve more closely (mean gap 0.0016-0.0021 nats against 0.0022-0.0028)
-and round-trips the median moment 2x more accurately, "log" has the smaller worst case. "dynamic" is the
-default (`benchmarks/RESULTS.md`).
+The tables (`CODES`): "log", magnitudes ``2**(-k/8)`` (8 an octave, a relative step of 9%, 15.9 octaves for a signed
+code and 31.8 for an unsigned one), and "dynamic", Dettmers' layout (decades 1e-7 ... 1, more entries in the larger
+ones). Encoding finds an element's two neighbouring magnitudes with a lookup on the top 16 bits of its float32 value
+and one comparison, not a search. `benchmarks/int8_state.py` measures both on the demo model (round trips of its
+moments and the loss curve): over 1000 steps, two seeds, both end within 0.005 nats of float32's validation loss;
+"dynamic" follows the training curve more closely (mean gap 0.0016-0.0021 nats against 0.0022-0.0028) and round-
+trips the median moment 2x more accurately, "log" has the smaller worst case. "dynamic" is the default
+(`benchmarks/RESULTS.md`).
 
-Leaves with fewer than `MIN_SIZE` elements keep float32 moments (biases, norms' scales: little memory,
-much influence), as do complex leaves (no 8-bit complex code) and leaves of integer or bool params.
+Leaves with fewer than `MIN_SIZE` elements keep float32 moments (biases, norms' scales: little memory, much
+influence), as do complex leaves (no 8-bit complex code) and leaves of integer or bool params.
 """
 
 from __future__ import annotations
@@ -46,41 +46,57 @@ INT8 = np.dtype(np.int8)
 
 
 @functools.cache
-def _log_table(signed: bool) -> np.ndarray:
-    # 0 and powers 2**(-k/8): 127 and 128 of them (signed: each with both signs) or 255 (unsigned).
-    if signed:
-        pos = 2.0 ** (-np.arange(128) / 8.0)
-        vals = np.concatenate([-pos[:127], [0.0], pos])
-    else:
-        vals = np.concatenate([[0.0], 2.0 ** (-np.arange(255) / 8.0)])
-    return np.sort(vals).astype(np.float32)
+def _log_magnitudes(n: int) -> np.ndarray:
+    # 0 and the powers 2**(-k/8), k = 0 .. n-2: 8 an octave.
+    return np.sort(np.concatenate([[0.0], 2.0 ** (-np.arange(n - 1) / 8.0)])).astype(np.float32)
 
 
 @functools.cache
-def _dynamic_table(signed: bool) -> np.ndarray:
-    # Dettmers' dynamic map: decade i (10**(i-6) to 10**(i-5), i = 0..6) holds 2**i (signed, each with both signs)
-    # or 2**(i+1) (unsigned) entries, the midpoints of a linear split of [0.1, 1]; then 0 and 1 (and -1).
-    vals = [0.0, 1.0] + ([-1.0] if signed else [])
+def _dynamic_magnitudes(n: int) -> np.ndarray:
+    # Dettmers' dynamic map: decade i (10**(i-7) to 10**(i-6), i = 0..6) holds 2**i entries (128-entry table) or
+    # 2**(i+1) (256), the midpoints of a linear split of [0.1, 1] times 10**(i-6); then 0 and 1. For 128 entries the
+    # smallest midpoint (5.5e-7) gives way to 1.
+    vals = [0.0, 1.0]
     for i in range(7):
-        edges = np.linspace(0.1, 1.0, (2**i if signed else 2 ** (i + 1)) + 1)
-        mids = (edges[:-1] + edges[1:]) / 2 * 10.0 ** (i - 6)
-        vals.extend(mids)
-        if signed:
-            vals.extend(-mids)
+        edges = np.linspace(0.1, 1.0, (2**i if n == 128 else 2 ** (i + 1)) + 1)
+        vals.extend((edges[:-1] + edges[1:]) / 2 * 10.0 ** (i - 6))
     vals = np.sort(np.asarray(vals))
-    if len(vals) > 256:  # signed: 257 with both +-1; drop the smallest positive entry
-        vals = np.delete(vals, np.searchsorted(vals, 0.0) + 1)
+    if len(vals) > n:
+        vals = np.delete(vals, 1)
     return vals.astype(np.float32)
 
 
-CODES = {"log": _log_table, "dynamic": _dynamic_table}
+CODES = {"log": _log_magnitudes, "dynamic": _dynamic_magnitudes}
 DEFAULT_CODE = "dynamic"
 
 
+def magnitudes(signed: bool, code: str | None = None) -> np.ndarray:
+    """The sorted magnitudes a code stands for, from 0 to 1: 128 for a signed code (its 8th bit is the sign), 256
+    for an unsigned one."""
+    return CODES[code or DEFAULT_CODE](128 if signed else 256)
+
+
 def table(signed: bool, code: str | None = None) -> np.ndarray:
-    """The sorted table of the 256 values a code stands for: in [-1, 1] with 0 and both ends (signed), in [0, 1]
-    with 0 and 1 (unsigned)."""
-    return CODES[code or DEFAULT_CODE](signed)
+    """Every value a code stands for, sorted: ``-m ... 0 ... m`` over the magnitudes `m` (255 distinct values,
+    signed) or the 256 magnitudes (unsigned)."""
+    mags = magnitudes(signed, code)
+    return np.concatenate([-mags[:0:-1], mags]) if signed else mags
+
+
+@functools.cache
+def _bucket_index(signed: bool, code: str) -> np.ndarray:
+    """For every float32 in [0, 1], bucketed by its top 16 bits: the largest magnitude index whose value is at most
+    the bucket's smallest float. No bucket holds more than one magnitude (checked here), so one comparison with the
+    next magnitude finds an element's lower neighbour exactly, where a binary search over the table costs ~10x."""
+    mags = magnitudes(signed, code)
+    starts = (np.arange(_ONE_BUCKET + 1, dtype=np.uint32) << 16).view(np.float32)
+    lower = np.clip(np.searchsorted(mags, starts, side="right") - 1, 0, len(mags) - 2).astype(np.int32)
+    inside = np.bincount(np.searchsorted(starts, mags[1:], side="right"), minlength=len(starts) + 1)
+    assert inside.max() <= 1, "a magnitude table finer than the float32 buckets"
+    return lower
+
+
+_ONE_BUCKET = int(np.float32(1.0).view(np.uint32) >> 16)  # 1.0's bucket: normalized magnitudes never exceed it
 
 
 class Quantized:
@@ -150,34 +166,45 @@ def _unblocks(blocks: jax.Array, shape: tuple) -> jax.Array:
 
 
 def encode(x: jax.Array, signed: bool, code: str | None = None, bits: jax.Array | None = None) -> Quantized:
-    """`x` (float) as codes and per-block absmax scales: the nearest table entry to ``x / absmax``, or, given
-    `bits` (uint32 random bits shaped like `x`), one of the two entries around it at random, the upper with
-    probability ``(x - lo) / (hi - lo)`` (unbiased). For an unsigned code a positive value never becomes 0. NaN and
-    Inf make their block's scale NaN/Inf (the moment decodes as non-finite, as it was)."""
+    """`x` (float) as codes and per-block absmax scales: the nearest magnitude to ``|x| / absmax`` (and the sign in
+    the 8th bit, signed), or, given `bits` (uint32 random bits shaped like `x`), one of the two magnitudes around it
+    at random, the upper with probability ``(|x| - lo) / (hi - lo)`` (unbiased). For an unsigned code a positive
+    value never becomes 0. NaN and Inf make their block's scale NaN/Inf (the moment decodes as non-finite, as it
+    was)."""
     code = code or DEFAULT_CODE
     x = jnp.asarray(x, jnp.float32)
     blocks = _blocks(x)
     scales = jnp.max(jnp.abs(blocks), axis=-1)
     safe = jnp.where(scales > 0, scales, 1.0)
     normed = blocks / safe[..., None]
-    tab = jnp.asarray(table(signed, code))
+    a = jnp.abs(normed)
+    mags = jnp.asarray(magnitudes(signed, code))
+    top = mags.shape[0] - 1
+    bucket = jnp.minimum(jax.lax.bitcast_convert_type(a, jnp.uint32) >> 16, _ONE_BUCKET).astype(jnp.int32)
+    lo = jnp.take(jnp.asarray(_bucket_index(signed, code)), bucket)
+    lo = lo + (jnp.take(mags, lo + 1) <= a)  # the bucket's one magnitude, if it holds one below |x|
+    hi = jnp.minimum(lo + 1, top)
+    m_lo, m_hi = jnp.take(mags, lo), jnp.take(mags, hi)
     if bits is None:
-        idx = jnp.searchsorted((tab[1:] + tab[:-1]) / 2, normed).astype(jnp.int32)
+        idx = jnp.where(m_hi - a < a - m_lo, hi, lo)
     else:
-        lo = jnp.clip(jnp.searchsorted(tab, normed, side="right").astype(jnp.int32) - 1, 0, 254)
-        t_lo, t_hi = jnp.take(tab, lo), jnp.take(tab, lo + 1)
         u = (_blocks(bits) >> 8).astype(jnp.float32) * np.float32(2.0**-24)
-        idx = jnp.where(u < (normed - t_lo) / (t_hi - t_lo), lo + 1, lo)
-    if not signed:
-        idx = jnp.where(normed > 0, jnp.maximum(idx, 1), idx)
+        idx = jnp.where(u * (m_hi - m_lo) < a - m_lo, hi, lo)
+    if signed:
+        idx = jnp.where(normed < 0, idx | 0x80, idx)
+    else:
+        idx = jnp.where(a > 0, jnp.maximum(idx, 1), idx)
     return Quantized(_unblocks(idx.astype(jnp.uint8), tuple(x.shape)), scales.astype(jnp.float32), signed, code)
 
 
 def decode(q: Quantized) -> jax.Array:
-    """The float32 moment: ``table[code] * scale`` of its block."""
-    tab = jnp.asarray(table(q.signed, q.code))
-    vals = _blocks(jnp.take(tab, q.codes.astype(jnp.int32)))
-    return _unblocks(vals * q.scales[..., None], q.shape)
+    """The float32 moment: ``magnitude[code] * scale`` of its block, negated where the sign bit is set (signed)."""
+    mags = jnp.asarray(magnitudes(q.signed, q.code))
+    codes = q.codes.astype(jnp.int32)
+    vals = jnp.take(mags, codes & 0x7F if q.signed else codes)
+    if q.signed:
+        vals = jnp.where(codes >= 0x80, -vals, vals)
+    return _unblocks(_blocks(vals) * q.scales[..., None], q.shape)
 
 
 def zeros(p, signed: bool, code: str | None = None) -> Quantized:
@@ -186,4 +213,4 @@ def zeros(p, signed: bool, code: str | None = None) -> Quantized:
 
 
 __all__ = ["BLOCK", "CODES", "MIN_BLOCK", "MIN_SIZE", "Quantized", "block_of", "decode", "encode", "is_quantized",
-           "quantizable", "table"]
+           "magnitudes", "quantizable", "table"]

@@ -108,12 +108,24 @@ def test_cold_second_moments_decay_only_with_stochastic_rounding():
     assert results["stochastic"] == pytest.approx(expected, rel=0.02)
 
 
-def test_tables_are_sorted_256_entries_with_zero_and_one():
+def test_tables_are_sorted_with_zero_and_one_and_fit_the_bucket_lookup():
+    """Magnitudes from 0 to 1: 128 for signed codes (the 8th bit is the sign: 255 distinct values, -1 to 1), 256
+    for unsigned ones; the bucket lookup that encodes them finds the nearest magnitude exactly (brute force here)."""
+    rng = np.random.default_rng(3)
     for code in quantize.CODES:
         for signed in (True, False):
+            m = quantize.magnitudes(signed, code)
+            assert m.shape == ((128,) if signed else (256,)) and np.all(np.diff(m) > 0) and m[0] == 0 and m[-1] == 1
             t = quantize.table(signed, code)
-            assert t.shape == (256,) and np.all(np.diff(t) > 0) and 0.0 in t and t[-1] == 1.0
-            assert (t[0] == -1.0) if signed else (t[0] == 0.0)
+            assert t.shape == ((255,) if signed else (256,)) and t[0] == (-1.0 if signed else 0.0)
+            x = (10.0 ** rng.uniform(-8, 0, (16, BLOCK))).astype(np.float32)
+            x[:, 0] = 1.0
+            x = x * (rng.choice([-1.0, 1.0], x.shape).astype(np.float32) if signed else 1.0)
+            got = round_trip(x, signed, code)
+            nearest = t[np.argmin(np.abs(x[..., None] - t), axis=-1)]
+            if not signed:
+                nearest = np.where(nearest == 0, t[1], nearest)  # a positive v never rounds to 0
+            np.testing.assert_array_equal(got, nearest)
 
 
 # ---------------------------------------------------------------------------------------------- in the optimizers
@@ -257,8 +269,11 @@ def test_checkpoint_round_trips_codes_and_scales_and_refuses_a_float32_template(
     restored = checkpoint.load_npz(path, state)
     testing.assert_bitwise_equal(restored, state)
     assert isinstance(restored[0].moment["w"], Quantized)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"the checkpoint holds 8-bit moments \(state_dtype=jnp.int8\)"):
         checkpoint.load_npz(path, adamlab.adamw(1e-3).init(params))
+    float_path = checkpoint.save_npz(tmp_path / "f.npz", adamlab.adamw(1e-3).init(params))
+    with pytest.raises(ValueError, match="the template holds 8-bit moments"):
+        checkpoint.load_npz(float_path, state)
 
 
 def test_flat_layout_quantizes_each_bucket():
