@@ -384,8 +384,18 @@ def leaf_totals(tree: Any) -> tuple[Any, Any]:
 
 
 def state_to_tree(state: Any) -> Any:
-    """Replaces every `Flat` inside `state` (moments, EMAs of params) by its tree: the pytree path's state."""
-    return jax.tree.map(lambda x: x.unflatten() if isinstance(x, Flat) else x, state, is_leaf=_is_flat)
+    """Replaces every `Flat` inside `state` (moments, EMAs of params) by its tree: the pytree path's state.
+
+    8-bit moments come back decoded, in float32: a packed bucket is quantized as one tensor, so its blocks (and
+    their scales) span leaves and cannot be cut into per-leaf codes.
+    """
+    from adamlab import quantize
+
+    def tree_of(x: Flat):
+        buckets = [quantize.decode(b) if quantize.is_quantized(b) else b for b in x.buckets]
+        return x.layout.unflatten(buckets)
+
+    return jax.tree.map(lambda x: tree_of(x) if isinstance(x, Flat) else x, state, is_leaf=_is_flat)
 
 
 def convert_nodes(state: Any, like: Any, node_type: type, convert: Callable[[Any, Any], Any], what: str) -> Any:

@@ -295,6 +295,12 @@ def test_flat_layout_quantizes_each_bucket():
             p = adamlab.apply_updates(p, u)
         if dtype is not None:
             assert isinstance(s[0].moment.buckets[0], Quantized)
+            as_tree = flat.state_to_tree(s)  # decoded: the blocks of a packed bucket span leaves
+            assert as_tree[0].moment["w"].dtype == jnp.float32 and as_tree[0].moment["w"].shape == (64, 128)
+            slot = next(sl for sl in fp.layout.slots if "v" in sl.path)
+            np.testing.assert_array_equal(
+                as_tree[2].second_moment["v"],
+                quantize.decode(s[2].second_moment.buckets[0])[slot.offset:slot.offset + slot.size])
         finals[name] = float(loss(p.unflatten()))
     assert finals["f32"] < 0.2 * float(loss(params))
     assert finals["int8"] <= 1.1 * finals["f32"] + 1e-3 * float(loss(params))
