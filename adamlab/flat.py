@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamlab import _checks
+from adamlab import _checks, quantize
 from adamlab.base import GradientTransformation, stage, stage_info
 from adamlab.decay import resolve_mask, weight_decay_mask
 
@@ -389,7 +389,6 @@ def state_to_tree(state: Any) -> Any:
     8-bit moments come back decoded, in float32: a packed bucket is quantized as one tensor, so its blocks (and
     their scales) span leaves and cannot be cut into per-leaf codes.
     """
-    from adamlab import quantize
 
     def tree_of(x: Flat):
         buckets = [quantize.decode(b) if quantize.is_quantized(b) else b for b in x.buckets]

@@ -33,7 +33,7 @@ from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
 from adamlab.quantize import INT8
 from adamlab.scaling import ScalarOrSchedule
-from adamlab.stage_builder import default_rounding, moment_stage, require_gradient, rounds_stochastically
+from adamlab.stage_builder import countless_storage, moment_stage, require_gradient
 from adamlab.tree import abs_sq, check_state_dtype, increment, leafwise, upcast
 
 
@@ -110,8 +110,7 @@ def scale_by_ema(decay: float, *, output_decay: float | None = None, state_dtype
         m = (1 - decay) * u + decay * m
         return (m if output_decay is None else out), m
 
-    rounding = default_rounding(state_dtype, rounding)
-    state_type = CountedEmaState if rounds_stochastically(state_dtype, rounding) else EmaState
+    rounding, state_type = countless_storage(state_dtype, rounding, EmaState, CountedEmaState)
     return moment_stage("scale_by_ema", state_type, ema, state_dtype=state_dtype, rounding=rounding)
 
 
@@ -304,8 +303,7 @@ def trace(decay: float, nesterov: bool = False, accumulator_dtype=None, *, state
         t = u + decay * t
         return (u + decay * t if nesterov else t), t
 
-    rounding = default_rounding(state_dtype, rounding)
-    state_type = CountedTraceState if rounds_stochastically(state_dtype, rounding) else TraceState
+    rounding, state_type = countless_storage(state_dtype, rounding, TraceState, CountedTraceState)
     return moment_stage("trace", state_type, momentum, state_dtype=state_dtype, rounding=rounding)
 
 

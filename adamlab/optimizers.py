@@ -78,6 +78,14 @@ def _adam_direction(b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov, saturat
     )
 
 
+def _optional_decay(add_decay, weight_decay, mask) -> GradientTransformation:
+    """`add_decay(weight_decay, mask)`, or no stage for a weight decay of None or a known 0 (decided in Python, so
+    ``optax.inject_hyperparams``, whose arrays may hold anything, keeps the stage)."""
+    if weight_decay is None or _checks.known_zero(weight_decay):
+        return identity()
+    return add_decay(weight_decay, mask)
+
+
 def _moment_dtypes(mu_dtype, nu_dtype, state_dtype) -> tuple:
     """Optax's `mu_dtype` sets the first moment's dtype; `nu_dtype` the second's; `state_dtype` both."""
     return (state_dtype if mu_dtype is None else mu_dtype), (state_dtype if nu_dtype is None else nu_dtype)
@@ -106,13 +114,9 @@ def adam(
     so that ``optax.inject_hyperparams(adam)``, which turns every number into
     an array, leaves no decay stage in the state.
     """
-    if weight_decay is None or _checks.known_zero(weight_decay):
-        decay = identity()
-    else:
-        _checks.check_nonnegative("weight_decay", weight_decay)
-        decay = add_coupled_weight_decay(weight_decay, mask)
     mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
-    return chain(decay, *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
+    return chain(_optional_decay(add_coupled_weight_decay, weight_decay, mask),
+                 *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
                  scale_by_learning_rate(learning_rate))
 
 

@@ -160,8 +160,8 @@ def _is_moment_leaf(x) -> bool:
 
 
 def _quantized_sharding(q, s, default):
-    blocked_like_param = quantize.block_of(q.shape) and len(q.scales.shape) == len(q.shape)
-    return quantize.Quantized(s, s if blocked_like_param else default, q.signed, q.code)
+    # Blocks along the last axis: the scales have the param's axes (the last counted in blocks), so its sharding.
+    return quantize.Quantized(s, s if quantize.block_of(q.shape) else default, q.signed, q.code)
 
 
 def _is_cut(x) -> bool:

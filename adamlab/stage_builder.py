@@ -160,12 +160,14 @@ def moment_stage(
     return stage(name, init, update, role="moment")
 
 
-def default_rounding(state_dtype, rounding: str | None) -> str:
-    """A first moment's rounding when none is asked for: stochastic for 8-bit codes (rounded to nearest, a slowly
-    moving moment keeps its code: ``tests/test_quantize.py``), to nearest otherwise."""
-    if rounding is not None:
-        return rounding
-    return "stochastic" if check_state_dtype(state_dtype) == INT8 else "nearest"
+def countless_storage(state_dtype, rounding: str | None, plain: type, counted: type) -> tuple[str, type]:
+    """The rounding and state type of a moment whose formula needs no step count: `rounding`, or by default
+    stochastic for 8-bit codes (rounded to nearest, a slowly moving moment keeps its code:
+    ``tests/test_quantize.py``) and nearest otherwise; `counted` (a `plain` with a ``count`` field, the seed of
+    the rounding) when that rounding is stochastic, else `plain`."""
+    if rounding is None:
+        rounding = "stochastic" if check_state_dtype(state_dtype) == INT8 else "nearest"
+    return rounding, counted if rounds_stochastically(state_dtype, rounding) else plain
 
 
 def rounds_stochastically(state_dtype, rounding: str) -> bool:

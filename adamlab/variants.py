@@ -18,7 +18,6 @@ paper's::
 
 from __future__ import annotations
 
-from adamlab import _checks
 from adamlab.base import GradientTransformation, chain, identity, stage_info
 from adamlab.decay import Mask, add_decoupled_weight_decay
 from adamlab.directions import cautious_mask, clip_by_rms_ratio, scale_by_sign
@@ -30,14 +29,8 @@ from adamlab.moments import (
     scale_by_max_rms,
     scale_by_rms,
 )
-from adamlab.optimizers import _moment_dtypes, adam, adamw
+from adamlab.optimizers import _moment_dtypes, _optional_decay, adam, adamw
 from adamlab.scaling import ScalarOrSchedule, scale_by_learning_rate
-
-
-def _decay(weight_decay, mask) -> GradientTransformation:
-    if weight_decay is None or _checks.known_zero(weight_decay):
-        return identity()
-    return add_decoupled_weight_decay(weight_decay, mask)
 
 
 def amsgrad(
@@ -110,7 +103,7 @@ def ademamix(
         bias_correct(b1),
         add_slow_moment(b3, alpha, state_dtype=mu),
         scale_by_rms(b2, eps, bias_correction=True, eps_root=eps_root, state_dtype=nu),
-        _decay(weight_decay, mask),
+        _optional_decay(add_decoupled_weight_decay, weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -128,9 +121,9 @@ def lion(
     """Lion (Chen et al., 2023): ``p <- p - lr * (sign(b1 * m + (1 - b1) * g) + wd * p)``, then
     ``m <- b2 * m + (1 - b2) * g``."""
     return chain(
-        scale_by_ema(b2, output_decay=b1, state_dtype=state_dtype if mu_dtype is None else mu_dtype),
+        scale_by_ema(b2, output_decay=b1, state_dtype=_moment_dtypes(mu_dtype, None, state_dtype)[0]),
         scale_by_sign(),
-        _decay(weight_decay, mask),
+        _optional_decay(add_decoupled_weight_decay, weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -155,7 +148,7 @@ def adam_atan2(
         scale_by_ema(b1, state_dtype=mu),
         bias_correct(b1),
         scale_by_atan2_rms(b2, a, b, state_dtype=nu),
-        _decay(weight_decay, mask),
+        _optional_decay(add_decoupled_weight_decay, weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -180,8 +173,8 @@ def stable_adamw(
     return chain(
         scale_by_ema(b1, state_dtype=mu),
         bias_correct(b1),
-        clip_by_rms_ratio(
-            chain(scale_by_rms(b2, eps, bias_correction=True, state_dtype=nu), _decay(weight_decay, mask)), b2, eps),
+        clip_by_rms_ratio(chain(scale_by_rms(b2, eps, bias_correction=True, state_dtype=nu),
+                                _optional_decay(add_decoupled_weight_decay, weight_decay, mask)), b2, eps),
         scale_by_learning_rate(learning_rate),
     )
 

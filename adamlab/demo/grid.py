@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import adamlab
+from adamlab.demo import train
 
 
 class GridConfig(NamedTuple):
@@ -150,12 +151,12 @@ def train_grid(name: str, lrs, wds, cfg: GridConfig, data: dict, progress: bool 
     opt = OPTIMIZERS[name]
     lr_grid, wd_grid = np.meshgrid(np.asarray(lrs, np.float32), np.asarray(wds, np.float32), indexing="ij")
     lr_v, wd_v = jnp.asarray(lr_grid.ravel()), jnp.asarray(wd_grid.ravel())
-    chunk = math.gcd(cfg.steps, 50) if cfg.steps % 50 else 50
+    chunk = math.gcd(cfg.steps, 50)  # steps per compiled call: the progress bar moves between calls
     init, steps, evaluate = _trainer(opt, cfg, data, chunk)
     p0 = init_params(cfg)
     params = jax.tree.map(lambda p: jnp.broadcast_to(p, (lr_v.size, *p.shape)), p0)
     state = init(lr_v, wd_v, p0)
-    bar = _bar(cfg.steps, f"{name} ({lr_v.size} cells)", progress)
+    bar = train._Progress(cfg.steps, f"{name} ({lr_v.size} cells)", progress)
     started = time.perf_counter()
     for start in range(0, cfg.steps, chunk):
         params, state = steps(lr_v, wd_v, params, state, start)
@@ -187,24 +188,6 @@ def summarize(val_loss: np.ndarray, lrs, wds, margin: float) -> dict[str, Any]:
 
 def _listify(a: np.ndarray) -> list:
     return [[None if not np.isfinite(v) else float(v) for v in row] for row in a]
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _bar(total: int, desc: str, progress: bool):
-    if not progress:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=desc, unit="step", leave=True)
 
 
 def count_params(cfg: GridConfig) -> int:
