@@ -362,11 +362,11 @@ def test_errors_name_the_problem():
         flat.state_from_tree({"x": 1}, adamlab.adamw(1e-3).init(fp))
 
 
-def test_readme_flat_example_trains_and_round_trips():
-    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "flat.flatten(" in b)
+def test_guide_flat_example_trains_and_round_trips():
+    guide = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "guides" / "flat_layout.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", guide, re.S) if "flat.flatten(" in b)
     scope = {}
-    exec(compile(block, "README.md", "exec"), scope)
+    exec(compile(block, "flat_layout.md", "exec"), scope)
     assert repr(scope["fp"]) == "Flat(float32[32], float32[160])"
     assert float(scope["value"]) < 0.01
     assert jax.tree.structure(scope["params"]) == jax.tree.structure(scope["tree_state"][0].moment)

@@ -4,7 +4,7 @@ Every optimizer, on float32, bfloat16 and float16 params (one mixed tree), must 
 on zero, tiny and huge-but-finite gradients; state dtypes and shapes must not change between init and update;
 `skip_nonfinite` must leave params and every moment bit-identical on a poisoned step; runs must be
 bit-reproducible. The Optax tests assert Optax's behaviour as observed with optax 0.2.8 on CPU: should a later
-Optax fix one, its test fails and the README's list of differences needs updating.
+Optax fix one, its test fails and the list of differences in docs/guides/numerics.md needs updating.
 """
 
 import jax
@@ -369,7 +369,7 @@ def test_float16_zero_gradient():
     params = {"w": jnp.ones(3, F16)}
     zero = {"w": jnp.zeros(3, F16)}
     u, _ = optax.adam(LR).update(zero, optax.adam(LR).init(params), params)
-    assert bool(jnp.all(jnp.isnan(u["w"]))), "Optax no longer returns NaN here: update the README"
+    assert bool(jnp.all(jnp.isnan(u["w"]))), "Optax no longer returns NaN here: update docs/guides/numerics.md"
     u, _ = adamlab.adam(LR).update(zero, adamlab.adam(LR).init(params), params)
     assert u["w"].dtype == F16 and float(jnp.max(jnp.abs(u["w"]))) == 0.0
 

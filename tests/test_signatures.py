@@ -1,7 +1,7 @@
 """Optax's signatures: every positional and keyword argument of Optax 0.2.8's aliases, in its order, with its
 defaults and meanings; adamlab's additions keyword-only.
 
-The differences on purpose are listed in DIFFERENT and in the README's "Coming from Optax" table.
+The differences on purpose are listed in DIFFERENT and in the table in docs/guides/from_optax.md.
 """
 
 import inspect
@@ -30,7 +30,7 @@ PAIRS = {
     "ademamix": (adamlab.ademamix, optax.contrib.ademamix),
     "lion": (adamlab.lion, optax.lion),
 }
-# (function, parameter) -> (adamlab's default, Optax's default): README, "Coming from Optax".
+# (function, parameter) -> (adamlab's default, Optax's default): docs/guides/from_optax.md.
 DIFFERENT = {
     ("adam", "learning_rate"): (1e-3, inspect.Parameter.empty),
     ("adamw", "learning_rate"): (1e-3, inspect.Parameter.empty),
@@ -90,7 +90,7 @@ def test_moment_dtypes_map_onto_state_dtypes():
     with pytest.raises(ValueError, match="accumulator_dtype=.*and state_dtype=.*disagree"):
         adamlab.trace(0.9, accumulator_dtype=jnp.bfloat16, state_dtype=jnp.float32)
     # A bfloat16 moment is storage only: adamlab computes b1 * m in float32, Optax in bfloat16 (its weakly typed
-    # b1 keeps m's dtype), so adamlab stays closer to the float32 run (README: differences from Optax).
+    # b1 keeps m's dtype), so adamlab stays closer to the float32 run (docs/guides/numerics.md: differences from Optax).
     for make_ours, make_theirs, make_full in (
         (lambda dt: adamlab.adam(1e-3, mu_dtype=dt), lambda dt: optax.adam(1e-3, mu_dtype=dt), adamlab.adam(1e-3)),
         (lambda dt: adamlab.sgd(1e-2, 0.9, accumulator_dtype=dt), lambda dt: optax.sgd(1e-2, 0.9, accumulator_dtype=dt),

@@ -1,7 +1,7 @@
 """Weight decay done as the paper does it, and stated as an EMA timescale.
 
 - `adamw(alpha, weight_decay=wd, schedule=eta)` is Loshchilov & Hutter's Algorithm 2,
-  ``p <- p - eta_t * (alpha * adam + wd * p)``: held to a float64 reference, to its README chain bit for bit, and
+  ``p <- p - eta_t * (alpha * adam + wd * p)``: held to a float64 reference, to its chain in docs/guides/getting_started.md bit for bit, and
   to Optax's equivalent chain; sweeping `alpha` leaves the decay per step alone, where Optax's form moves it.
 - `decay_timescale` / `weight_decay_for_timescale`: ``tau = 1 / (lr * wd)`` steps, the window of the EMA that
   decoupled decay makes of the weights.
@@ -27,7 +27,7 @@ def no_decay_on_biases(params):
 
 
 def paper_chain(alpha, wd, eta, mask=None, b1=0.9, b2=0.999, eps=1e-8):
-    """The README's chain for the paper's AdamW, written out."""
+    """The chain for the paper's AdamW (docs/guides/getting_started.md), written out."""
     return adamlab.chain(
         adamlab.scale_by_ema(b1), adamlab.bias_correct(b1),
         adamlab.scale_by_rms(b2, eps, bias_correction=True),   # m_hat / (sqrt(v_hat) + eps)

@@ -123,7 +123,7 @@ def _first_moment(name, state):
 
 SGD_BF16_XFAIL = pytest.mark.xfail(
     strict=True,
-    reason="intended difference (README, Numerics, 'Where adamlab differs from Optax': moments float32 for "
+    reason="intended difference (docs/guides/numerics.md, 'Where adamlab differs from Optax': moments float32 for "
     "bfloat16 params, SGD's momentum included): bfloat16 params, sgd momentum, no accumulator_dtype: adamlab's trace "
     "is float32, Optax's bfloat16",
 )
@@ -144,7 +144,7 @@ def _explicit_dtype_cases():
 def test_explicit_dtype(params_dtype, state_dtype, opt_name):
     """From optax/_src/alias_test.py::AliasTest.test_explicit_dtype.
 
-    Difference on purpose (README "Coming from Optax", table, row "`mu_dtype` / `accumulator_dtype` for complex
+    Difference on purpose (docs/guides/from_optax.md, table, row "`mu_dtype` / `accumulator_dtype` for complex
     params or a complex one"): the dtype sets the precision, complex or real follows the params. Optax stores a
     complex param's moment in a real `mu_dtype` (dropping its imaginary part: see
     `test_real_state_dtype_keeps_the_imaginary_part`) and a real param's in a complex one.
@@ -168,7 +168,7 @@ def test_explicit_dtype(params_dtype, state_dtype, opt_name):
         else:
             expected = precision
     if params_dtype == jnp.bfloat16 and state_dtype is None and opt_name != "sgd_mom":
-        # Difference on purpose: README "Where adamlab differs from Optax 0.2.8" (row "bfloat16 params, Adam"):
+        # Difference on purpose: docs/guides/numerics.md, "Where adamlab differs from Optax 0.2.8" (row "bfloat16 params, Adam"):
         # Optax keeps the moments in bfloat16, adamlab in float32.
         expected = jnp.dtype(jnp.float32)
     assert _first_moment(opt_name, state).dtype == expected
@@ -229,7 +229,7 @@ def test_gradient_accumulation(name, factory, kwargs, dtype):
 
 
 def test_adam_learning_rate_has_a_default():
-    """Difference on purpose (README "Coming from Optax", table): Optax's adam/adamw require `learning_rate`,
+    """Difference on purpose (docs/guides/from_optax.md, table): Optax's adam/adamw require `learning_rate`,
     adamlab's default it to 1e-3."""
     with pytest.raises(TypeError):
         optax.adam()  # type: ignore[call-arg]
@@ -245,8 +245,8 @@ def test_adam_learning_rate_has_a_default():
 
 @pytest.mark.parametrize("factory", [adamlab.adam, adamlab.adamw], ids=["adam", "adamw"])
 def test_complex_second_moment_is_real(factory):
-    """Difference on purpose (README "Coming from Optax", table: complex params, second moment): Optax keeps a
-    complex `nu` with zero imaginary part, adamlab a real one. The updates still agree (README: within 1e-5)."""
+    """Difference on purpose (docs/guides/from_optax.md, table: complex params, second moment): Optax keeps a
+    complex `nu` with zero imaginary part, adamlab a real one. The updates still agree (docs/guides/from_optax.md: within 1e-5)."""
     params = jnp.array([1.0 + 2.0j, -0.5j], jnp.complex64)
     grads = jnp.array([0.3 - 0.1j, 2.0 + 1.0j], jnp.complex64)
     ours = factory(0.1)
@@ -263,7 +263,7 @@ def test_complex_second_moment_is_real(factory):
 @pytest.mark.filterwarnings("ignore:Casting from complex to real")  # Optax's own cast, the point of the test
 @pytest.mark.parametrize("opt_name", ["sgd_mom", "adam"])
 def test_real_state_dtype_keeps_the_imaginary_part(opt_name):
-    """Why the difference in `test_explicit_dtype` (README "Coming from Optax", table, row "`mu_dtype` /
+    """Why the difference in `test_explicit_dtype` (docs/guides/from_optax.md, table, row "`mu_dtype` /
     `accumulator_dtype` for complex params or a complex one"): with complex params and `mu_dtype=float32`, Optax
     casts the first moment to float32 after each step, so its imaginary part is lost and the second step goes
     wrong; adamlab keeps it complex64 and matches the complex run without a `mu_dtype`."""

@@ -2,7 +2,7 @@
 (optax/transforms/_combining_test.py), masked (optax/transforms/_masking_test.py) and set_to_zero
 (optax/_src/base_test.py). Inputs and tolerances are Optax's.
 
-adamlab's set_to_zero gives -0.0 updates where Optax's give +0.0 (README "Where adamlab differs from Optax 0.2.8",
+adamlab's set_to_zero gives -0.0 updates where Optax's give +0.0 (docs/guides/numerics.md, "Where adamlab differs from Optax 0.2.8",
 row on `-0.0` updates): zeros are compared with ``==``, never bitwise.
 """
 
@@ -69,7 +69,7 @@ def test_chain():
 
 @pytest.mark.xfail(
     strict=True, raises=TypeError,
-    reason="intended difference (README, Numerics, 'Hostile input': Python scalars as leaves are refused, "
+    reason="intended difference (docs/guides/numerics.md, 'Hostile input': Python scalars as leaves are refused, "
     "jnp.asarray them): adamlab.chain refuses {'a': 1, 'b': 2}, Optax's chain accepts it",
 )
 def test_chain_extra_args():
@@ -90,7 +90,7 @@ def test_chain_extra_args():
 
 @pytest.mark.xfail(
     strict=True, raises=TypeError,
-    reason="intended difference (README, Numerics, 'Hostile input': Python scalars as leaves are refused, "
+    reason="intended difference (docs/guides/numerics.md, 'Hostile input': Python scalars as leaves are refused, "
     "jnp.asarray them): adamlab.chain refuses {'a': 1, 'b': 2}, Optax's chain accepts it",
 )
 def test_chain_extra_args_positional_params():
@@ -323,7 +323,7 @@ def test_set_to_zero_returns_tree_of_correct_zero_arrays():
     updates, _ = jax.jit(tx.update)(grads, tx.init(grads))
     expected = ({"a": np.zeros((3, 4)), "b": 0.0}, np.zeros((1, 2, 3)))
     _assert_close(updates, expected, rtol=0)
-    # Difference on purpose (README "Where adamlab differs from Optax 0.2.8", `-0.0` updates row): adamlab's zeros
+    # Difference on purpose (docs/guides/numerics.md, "Where adamlab differs from Optax 0.2.8", `-0.0` updates row): adamlab's zeros
     # are -0.0, so that p + update is p bit for bit; Optax's are +0.0. Equal under ==, different in sign bit.
     assert all(bool(jnp.all(jnp.signbit(u))) for u in jax.tree.leaves(updates))
     optax_updates, _ = optax.set_to_zero().update(grads, optax.EmptyState())

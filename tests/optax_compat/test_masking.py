@@ -3,8 +3,8 @@ for adamlab: map_params over a masked custom transformation, nested masks, the m
 pytrees as masks. Inputs are Optax's.
 
 adamlab.masked allocates no state for masked-out leaves: the inner transformation sees the tree with each of them
-replaced by an empty `adamlab.groups.Cut` node (Optax: a `MaskedNode`, one per masked-out *prefix*). README,
-"Parameter groups": "Each group's state holds moments for its own leaves only"; "`adamlab.masked(tx, mask)` runs
+replaced by an empty `adamlab.groups.Cut` node (Optax: a `MaskedNode`, one per masked-out *prefix*). docs/guides/groups.md:
+"Each group's state holds moments for its own leaves only"; "`adamlab.masked(tx, mask)` runs
 `tx` on the masked-in leaves only (the others' updates pass through)".
 
 Not ported: MaskedTest.test_tree_map_params subtest 'inner' (optax.tree.map_params on an Optax transformation, no
@@ -135,7 +135,7 @@ def test_masked_state_structure():
     """From optax/transforms/_masking_test.py::MaskedTest.test_masked_state_structure (Optax issue 271).
 
     Optax expects the momentum trace ``{'a': [zeros(1), (zeros(2), MaskedNode())], 'b': MaskedNode()}``. adamlab's
-    documented layout (README, "Parameter groups": each group's state holds moments for its own leaves only) puts one
+    documented layout (docs/guides/groups.md: each group's state holds moments for its own leaves only) puts one
     empty `Cut` node in place of each masked-out leaf, including those under the prefix ``'b': False``: the trace
     holds arrays for the two masked-in leaves only, and the structure differs from Optax's under 'b'.
     """

@@ -7,7 +7,7 @@ Mapping (Optax -> adamlab):
   scale_by_rms(b2, eps, bias_correction=True, eps_root=eps_root))``, the chain `adamlab.adam` is built from
   (adamlab/optimizers.py, ``_adam_direction``) without its learning-rate stage.
 - ``scale_by_rms(...)`` -> ``chain(scale_by_rms(..., eps_in_sqrt=True))``: Optax's default puts eps under the root,
-  adamlab's primitive outside it (README "Coming from Optax", table row ``scale_by_rms(eps_in_sqrt=...)``); it reads
+  adamlab's primitive outside it (docs/guides/from_optax.md, table row ``scale_by_rms(eps_in_sqrt=...)``); it reads
   the gradient, which `adamlab.chain` hands over, hence the one-stage chain.
 - ``scale_by_stddev(decay, eps, initial_scale)`` -> ``chain(scale_by_rms(decay, eps, initial_scale,
   eps_in_sqrt=True, centered=True))``: ``u / sqrt(v - m**2 + eps)`` in both.
@@ -17,7 +17,7 @@ Mapping (Optax -> adamlab):
 - ``scale_by_schedule(fn)`` -> ``scale_by_learning_rate(fn, flip_sign=False)`` (``u * fn(count)``, count from 0).
 - ``alias.adam/adamw/rmsprop/sgd`` -> ``adamlab.adam/adamw/rmsprop/sgd``.
 - ``apply_every(k)`` has no adamlab stage; its nearest counterpart, ``accumulate_gradients(tx, k)`` (Optax's
-  ``MultiSteps``), wraps a transformation and steps it on the *mean* of k gradients (README "Scale-out",
+  ``MultiSteps``), wraps a transformation and steps it on the *mean* of k gradients (docs/guides/sharding.md,
   "Gradient accumulation") where ``apply_every`` emits their *sum*: `test_apply_every` asserts both, the sum as
   the mean with the learning rate times k.
 
@@ -113,7 +113,7 @@ def test_apply_every():
 
     Optax: ``chain(apply_every(4), trace(0), scale(-LR))`` emits the *sum* of 4 gradients every 4th step, so its
     params match ``sgd(LR)``'s every 4 steps (atol=1e-6, rtol=1e-5) and its other updates are 0.
-    adamlab has no ``apply_every``; its accumulation is ``accumulate_gradients(tx, k)``, which (README "Scale-out",
+    adamlab has no ``apply_every``; its accumulation is ``accumulate_gradients(tx, k)``, which (docs/guides/sharding.md,
     paragraph "Gradient accumulation") runs `tx` on the *mean* ``(g_1 + ... + g_k) / k``, as ``optax.MultiSteps``
     does. This test asserts that documented behaviour (not listed among the differences from Optax): adamlab's
     ``accumulate_gradients(chain(trace(0), scale(-LR)), 4)`` takes one SGD step per 4 calls, so its params match
