@@ -5,9 +5,10 @@ many leaves spends its time launching small kernels, not moving bytes. The
 flat layout packs the leaves of a tree into *buckets*: one 1-D buffer per
 group of leaves with the same dtype (and the same weight-decay group, so a
 mask is one bool per bucket rather than one per element), split where a
-buffer would exceed ``bucket_bytes``. A `Layout` is the index
-``(path, shape, dtype, bucket, offset, size)`` of every leaf; a `Flat` is the
-tuple of buckets and carries its layout.
+buffer would exceed ``bucket_bytes``. A :class:`Layout` is the index
+``(path, shape, dtype, bucket, offset, size)`` of every leaf (a
+:class:`LeafSlot` each) and of every bucket (a :class:`BucketInfo` each); a
+:class:`Flat` is the tuple of buffers and carries its layout::
 
     flat = adamlab.flat.flatten(params)             # params -> Flat (one copy)
     opt = adamlab.adamw(1e-3, mask=adamlab.weight_decay_mask)
@@ -30,14 +31,17 @@ reductions (`clip_by_global_norm`) sum in another order and agree to
 rounding, and stochastic rounding of bfloat16 moments draws its random bits
 per buffer, not per leaf.
 
-`unflatten` uses `jax.lax.split`, whose transpose is a concatenation, so
+:func:`unflatten` uses `jax.lax.split`, whose transpose is a concatenation, so
 `jax.grad` through it yields each bucket's gradient as one buffer, with no
 per-leaf padding. Masks given as trees, prefixes or callables (e.g.
-`adamlab.weight_decay_mask`) are mapped onto the buckets when a
-transformation resolves them against a `Flat`.
+:func:`adamlab.weight_decay_mask`) are mapped onto the buckets when a
+transformation resolves them against a :class:`Flat`. :func:`flatten`
+refuses complex leaves: keep complex params on the pytree path.
 
-For code that keeps pytree params, `packed(tx)` wraps a transformation so
+For code that keeps pytree params, :func:`packed` wraps a transformation so
 that its state is flat and its update runs per bucket; see its docstring.
+:func:`state_to_tree` and :func:`state_from_tree` convert a flat state to
+the pytree path's state and back (for checkpoints).
 """
 
 from __future__ import annotations
@@ -54,12 +58,54 @@ from adamlab import _checks, quantize
 from adamlab.base import GradientTransformation, stage, stage_info
 from adamlab.decay import resolve_mask, weight_decay_mask
 
+__all__ = [
+    "DEFAULT_BUCKET_BYTES",
+    "BucketInfo",
+    "Flat",
+    "Layout",
+    "LeafSlot",
+    "default_solo_above",
+    "flatten",
+    "layout_for",
+    "leaf_totals",
+    "packed",
+    "state_from_tree",
+    "state_to_tree",
+    "unflatten",
+]
+
 DEFAULT_BUCKET_BYTES = 1 << 30
-"""Largest bucket, in bytes, unless a single leaf is larger: 1 GiB keeps every buffer far below 2**31 elements."""
+"""The default ``bucket_bytes``, 1 GiB (``2**30`` bytes), the largest bucket unless a single leaf is larger.
+
+1 GiB keeps every buffer far below ``2**31`` elements.
+"""
 
 
 class LeafSlot(NamedTuple):
-    """Where one leaf lives: elements ``offset:offset + size`` of bucket `bucket`."""
+    """Where one leaf of the tree lives in a flat layout: elements ``offset:offset + size`` of bucket ``bucket``.
+
+    ``Layout.slots`` holds one per leaf, in the tree's leaf order
+    (`jax.tree.leaves`). A record only: :class:`Layout` builds them.
+
+    Attributes:
+      path: The leaf's key path as text, as `jax.tree_util.keystr` writes it (``"['w']"``); error messages
+        name leaves by it.
+      shape: The leaf's shape, a tuple of ints.
+      dtype: The leaf's dtype (a `numpy.dtype`), which is also its bucket's dtype.
+      bucket: Index of the leaf's bucket in ``Layout.buckets`` (and of its buffer in ``Flat.buckets``).
+      offset: Index of the leaf's first element in its bucket, counted in elements of the flattened
+        (1-D) bucket; 0 for the leaf of a solo bucket.
+      size: Number of elements of the leaf, ``prod(shape)`` (1 for a scalar, 0 for an empty leaf).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab import flat
+      >>> layout = flat.Layout.of({"b": jnp.zeros(3), "w": jnp.ones((2, 3))}, group=None)
+      >>> for s in layout.slots:
+      ...     print(s.path, s.shape, s.dtype, s.bucket, s.offset, s.size)
+      ['b'] (3,) float32 0 0 3
+      ['w'] (2, 3) float32 0 3 6
+    """
 
     path: str
     shape: tuple[int, ...]
@@ -70,12 +116,35 @@ class LeafSlot(NamedTuple):
 
 
 class BucketInfo(NamedTuple):
-    """One buffer: `size` elements of `dtype`, holding the leaves numbered `leaves` (in tree order).
+    """One buffer of a flat layout: ``size`` elements of ``dtype``, holding the leaves numbered ``leaves``.
 
     A packed bucket has shape ``(size,)``; a *solo* bucket (one leaf, see
-    ``solo_above``) keeps its leaf's shape, so that it is the leaf itself,
+    ``solo_above`` of :meth:`Layout.of`) keeps its leaf's shape, so that it is the leaf itself,
     with no copy in or out and no reshape between the update and its param
     (a reshape there would cost a copy where the params are donated).
+    ``Layout.buckets`` holds one per buffer; a record only: :class:`Layout` builds them.
+
+    Attributes:
+      dtype: The dtype (a `numpy.dtype`) of every leaf in the bucket and of its buffer.
+      size: Total number of elements, the sum of its leaves' sizes.
+      group: The group key its leaves share (from ``group`` of :meth:`Layout.of`): with the default
+        grouping `True` for leaves that :func:`adamlab.weight_decay_mask` decays and `False` for the others;
+        `None` with ``group=None``.
+      leaves: The indices of its leaves in the tree's leaf order (indices into ``Layout.slots``),
+        ascending; their elements follow one another in that order.
+      shape: The buffer's shape: ``(size,)`` for a packed bucket, the leaf's own shape for a solo bucket.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab import flat
+      >>> layout = flat.Layout.of({"b": jnp.zeros(3), "w": jnp.ones((2, 3))})
+      >>> for b in layout.buckets:
+      ...     print(b.dtype, b.size, b.group, b.leaves, b.shape)
+      float32 3 False (0,) (3,)
+      float32 6 True (1,) (6,)
+      >>> solo = flat.Layout.of({"b": jnp.zeros(3), "w": jnp.ones((2, 3))}, group=None, solo_above=6)
+      >>> [(b.shape, b.leaves) for b in solo.buckets]  # a solo bucket comes before its group's packed one
+      [((2, 3), (1,)), ((3,), (0,))]
     """
 
     dtype: np.dtype
@@ -106,10 +175,38 @@ def _group_keys(group, tree) -> list[Hashable]:
 
 
 class Layout:
-    """The index of a flat layout: tree structure, leaf slots and buckets. Build one with `Layout.of`.
+    """The index of a flat layout: tree structure, leaf slots and buckets. Build one with :meth:`Layout.of`.
 
-    Layouts compare equal when they describe the same packing, so two
-    `Flat`\\ s made from equal layouts have the same tree structure.
+    A layout is static: it is the aux data of every :class:`Flat` that uses
+    it (so it is hashable and never traced), and it converts trees to
+    buffers and back (:meth:`flatten`, :meth:`unflatten`) and masks to
+    buckets (:meth:`mask`). Layouts compare equal when they describe the
+    same packing (tree structure, shapes, dtypes, buckets and offsets), so
+    two :class:`Flat`\\ s made from equal layouts have the same tree
+    structure. The ``repr`` lists the buckets' dtypes and shapes.
+
+    Args:
+      treedef: The tree structure (a `jax.tree_util.PyTreeDef`) of the tree the layout describes.
+      slots: One :class:`LeafSlot` per leaf, in leaf order.
+      buckets: One :class:`BucketInfo` per buffer.
+
+    Attributes:
+      treedef: The tree structure of the tree it describes, a `jax.tree_util.PyTreeDef`.
+      slots: A tuple of one :class:`LeafSlot` per leaf, in leaf order: where each leaf lives.
+      buckets: A tuple of one :class:`BucketInfo` per buffer, in buffer order.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab import flat
+      >>> params = {"b": jnp.zeros(3), "w": jnp.ones((2, 3))}
+      >>> layout = flat.Layout.of(params)
+      >>> layout
+      Layout(2 leaves in 2 buckets: float32[3], float32[6])
+      >>> layout.size
+      9
+      >>> fp = layout.flatten(params)
+      >>> fp.layout == flat.Layout.of(params)
+      True
     """
 
     __slots__ = ("treedef", "slots", "buckets", "_key", "_hash")
@@ -137,10 +234,52 @@ class Layout:
         appearance, and packed in tree order into buckets of at most
         `bucket_bytes` (a larger leaf gets a bucket of its own). `group`
         gives each leaf a key (a tree, a prefix of one, or a callable
-        ``tree -> tree``); by default `weight_decay_mask`, so that AdamW with
+        ``tree -> tree``); by default :func:`adamlab.weight_decay_mask`, so that AdamW with
         that mask decays whole buckets. ``group=None`` puts each dtype in one
         group. A leaf with at least `solo_above` elements gets a bucket of its
         own, which `flatten` fills without a copy.
+
+        Only shapes, dtypes and group keys are read, so an abstract tree
+        (``jax.eval_shape`` output) gives the same layout as the arrays.
+        :func:`adamlab.flat.flatten` is ``Layout.of(tree, ...).flatten(tree)``;
+        :func:`adamlab.flat.layout_for` is the cached variant that
+        :func:`adamlab.flat.packed` uses.
+
+        Args:
+          tree: A pytree of arrays or `jax.ShapeDtypeStruct`\\ s (anything with ``shape`` and ``dtype``).
+            Real dtypes only: float, integer and bool leaves each go to buckets of their own dtype.
+          bucket_bytes: The largest bucket, in bytes, a positive int; a leaf larger than this gets a
+            bucket to itself. Default `DEFAULT_BUCKET_BYTES` (1 GiB).
+          group: A key per leaf, buckets never mixing two keys: a tree like `tree` (or a prefix of it)
+            of hashable scalars (bools, ints, strings), or a callable that takes `tree` and returns one.
+            Default :func:`adamlab.weight_decay_mask` (decayed and non-decayed leaves apart, so a
+            decay mask is one bool per bucket); None: one group per dtype. Group the layout by
+            the mask of any masked transformation you use (`adamlab.masked`, ``mask=`` arguments),
+            or those masks cost a bool per element per step.
+          solo_above: Element count from which a leaf gets a *solo* bucket that keeps its shape (the
+            leaf itself, no copy in or out), a positive int. Default None: every leaf is packed.
+
+        Returns:
+          The :class:`Layout`.
+
+        Raises:
+          TypeError: If a leaf is not an array (no ``shape``/``dtype``), is complex, or gets a group
+            key that is not a hashable scalar.
+          ValueError: If `bucket_bytes` or `solo_above` is not a positive integer, or `group` does not
+            match the tree's structure.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from adamlab import flat
+          >>> params = {"b": jnp.zeros(3), "w": jnp.ones((2, 3)), "v": jnp.ones((4, 4))}
+          >>> flat.Layout.of(params)  # b apart from the decayed matrices
+          Layout(3 leaves in 2 buckets: float32[3], float32[22])
+          >>> flat.Layout.of(params, group=None)
+          Layout(3 leaves in 1 buckets: float32[25])
+          >>> flat.Layout.of(params, bucket_bytes=64)  # at most 16 float32 per bucket
+          Layout(3 leaves in 3 buckets: float32[3], float32[16], float32[6])
+          >>> flat.Layout.of(params, solo_above=16)  # v keeps its shape
+          Layout(3 leaves in 3 buckets: float32[3], float32[4, 4], float32[6])
         """
         with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
         for path, x in with_path:
@@ -208,17 +347,61 @@ class Layout:
 
     @property
     def size(self) -> int:
-        """Total number of elements."""
+        """Total number of elements over all buckets (the tree's element count).
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from adamlab import flat
+          >>> flat.Layout.of({"b": jnp.zeros(3), "w": jnp.ones((2, 3))}).size
+          9
+        """
         return sum(b.size for b in self.buckets)
 
     def abstract(self) -> Any:
-        """The tree, with a `jax.ShapeDtypeStruct` per leaf."""
+        """The tree the layout describes, with a `jax.ShapeDtypeStruct` per leaf.
+
+        Returns:
+          A pytree of the layout's structure whose leaves are `jax.ShapeDtypeStruct`\\ s of the
+          leaves' shapes and dtypes (what :meth:`mask` hands a callable mask).
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from adamlab import flat
+          >>> layout = flat.Layout.of({"b": jnp.zeros(3), "w": jnp.ones((2, 3))})
+          >>> layout.abstract()["w"]
+          ShapeDtypeStruct(shape=(2, 3), dtype=float32)
+        """
         return jax.tree.unflatten(self.treedef, [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in self.slots])
 
     # -- conversions --------------------------------------------------------------------------------------------
 
     def check(self, tree: Any, what: str = "tree", *, dtypes: bool = True) -> None:
-        """Raises ValueError/TypeError naming the first leaf of `tree` that does not fit this layout."""
+        """Checks that `tree` fits this layout, raising an error that names the first leaf that does not.
+
+        Args:
+          tree: A pytree of arrays (or anything with a shape) to check against the layout's tree.
+          what: What `tree` is, for the error messages (``"params"``, ``"updates"``). Default ``"tree"``.
+          dtypes: Whether each leaf's dtype must equal its slot's, as packing into a bucket needs.
+            Default True; False checks structure and shapes only.
+
+        Returns:
+          None.
+
+        Raises:
+          ValueError: If `tree`'s structure differs from the layout's, or a leaf's shape from its slot's.
+          TypeError: If `dtypes` is true and a leaf's dtype differs from its slot's.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from adamlab import flat
+          >>> layout = flat.Layout.of({"b": jnp.zeros(3), "w": jnp.ones((2, 3))})
+          >>> layout.check({"b": jnp.ones(3), "w": jnp.zeros((2, 3))})  # fits: no error
+          >>> try:
+          ...     layout.check({"b": jnp.ones(4), "w": jnp.zeros((2, 3))}, "grads")
+          ... except ValueError as e:
+          ...     print(e)
+          grads at ['b'] has shape (4,), the layout has (3,)
+        """
         diff = _checks.first_difference(tree, self.abstract())
         if diff is not None:
             raise ValueError(f"{what} does not have the structure of the layout's tree: {diff}")
@@ -230,7 +413,32 @@ class Layout:
                                 "cast it first (buckets hold one dtype)")
 
     def flatten(self, tree: Any, what: str = "tree") -> Flat:
-        """Packs `tree` into this layout's buckets: one concatenation per bucket, none for a one-leaf bucket."""
+        """Packs `tree` into this layout's buckets: one concatenation per bucket, none for a one-leaf bucket.
+
+        Outside `jax.jit` a one-leaf bucket is a copy of its leaf (so that
+        donating the bucket cannot delete the leaf); under `jax.jit` it is
+        the leaf itself, reshaped to the bucket's shape.
+
+        Args:
+          tree: A pytree that fits the layout: same structure, shapes and dtypes as the tree it
+            was built from (any values).
+          what: What `tree` is, for the error messages. Default ``"tree"``.
+
+        Returns:
+          A :class:`Flat` of this layout holding `tree`'s values.
+
+        Raises:
+          ValueError: If `tree`'s structure or a leaf's shape does not fit the layout.
+          TypeError: If a leaf's dtype differs from its slot's (cast it first: a bucket holds one dtype).
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from adamlab import flat
+          >>> layout = flat.Layout.of({"b": jnp.zeros(3), "w": jnp.ones((2, 3))}, group=None)
+          >>> fp = layout.flatten({"b": jnp.arange(3.0), "w": jnp.full((2, 3), 7.0)})
+          >>> print(fp.buckets[0])
+          [0. 1. 2. 7. 7. 7. 7. 7. 7.]
+        """
         self.check(tree, what)
         leaves = jax.tree.leaves(tree)
         out = []
@@ -252,6 +460,25 @@ class Layout:
         leaves gets a ``(0,)`` placeholder of the buffer's dtype, as the
         pytree path's `init` makes. Buffers keep their own dtype (moments
         are float32 where params are bfloat16).
+
+        Args:
+          buffers: One array per bucket, in bucket order, each of its bucket's shape (or a ``(0,)``
+            placeholder); any dtype. ``Flat.buckets`` of a :class:`Flat` of this layout will do.
+
+        Returns:
+          A pytree of the layout's structure whose leaves have the slots' shapes and the buffers' dtypes.
+
+        Raises:
+          ValueError: If the number of buffers differs from the number of buckets, or a buffer's shape
+            from its bucket's.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from adamlab import flat
+          >>> layout = flat.Layout.of({"b": jnp.zeros(3), "w": jnp.ones((2, 3))}, group=None)
+          >>> tree = layout.unflatten([jnp.arange(9.0)])
+          >>> print(tree["b"], tree["w"].shape)
+          [0. 1. 2.] (2, 3)
         """
         buffers = tuple(buffers)
         if len(buffers) != len(self.buckets):
@@ -280,7 +507,31 @@ class Layout:
         bucket whose leaves all agree gets a plain bool (no per-element
         select in the step); otherwise a bool array with one entry per
         element, which costs a byte per element per step: group the layout
-        by the mask (`Layout.of(..., group=mask)`) to avoid it.
+        by the mask (``Layout.of(..., group=mask)``) to avoid it.
+
+        Args:
+          mask: Which elements to select: a tree like the layout's tree (or a prefix of it) of bools,
+            or of bool arrays of their leaves' shapes (selecting elements), a callable
+            ``tree -> such a tree``, or a :class:`Flat` of this layout (returned unchanged).
+
+        Returns:
+          A :class:`Flat` of this layout with one entry per bucket: a Python bool where the whole
+          bucket is selected or not, else a bool array of the bucket's shape.
+
+        Raises:
+          ValueError: If `mask` is a :class:`Flat` of another layout, a tree that does not match the
+            layout's tree, or holds a bool array of another shape than its leaf.
+          TypeError: If a leaf of the resolved mask is not a bool or bool array.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> import adamlab
+          >>> from adamlab import flat
+          >>> params = {"b": jnp.zeros(3), "w": jnp.ones((2, 3))}
+          >>> flat.Layout.of(params).mask(adamlab.weight_decay_mask).buckets
+          (False, True)
+          >>> print(flat.Layout.of(params, group=None).mask(adamlab.weight_decay_mask).buckets[0])
+          [False False False  True  True  True  True  True  True]
         """
         if isinstance(mask, Flat):
             if mask.layout != self:
@@ -306,11 +557,39 @@ class Layout:
 
 @jax.tree_util.register_pytree_with_keys_class
 class Flat:
-    """Buffers in a flat layout: ``buckets[j]`` is the 1-D buffer of bucket j of `layout`.
+    """Buffers in a flat layout: ``buckets[j]`` is the buffer of bucket j of `layout`.
 
     A pytree node (its children are the buffers, its layout is static), so
     `jax.jit`, `jax.grad`, `tx.init` and `tx.update` take it like any tree,
     and the moments of a `Flat` are `Flat`\\ s of the same layout.
+    :func:`adamlab.apply_updates` adds two of them bucket by bucket, and
+    masks written for the tree (``mask=adamlab.weight_decay_mask``) are
+    mapped onto its buckets. Build one with :func:`adamlab.flat.flatten`
+    (or :meth:`Layout.flatten`); :meth:`unflatten` gives the tree back.
+
+    Args:
+      buckets: One buffer per bucket of `layout`, in bucket order: an array of the bucket's shape
+        (``(size,)`` packed, the leaf's shape solo), or a ``(0,)`` placeholder in a moment of
+        leaves without gradient. Inside transformations also scalars (a mask's bool per bucket).
+      layout: The :class:`Layout` the buffers follow.
+
+    Attributes:
+      buckets: The tuple of buffers, one per bucket of `layout`.
+      layout: The :class:`Layout`: the tree structure and where each leaf lives.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from adamlab import flat
+      >>> fp = flat.flatten({"b": jnp.zeros(3), "w": jnp.ones((2, 3))})
+      >>> fp
+      Flat(float32[3], float32[6])
+      >>> [x.shape for x in jax.tree.leaves(fp)]  # the buffers are its leaves
+      [(3,), (6,)]
+      >>> doubled = jax.jit(lambda f: jax.tree.map(lambda x: 2 * x, f))(fp)
+      >>> print(doubled.unflatten()["w"])
+      [[2. 2. 2.]
+       [2. 2. 2.]]
     """
 
     __slots__ = ("buckets", "layout")
@@ -330,7 +609,22 @@ class Flat:
         return cls(buckets, layout)
 
     def unflatten(self) -> Any:
-        """The tree of views into the buffers (see `Layout.unflatten`)."""
+        """The tree of views into the buffers (see :meth:`Layout.unflatten`): the inverse of flattening, exact.
+
+        Returns:
+          A pytree of the layout's structure, each leaf of its slot's shape and its buffer's dtype.
+
+        Raises:
+          ValueError: If a buffer's shape does not match its bucket's.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from adamlab import flat
+          >>> fp = flat.flatten({"b": jnp.zeros(3), "w": jnp.ones((2, 3))})
+          >>> tree = fp.unflatten()
+          >>> print(tree["b"], tree["w"].shape)
+          [0. 0. 0.] (2, 3)
+        """
         return self.layout.unflatten(self.buckets)
 
     def __repr__(self):
@@ -349,12 +643,73 @@ def flatten(
     group: Any = weight_decay_mask,
     solo_above: int | None = None,
 ) -> Flat:
-    """Packs `tree` into a new flat layout (see `Layout.of` for the options): ``tree -> Flat``."""
+    """Packs `tree` into a new flat layout (see :meth:`Layout.of` for the options): ``tree -> Flat``.
+
+    ``Layout.of(tree, ...).flatten(tree)``: one copy of the values (one
+    concatenation per bucket). Run the optimizer on the result
+    (``tx.init(fp)``, ``tx.update(grads, state, fp)`` with grads taken with
+    respect to ``fp``) and rebuild the tree with :func:`unflatten`.
+
+    Args:
+      tree: A pytree of real arrays (float, integer, bool): the params.
+      bucket_bytes: The largest bucket, in bytes (a larger leaf gets a bucket to itself), a positive
+        int. Default `DEFAULT_BUCKET_BYTES` (1 GiB).
+      group: A key per leaf that buckets never mix: a tree (or prefix) of hashable scalars, or a
+        callable ``tree -> tree``. Default :func:`adamlab.weight_decay_mask`, so a decay mask is
+        one bool per bucket; None groups by dtype alone.
+      solo_above: Element count from which a leaf keeps a bucket of its own and its shape, a
+        positive int. Default None: every leaf is packed.
+
+    Returns:
+      A :class:`Flat` holding `tree`'s values.
+
+    Raises:
+      TypeError: If a leaf is not an array or is complex (keep complex params on the pytree path),
+        or a group key is not hashable.
+      ValueError: If `bucket_bytes` or `solo_above` is not a positive integer, or `group` does not
+        match the tree.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> from adamlab import flat
+      >>> params = {"b": jnp.zeros(3), "w": jnp.ones((2, 3))}
+      >>> fp = flat.flatten(params)
+      >>> fp  # b (not decayed) and w (decayed) in buckets of their own
+      Flat(float32[3], float32[6])
+      >>> tx = adamlab.sgd(0.5)
+      >>> updates, _ = tx.update(flat.flatten({"b": jnp.ones(3), "w": jnp.ones((2, 3))}), tx.init(fp), fp)
+      >>> print(adamlab.apply_updates(fp, updates).unflatten()["b"])
+      [-0.5 -0.5 -0.5]
+    """
     return Layout.of(tree, bucket_bytes=bucket_bytes, group=group, solo_above=solo_above).flatten(tree)
 
 
 def unflatten(flat: Flat) -> Any:
-    """``Flat -> tree``: the inverse of `flatten`, exact (views, no arithmetic)."""
+    """``Flat -> tree``: the inverse of :func:`flatten`, exact (views, no arithmetic).
+
+    The same as ``flat.unflatten()``. Inside a jitted loss it costs nothing:
+    the leaves are slices of the buffers, and the gradient with respect to
+    the :class:`Flat` comes back as one buffer per bucket.
+
+    Args:
+      flat: A :class:`Flat` (params, updates, or a moment of a flat state).
+
+    Returns:
+      The pytree, of the layout's structure, each leaf of its slot's shape and its buffer's dtype.
+
+    Raises:
+      TypeError: If `flat` is not a :class:`Flat`.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from adamlab import flat
+      >>> params = {"b": jnp.arange(3.0), "w": jnp.ones((2, 3))}
+      >>> back = flat.unflatten(flat.flatten(params))
+      >>> jax.tree.all(jax.tree.map(lambda x, y: bool((x == y).all()), back, params))
+      True
+    """
     if not isinstance(flat, Flat):
         raise TypeError(f"unflatten takes a Flat, got {type(flat).__name__}")
     return flat.unflatten()
@@ -367,7 +722,33 @@ def _is_flat(x) -> bool:
 def leaf_totals(tree: Any) -> tuple[Any, Any]:
     """Per-tensor reductions on either layout: ``(sums, sizes)``, trees like `tree` that give every element the
     sum and the size of the leaf it belongs to (scalars per leaf on a pytree; on a `Flat`, per leaf within each
-    bucket). A statistic taken per tensor, such as the cautious mask's count, then means the same on both."""
+    bucket). A statistic taken per tensor, such as the cautious mask's count, then means the same on both.
+
+    ``sums / sizes`` is then each element's per-tensor mean, broadcast
+    against `tree`. On a :class:`Flat`, a bucket of several leaves gets
+    arrays of the bucket's shape (one segment sum per bucket, each element
+    given its own leaf's total); a one-leaf bucket (or a ``(0,)``
+    placeholder) gets scalars, like a pytree leaf.
+
+    Args:
+      tree: A pytree of numeric arrays, or a :class:`Flat`.
+
+    Returns:
+      ``(sums, sizes)``: on a pytree, two trees like `tree` of scalars (each leaf's sum in its dtype,
+      its element count as a float32); on a :class:`Flat`, two :class:`Flat`\\ s of its layout whose
+      buffers broadcast against its buckets.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab import flat
+      >>> tree = {"a": jnp.array([1.0, 2.0]), "b": jnp.array([3.0, 4.0, 5.0])}
+      >>> sums, sizes = flat.leaf_totals(tree)
+      >>> print(sums["b"], sizes["b"])
+      12.0 3.0
+      >>> sums, sizes = flat.leaf_totals(flat.flatten(tree, group=None))  # a and b share one bucket
+      >>> print(sums.buckets[0], sizes.buckets[0])
+      [ 3.  3. 12. 12. 12.] [2. 2. 3. 3. 3.]
+    """
     if not _is_flat(tree):
         return jax.tree.map(jnp.sum, tree), jax.tree.map(lambda x: np.float32(np.size(x)), tree)
     layout, sums, sizes = tree.layout, [], []
@@ -388,6 +769,35 @@ def state_to_tree(state: Any) -> Any:
 
     8-bit moments come back decoded, in float32: a packed bucket is quantized as one tensor, so its blocks (and
     their scales) span leaves and cannot be cut into per-leaf codes.
+
+    Use it to save a flat run's state in the form a pytree run (or another
+    layout) can load, and to inspect moments per leaf;
+    :func:`state_from_tree` goes back. Everything that is not a
+    :class:`Flat` (step counts, empty states) is kept as it is.
+
+    Args:
+      state: A state of a transformation initialised on a :class:`Flat` (``tx.init(fp)``), or any
+        pytree containing :class:`Flat`\\ s.
+
+    Returns:
+      `state` with each :class:`Flat` replaced by its tree (views of its buffers; decoded float32 where
+      a buffer was 8-bit): for adamlab's transformations, the state ``tx.init(params)`` would have.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> from adamlab import flat
+      >>> params = {"b": jnp.zeros(3), "w": jnp.ones((2, 3))}
+      >>> tx = adamlab.adam(1e-3)
+      >>> flat_state = tx.init(flat.flatten(params))
+      >>> flat_state[0].moment
+      Flat(float32[3], float32[6])
+      >>> tree_state = flat.state_to_tree(flat_state)
+      >>> tree_state[0].moment["w"].shape
+      (2, 3)
+      >>> jax.tree.structure(tree_state) == jax.tree.structure(tx.init(params))
+      True
     """
 
     def tree_of(x: Flat):
@@ -425,6 +835,39 @@ def state_from_tree(tree_state: Any, like: Any) -> Any:
     ``jax.eval_shape(tx.init, flat)`` to avoid allocating one). A moment
     that is a ``(0,)`` placeholder for every leaf of a bucket becomes a
     ``(0,)`` buffer, as ``tx.init(flat)`` makes it.
+
+    Use it to resume a flat run from a state saved as trees (by a pytree run,
+    or by :func:`state_to_tree`), also with a different layout (other
+    ``bucket_bytes`` or ``group``): `like`'s layouts decide the packing. A
+    moment decoded from 8-bit comes back in float32 (re-encode by building
+    `like`'s dtypes yourself if you need 8-bit buffers).
+
+    Args:
+      tree_state: The pytree path's state: `like`'s structure with a tree of the params' structure
+        (arrays of the leaves' shapes, or ``(0,)`` placeholders) in place of each :class:`Flat`.
+      like: A flat state of the same transformation, giving the layouts and placeholders; its
+        arrays are not read, so ``jax.eval_shape(tx.init, fp)`` works.
+
+    Returns:
+      A state of `like`'s structure: each tree of `tree_state` packed into a :class:`Flat` of the
+      layout `like` has there, other leaves taken from `tree_state`.
+
+    Raises:
+      ValueError: If `tree_state` does not have `like`'s structure (with trees in place of
+        :class:`Flat`\\ s), or a tree's structure or a leaf's element count does not fit the layout.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> from adamlab import flat
+      >>> params = {"b": jnp.zeros(3), "w": jnp.ones((2, 3))}
+      >>> tx = adamlab.adam(1e-3)
+      >>> fp = flat.flatten(params)
+      >>> saved = flat.state_to_tree(tx.init(fp))
+      >>> restored = flat.state_from_tree(saved, jax.eval_shape(tx.init, fp))
+      >>> restored[0].moment
+      Flat(float32[3], float32[6])
     """
 
     def pack(node: Flat, sub: Any) -> Flat:
@@ -465,6 +908,20 @@ def default_solo_above(backend: str | None = None) -> int:
     allocates afresh (page faults) on every call, cost more than the
     launches saved. On GPUs, where launches cost as much and bandwidth is
     ~100x higher, the default is 1M elements: an estimate until measured.
+
+    Args:
+      backend: A JAX backend name (``"cpu"``, ``"gpu"``, ``"tpu"``, ...). Default None: the
+        current default backend, `jax.default_backend`.
+
+    Returns:
+      4096 (``2**12``) on ``"cpu"``, 1048576 (``2**20``) on every other backend.
+
+    Example:
+      >>> from adamlab import flat
+      >>> flat.default_solo_above("cpu")
+      4096
+      >>> flat.default_solo_above("gpu")
+      1048576
     """
     backend = backend or jax.default_backend()
     return 1 << 12 if backend == "cpu" else 1 << 20
@@ -486,6 +943,37 @@ def layout_for(
     """`Layout.of` with `solo_above` defaulting to `default_solo_above()`, cached on the tree's shapes and dtypes.
 
     Called while tracing, so a jitted step rebuilds no index after its first trace.
+    :func:`packed` calls it on every ``init`` and ``update``. Trees with
+    the same structure, shapes, dtypes and group keys get the same
+    :class:`Layout` object (64 layouts are kept). A callable `group` sees
+    the tree as `jax.ShapeDtypeStruct`\\ s. Unlike :meth:`Layout.of`, it does
+    not refuse complex leaves.
+
+    Args:
+      tree: A pytree of arrays, tracers or `jax.ShapeDtypeStruct`\\ s.
+      bucket_bytes: The largest bucket, in bytes, a positive int. Default `DEFAULT_BUCKET_BYTES` (1 GiB).
+      group: A key per leaf that buckets never mix (tree, prefix or callable, as in
+        :meth:`Layout.of`). Default :func:`adamlab.weight_decay_mask`; None groups by dtype alone.
+      solo_above: Element count from which a leaf gets a solo bucket, a positive int. Default None:
+        :func:`default_solo_above` for the current backend (4096 on CPU).
+
+    Returns:
+      The :class:`Layout`, shared with earlier calls on a like tree.
+
+    Raises:
+      TypeError: If a leaf is not an array (no ``dtype``/``shape``), or a group key is not hashable.
+      ValueError: If `bucket_bytes` or `solo_above` is not a positive integer, or `group` does not
+        match the tree.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab import flat
+      >>> params = {"b": jnp.zeros(3), "w": jnp.ones((64, 128))}
+      >>> layout = flat.layout_for(params, solo_above=4096)  # w (8192 elements) is solo
+      >>> layout
+      Layout(2 leaves in 2 buckets: float32[3], float32[64, 128])
+      >>> flat.layout_for({"b": jnp.ones(3), "w": jnp.zeros((64, 128))}, solo_above=4096) is layout
+      True
     """
     with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
     for path, x in with_path:
@@ -527,6 +1015,47 @@ def packed(
     contract ``p - lr * u`` into a fused multiply-add: such params agree to
     about an ulp per step. Global reductions (`clip_by_global_norm`) sum in
     another order.
+
+    Wrap the whole optimizer (``packed(adamlab.adamw(...))``), not one stage
+    of a chain: the packing and unpacking happen once per step around it.
+    It also wraps :func:`adamlab.sharding.zero1` to keep pytree params with
+    ZeRO-1 state. Extra keyword arguments of ``update`` are passed on to
+    `tx` (a ``gradient=`` tree is packed like the updates).
+
+    Args:
+      tx: The transformation to run on the buckets: any adamlab transformation or chain (they are all
+        elementwise), or an elementwise Optax one.
+      bucket_bytes: The largest bucket, in bytes, a positive int. Default `DEFAULT_BUCKET_BYTES` (1 GiB).
+      group: A key per leaf that buckets never mix (tree, prefix or callable over the params, as in
+        :meth:`Layout.of`). Default :func:`adamlab.weight_decay_mask`; use the mask of a masked
+        stage in `tx` so that it resolves to one bool per bucket. None groups by dtype alone.
+      solo_above: Element count from which a leaf keeps a bucket of its own (no copies), a positive
+        int. Default None: :func:`default_solo_above` for the backend (4096 on CPU, ``2**20`` elsewhere).
+
+    Returns:
+      A `GradientTransformation` taking and returning pytrees like the params, whose state is
+      `tx`'s state over :class:`Flat` buffers (:func:`state_to_tree` gives the pytree one).
+
+    Raises:
+      TypeError: If `tx` has no callable ``init`` and ``update``; at ``init``/``update``, if a leaf is
+        not an array or the params' dtypes differ from the updates'.
+      ValueError: At ``init``/``update``, if the params do not have the updates' structure and shapes,
+        or `bucket_bytes`/`solo_above` is not a positive integer.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> from adamlab import flat
+      >>> params = {"b": jnp.zeros(3), "w": jnp.ones((2, 3))}
+      >>> tx = flat.packed(adamlab.adam(0.1))
+      >>> state = tx.init(params)
+      >>> state[0].moment  # the first moment, in buckets
+      Flat(float32[3], float32[6])
+      >>> grads = {"b": jnp.ones(3), "w": jnp.ones((2, 3))}
+      >>> updates, state = jax.jit(tx.update)(grads, state, params)
+      >>> print(updates["b"].round(4), updates["w"].shape)
+      [-0.1 -0.1 -0.1] (2, 3)
     """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         raise TypeError(f"packed takes a GradientTransformation, got {type(tx).__name__}")

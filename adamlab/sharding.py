@@ -1,28 +1,41 @@
 """Optimizer state on a device mesh: moments that follow their params' sharding, ZeRO-1 flat buffers, and the
 measurements (bytes per device, collectives in the compiled program) that show it.
 
-JAX's SPMD machinery (`jax.sharding.Mesh`, `NamedSharding`, `jax.jit`) is the distributed engine; adamlab only
-has to put every piece of state where it belongs and keep it there. Every adamlab transformation is elementwise
-over leaves, so a moment sharded like its param is updated where it lives: the step of a plain optimizer (no
-global norm) compiles to a program without a single collective, and its results equal the single-device run
-bit for bit.
+JAX's SPMD machinery (`jax.sharding.Mesh`, `jax.sharding.NamedSharding`, `jax.jit`) is the distributed engine;
+adamlab only has to put every piece of state where it belongs and keep it there. Every adamlab transformation is
+elementwise over leaves, so a moment sharded like its param is updated where it lives: the step of a plain
+optimizer (no global norm) compiles to a program without a single collective, and its results equal the
+single-device run bit for bit.
 
 Two placements:
 
 - **Follow the params** (FSDP, tensor parallel, replicated, or any mix): every moment gets exactly its param's
   sharding; counters and other small leaves are replicated. Eagerly, ``tx.init(params)`` already does this for
   committed params (``jnp.zeros_like`` keeps the sharding). Under `jax.jit` with a mesh of ``Auto`` axes it does
-  *not*: the zeros depend on no input, so the compiler places them on one device. `init` (or `jax.jit` with
-  ``out_shardings=state_shardings(tx, params)``) fixes that, and is what to use to build the state without first
-  materialising it on one device.
-- **ZeRO-1** (data parallel, replicated params): `zero1` wraps a transformation over the flat layout
-  (`adamlab.flat`) so that each of its 1-D buffers is split along one mesh axis: each of ``N`` devices holds
-  ``1/N`` of every moment and computes ``1/N`` of the update, and the params are rebuilt by one all-gather of
-  the update per step. Buffers whose length ``N`` does not divide are zero-padded (the padding never reaches the
-  params).
+  *not*: the zeros depend on no input, so the compiler places them on one device. :func:`init` (or `jax.jit`
+  with ``out_shardings=state_shardings(tx, params)``) fixes that, and is what to use to build the state without
+  first materialising it on one device.
+- **ZeRO-1** (data parallel, replicated params): :func:`zero1` wraps a transformation over the flat layout
+  (:mod:`adamlab.flat`) so that each of its 1-D buffers is split along one mesh axis: each of ``N`` devices
+  holds ``1/N`` of every moment and computes ``1/N`` of the update, and the params are rebuilt by one
+  all-gather of the update per step. Buffers whose length ``N`` does not divide are zero-padded (the padding
+  never reaches the params).
 
-Measurements: `bytes_per_device` (what each device holds of a tree) and `collectives` (the collective operations
-in a compiled program, with the bytes each produces per device).
+FSDP and ZeRO-1 compared, on ``N`` devices along one axis:
+
+- **FSDP** (fully sharded data parallel, :func:`fsdp_shardings` and :func:`fsdp_loss`): params, gradients and
+  moments are all split ``N`` ways, each leaf along one of its dimensions. Each step, the forward pass
+  all-gathers every split weight on every device, and the backward pass reduce-scatters the gradient into
+  its param's shards; the optimizer step itself runs on the shards with no collective. Memory per device:
+  ``1/N`` of everything (plus the weights gathered while the loss runs).
+- **ZeRO-1** (:func:`zero1`): params and gradients stay whole on every device (replicated params, gradients
+  all-reduced as in plain data parallelism); only the optimizer state is split, as flat buffers. Each device
+  updates its ``1/N`` slice of every bucket and one all-gather per bucket gives every device the whole
+  update. Memory per device: whole params and gradients, ``1/N`` of the moments; the model code needs no
+  change.
+
+Measurements: :func:`bytes_per_device` (what each device holds of a tree) and :func:`collectives` (the
+collective operations in a compiled program, with the bytes each produces per device).
 """
 
 from __future__ import annotations
@@ -64,7 +77,29 @@ __all__ = [
 
 
 def replicated(sharding: Sharding) -> Sharding:
-    """The sharding that replicates an array over the devices of `sharding` (same mesh, spec ``P()``)."""
+    """The sharding that replicates an array over the devices of `sharding` (same mesh, spec ``P()``).
+
+    Where a moment is not like its param (a step count, a scalar), the
+    state is placed with this sharding of the params'.
+
+    Args:
+      sharding: Any `jax.sharding.Sharding`. A `jax.sharding.NamedSharding` keeps its mesh and memory kind;
+        another sharding's devices (sorted by id) make a one-axis mesh named ``"devices"``, or a
+        `jax.sharding.SingleDeviceSharding` when there is one device.
+
+    Returns:
+      A sharding over the same devices that holds the whole array on each.
+
+    Example:
+      >>> import jax
+      >>> import numpy as np
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
+      >>> from adamlab import sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("fsdp",))
+      >>> rep = sharding.replicated(NamedSharding(mesh, P("fsdp", None)))
+      >>> tuple(rep.spec), rep.mesh == mesh  # an empty spec: replicated
+      ((), True)
+    """
     if isinstance(sharding, NamedSharding):
         return NamedSharding(sharding.mesh, PartitionSpec(), memory_kind=sharding.memory_kind)
     devices = sorted(sharding.device_set, key=lambda d: d.id)
@@ -127,6 +162,45 @@ def state_shardings(
     params' mesh (or `mesh`). The padded buffers of `zero1` are split along
     its mesh axis. Pass the result as ``out_shardings`` of the jitted init
     and step.
+
+    Nothing is allocated: the state's shapes come from ``jax.eval_shape``.
+
+    Args:
+      tx: The transformation whose state is to be placed (any adamlab or Optax one, a :func:`zero1`
+        wrapper included).
+      params: The params `tx` will be initialised on: arrays or `jax.ShapeDtypeStruct`\\ s (with
+        ``sharding=`` unless `param_shardings` is given); a :class:`adamlab.flat.Flat` for :func:`zero1`.
+      param_shardings: A tree like `params` of `jax.sharding.Sharding`\\ s to use instead of the
+        leaves' own ``.sharding``. Default None: each leaf's ``.sharding``.
+      mesh: The mesh over which to replicate the leaves that are not moments. Default None: the
+        mesh of the first param with a `jax.sharding.NamedSharding` (else the first param's devices).
+
+    Returns:
+      A tree with the structure of ``tx.init(params)`` whose leaves are `jax.sharding.Sharding`\\ s.
+
+    Raises:
+      ValueError: If `param_shardings` does not have the structure of `params`.
+      TypeError: If a leaf of `param_shardings` is not a `jax.sharding.Sharding`, or (without
+        `param_shardings`) a leaf of `params` has no sharding.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import adamlab
+      >>> from adamlab import sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("fsdp",))
+      >>> params = {"b": jnp.zeros(4), "w": jnp.ones((256, 4))}
+      >>> params = jax.device_put(params, sharding.fsdp_shardings(params, mesh))
+      >>> shardings = sharding.state_shardings(adamlab.adam(1e-3), params)
+      >>> for path, s in jax.tree_util.tree_leaves_with_path(shardings):
+      ...     print(jax.tree_util.keystr(path), tuple(s.spec))
+      [0].moment['b'] (None,)
+      [0].moment['w'] ('fsdp', None)
+      [1].count ()
+      [2].count ()
+      [2].second_moment['b'] (None,)
+      [2].second_moment['w'] ('fsdp', None)
     """
     shardings = _param_shardings(params, param_shardings)
     default = _default_sharding(shardings, mesh)
@@ -189,6 +263,40 @@ def init(
     only: no device ever holds a full moment it does not own. `params` are
     arrays (an init may read their values: `parameter_ema` starts from them);
     their shardings come from `param_shardings` or their own ``.sharding``.
+
+    On a mesh of ``Explicit`` axes the mesh is set (`jax.set_mesh`) while
+    the init is traced. For abstract params use
+    ``jax.jit(tx.init, out_shardings=state_shardings(tx, params))``.
+
+    Args:
+      tx: The transformation to initialise (any adamlab or Optax one, a :func:`zero1` wrapper included).
+      params: The params, as arrays (`jax.Array` or NumPy), placed on the mesh unless
+        `param_shardings` is given; a :class:`adamlab.flat.Flat` for :func:`zero1`.
+      param_shardings: A tree like `params` of `jax.sharding.Sharding`\\ s to use instead of the
+        leaves' own. Default None: each leaf's ``.sharding``.
+      mesh: The mesh over which to replicate the leaves that are not moments. Default None: the
+        params' own.
+
+    Returns:
+      ``tx.init(params)``, each leaf placed with its sharding from :func:`state_shardings`.
+
+    Raises:
+      TypeError: If a leaf of `params` is not an array, a leaf of `param_shardings` not a
+        `jax.sharding.Sharding`, or a param has no sharding.
+      ValueError: If `param_shardings` does not have the structure of `params`.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import adamlab
+      >>> from adamlab import sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("fsdp",))
+      >>> params = {"b": jnp.zeros(4), "w": jnp.ones((256, 4))}
+      >>> params = jax.device_put(params, sharding.fsdp_shardings(params, mesh))
+      >>> state = sharding.init(adamlab.adam(1e-3), params)
+      >>> tuple(state[0].moment["w"].sharding.spec), tuple(state[1].count.sharding.spec)
+      (('fsdp', None), ())
     """
     for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
         if not isinstance(p, jax.Array | np.ndarray | np.generic):
@@ -218,6 +326,34 @@ def fsdp_shardings(params: PyTree, mesh: Mesh, axis: str = "fsdp", *, min_elemen
     replicated: splitting them saves little and costs a collective each.
     Returns a tree of `NamedSharding`\\ s like `params`; ``jax.device_put(params,
     fsdp_shardings(params, mesh))`` places them.
+
+    Only shapes are read. Ties between equal dimensions go to the first.
+    Pass the result to :func:`fsdp_loss` for the loss, and place the
+    state with :func:`init`.
+
+    Args:
+      params: A pytree of arrays or `jax.ShapeDtypeStruct`\\ s (anything with a shape).
+      mesh: The `jax.sharding.Mesh` to place the params on.
+      axis: The mesh axis to split along. Default ``"fsdp"``.
+      min_elements: Leaves with fewer elements are replicated. Default 1024; 0 or 1 splits every
+        leaf that has a divisible dimension.
+
+    Returns:
+      A tree like `params` of `jax.sharding.NamedSharding`\\ s on `mesh`: spec `axis` on the split
+      dimension, None elsewhere (all None for a replicated leaf).
+
+    Raises:
+      ValueError: If `axis` is not an axis of `mesh`.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> from adamlab import sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("fsdp",))
+      >>> params = {"b": jnp.zeros(4), "w": jnp.ones((4, 256))}
+      >>> {k: tuple(s.spec) for k, s in sharding.fsdp_shardings(params, mesh).items()}
+      {'b': (None,), 'w': (None, 'fsdp')}
     """
     n = _axis_size(mesh, axis)
 
@@ -251,6 +387,46 @@ def fsdp_loss(loss_fn, param_shardings: PyTree, axis: str = "fsdp"):
     Left to itself, the compiler may instead gather the (small) batch and
     repeat the model's work on every device; this fixes the data-parallel
     split.
+
+    Params whose spec does not name `axis` are passed whole (replicated, or
+    split along other axes as `loss_fn` expects); only the first dimension
+    that names `axis` is gathered.
+
+    Args:
+      loss_fn: ``loss_fn(params, *batch) -> scalar``, the mean loss over its batch, written for
+        whole (unsplit) params.
+      param_shardings: A tree like the params of `jax.sharding.NamedSharding`\\ s, all on one mesh
+        (e.g. from :func:`fsdp_shardings`); the params passed to the loss must be placed with them.
+      axis: The mesh axis the params are split along and the batch is split over. Default ``"fsdp"``.
+
+    Returns:
+      ``loss(params, *batch)``: the mean of `loss_fn` over the devices' slices, a replicated scalar;
+      differentiable, and jittable.
+
+    Raises:
+      TypeError: If `loss_fn` is not callable, or `param_shardings` is not a non-empty tree of
+        `jax.sharding.NamedSharding`\\ s.
+      ValueError: If `axis` is not an axis of the mesh; when the loss is called, if a batch
+        argument is a scalar or its first dimension is not divisible by the size of `axis`.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> from adamlab import sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("fsdp",))
+      >>> params = {"b": jnp.zeros(4), "w": jnp.full((4, 256), 0.5)}
+      >>> shardings = sharding.fsdp_shardings(params, mesh)
+      >>> params = jax.device_put(params, shardings)
+      >>> def loss_fn(p, x):
+      ...     return jnp.mean((x @ p["w"]).sum(-1) + p["b"].sum())
+      >>> loss = sharding.fsdp_loss(loss_fn, shardings)
+      >>> x = jnp.arange(8.0).reshape(2, 4)
+      >>> float(loss(params, x)) == float(loss_fn(params, x))
+      True
+      >>> grads = jax.grad(loss)(params, x)  # split like the params
+      >>> grads["w"].shape, tuple(grads["w"].sharding.spec)
+      ((4, 256), (None, 'fsdp'))
     """
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
@@ -292,6 +468,42 @@ class PaddedFlat:
     ``buckets[j]`` holds bucket j of `layout` followed by zeros; `sharding`
     is the `NamedSharding` that splits it. Masks written for the params'
     tree apply (their per-element entries are padded with False).
+
+    The moments of a :func:`zero1` state are `PaddedFlat`\\ s; a pytree
+    node like :class:`adamlab.flat.Flat` (buffers as children, layout and
+    sharding static). Each buffer is 1-D, even for a solo bucket, and its
+    length is a multiple of the shard count ``N`` (of ``256 N`` for a
+    bucket of at least 4096 elements, so that 8-bit blocks never straddle
+    two devices). A ``(0,)`` placeholder (a moment of integer leaves) is
+    kept unpadded. :meth:`unpad` and :func:`zero1_state_to_flat` give the
+    `Flat` back.
+
+    Args:
+      buckets: One buffer per bucket of `layout`: the bucket's elements, raveled, then zeros.
+      layout: The :class:`adamlab.flat.Layout` the unpadded buffers follow.
+      sharding: The `jax.sharding.NamedSharding` that splits each buffer (spec ``P(axis)``).
+
+    Attributes:
+      buckets: The tuple of padded 1-D buffers, one per bucket of `layout`.
+      layout: The :class:`adamlab.flat.Layout` of the params.
+      sharding: The `jax.sharding.NamedSharding` with spec ``P(axis)`` that places every buffer.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import adamlab
+      >>> from adamlab import flat, sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+      >>> fp = flat.flatten({"b": jnp.zeros(3), "w": jnp.ones((50, 100))})
+      >>> state = sharding.init(sharding.zero1(adamlab.adam(0.1), mesh, "data"), fp)
+      >>> moment = state[0].moment
+      >>> [b.shape for b in moment.buckets]  # 5000 elements padded to 20 blocks of 256
+      [(3,), (5120,)]
+      >>> tuple(moment.sharding.spec), moment.layout == fp.layout
+      (('data',), True)
+      >>> moment.unpad()
+      Flat(float32[3], float32[5000])
     """
 
     __slots__ = ("buckets", "layout", "sharding")
@@ -316,7 +528,27 @@ class PaddedFlat:
         return f"PaddedFlat({parts}; {self.sharding.spec})"
 
     def unpad(self) -> Flat:
-        """The `Flat` of the same values, padding removed; a ``(0,)`` placeholder buffer stays one."""
+        """The `Flat` of the same values, padding removed; a ``(0,)`` placeholder buffer stays one.
+
+        Solo buckets get their leaf's shape back. The buffers are slices of
+        the padded ones (sharded as the compiler or the eager slice places
+        them).
+
+        Returns:
+          A :class:`adamlab.flat.Flat` of `layout`.
+
+        Example:
+          >>> import jax
+          >>> import jax.numpy as jnp
+          >>> import numpy as np
+          >>> import adamlab
+          >>> from adamlab import flat, sharding
+          >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+          >>> fp = flat.flatten({"b": jnp.zeros(3), "w": jnp.ones((50, 100))})
+          >>> state = sharding.init(sharding.zero1(adamlab.adam(0.1), mesh, "data"), fp)
+          >>> state[0].moment.unpad()
+          Flat(float32[3], float32[5000])
+        """
         return Flat(tuple(b if _is_placeholder(b) else b[: info.size].reshape(info.shape)
                           for b, info in zip(self.buckets, self.layout.buckets)), self.layout)
 
@@ -397,6 +629,43 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> Gradien
     gather them again, one gradient-sized all-gather per step more than the
     data-parallel all-reduce and the gather of the updated params
     (``benchmarks/scaling.py`` measures both).
+
+    Args:
+      tx: The transformation whose state to split: any adamlab transformation or chain (elementwise,
+        so it runs on the padded buffers unchanged), or an elementwise Optax one. Wrap the whole
+        optimizer, not a stage of a chain.
+      mesh: The `jax.sharding.Mesh` to split the state over.
+      axis: The mesh axis to split along, usually the data-parallel one; its size is ``N``.
+        Default ``"data"``.
+
+    Returns:
+      A `GradientTransformation` taking :class:`adamlab.flat.Flat` params, updates (and ``gradient=``)
+      and returning :class:`adamlab.flat.Flat` updates; its state is `tx`'s with
+      :class:`PaddedFlat` buffers.
+
+    Raises:
+      TypeError: If `tx` is not a transformation or `mesh` not a `jax.sharding.Mesh`; at ``init`` or
+        ``update``, if the params, updates or gradient are not :class:`adamlab.flat.Flat`\\ s.
+      ValueError: If `axis` is not an axis of `mesh`.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import adamlab
+      >>> from adamlab import flat, sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+      >>> fp = flat.flatten({"b": jnp.zeros(3), "w": jnp.ones((50, 100))})
+      >>> tx = sharding.zero1(adamlab.adam(0.1), mesh, "data")
+      >>> state = sharding.init(tx, fp)
+      >>> [b.shape for b in state[0].moment.buckets]  # padded, split along "data"
+      [(3,), (5120,)]
+      >>> grads = flat.flatten({"b": jnp.ones(3), "w": jnp.ones((50, 100))})
+      >>> updates, state = jax.jit(tx.update)(grads, state, fp)
+      >>> updates  # the original lengths
+      Flat(float32[3], float32[5000])
+      >>> print(updates.unflatten()["b"].round(4))
+      [-0.1 -0.1 -0.1]
     """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         raise TypeError(f"zero1: tx is a {type(tx).__name__}, not a GradientTransformation")
@@ -430,6 +699,28 @@ def zero1_state_to_flat(state: PyTree) -> PyTree:
 
     With `adamlab.flat.state_to_tree` after it, the pytree run's state. Save
     this form to resume on another number of devices.
+
+    Args:
+      state: A :func:`zero1` state, or any pytree containing :class:`PaddedFlat`\\ s.
+
+    Returns:
+      `state` with each :class:`PaddedFlat` replaced by its :class:`adamlab.flat.Flat` (see
+      :meth:`PaddedFlat.unpad`); other leaves kept.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import adamlab
+      >>> from adamlab import flat, sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+      >>> fp = flat.flatten({"b": jnp.zeros(3), "w": jnp.ones((50, 100))})
+      >>> tx = sharding.zero1(adamlab.adam(0.1), mesh, "data")
+      >>> flat_state = sharding.zero1_state_to_flat(sharding.init(tx, fp))
+      >>> flat_state[0].moment
+      Flat(float32[3], float32[5000])
+      >>> flat.state_to_tree(flat_state)[0].moment["w"].shape
+      (50, 100)
     """
     return jax.tree.map(lambda x: x.unpad() if isinstance(x, PaddedFlat) else x, state,
                         is_leaf=lambda x: isinstance(x, PaddedFlat))
@@ -441,6 +732,40 @@ def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
     `like` is a `zero1` state (``jax.eval_shape(tx.init, flat)`` will do):
     it gives the padded lengths and the sharding. The result is placed with
     that sharding when `flat_state` holds concrete arrays.
+
+    With :func:`adamlab.flat.state_from_tree` before it, a pytree run's
+    state (or one saved on another device count) resumes under ZeRO-1.
+
+    Args:
+      flat_state: An unsharded flat state: `like`'s structure with a :class:`adamlab.flat.Flat` of the
+        same layout in place of each :class:`PaddedFlat` (as :func:`zero1_state_to_flat` returns).
+      like: A :func:`zero1` state of the same transformation on the target mesh; only its structure,
+        layouts, buffer lengths and shardings are read.
+
+    Returns:
+      A :func:`zero1` state: `flat_state` with every :class:`adamlab.flat.Flat` padded to `like`'s lengths
+      and placed with its sharding.
+
+    Raises:
+      ValueError: If `flat_state` does not have `like`'s structure (with Flats in place of
+        PaddedFlats), or holds something other than a :class:`adamlab.flat.Flat` of the same layout
+        where `like` has a :class:`PaddedFlat`.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import adamlab
+      >>> from adamlab import flat, sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+      >>> fp = flat.flatten({"b": jnp.zeros(3), "w": jnp.ones((50, 100))})
+      >>> tx = sharding.zero1(adamlab.adam(0.1), mesh, "data")
+      >>> flat_state = adamlab.adam(0.1).init(fp)  # an unsharded flat run's state
+      >>> state = sharding.zero1_state_from_flat(flat_state, jax.eval_shape(tx.init, fp))
+      >>> [b.shape for b in state[0].moment.buckets]
+      [(3,), (5120,)]
+      >>> tuple(state[0].moment.buckets[1].sharding.spec)
+      ('data',)
     """
 
     def pad(node: PaddedFlat, sub: Any) -> PaddedFlat:
@@ -469,6 +794,28 @@ def bytes_per_device(tree: PyTree) -> dict[Any, int]:
 
     A replicated leaf counts in full on every device; a leaf split ``N``
     ways counts ``1/N`` on each.
+
+    Only addressable shards are counted (this process's devices).
+
+    Args:
+      tree: A pytree of `jax.Array`\\ s (params, a state, both in a tuple).
+
+    Returns:
+      A dict from each device holding part of `tree` to its bytes, an int.
+
+    Raises:
+      TypeError: If a leaf is not a `jax.Array` (NumPy arrays and Python scalars included).
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> from adamlab import sharding
+      >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("fsdp",))
+      >>> params = {"b": jnp.zeros(4), "w": jnp.ones((256, 4))}
+      >>> params = jax.device_put(params, sharding.fsdp_shardings(params, mesh))
+      >>> {d.id: n for d, n in sharding.bytes_per_device(params).items()}  # (4 + 1024) float32
+      {0: 4112}
     """
     out: Counter = Counter()
     for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
@@ -487,6 +834,22 @@ class CollectiveStats(NamedTuple):
     per-device program (an all-gather's gathered output, an all-reduce's
     reduced buffer, a reduce-scatter's shard): a measure of the data each
     device receives, per call.
+
+    Returned by :func:`collectives`; ``str(stats)`` is one line
+    (``"all-gather: 2 (8,192 B), all-reduce: 1 (4 B)"``, or
+    ``"no collectives"``). Kinds: ``all-gather``, ``all-reduce``,
+    ``reduce-scatter``, ``collective-permute``, ``all-to-all``,
+    ``collective-broadcast``; a kind that does not occur has no entry.
+
+    Attributes:
+      counts: A dict from collective kind to the number of such operations in the program.
+      bytes: A dict from collective kind to the total bytes of their results, per device.
+
+    Example:
+      >>> from adamlab import sharding
+      >>> stats = sharding.CollectiveStats({"all-gather": 2}, {"all-gather": 1024})
+      >>> print(stats, stats.total_bytes)
+      all-gather: 2 (1,024 B) 1024
     """
 
     counts: dict[str, int]
@@ -494,6 +857,14 @@ class CollectiveStats(NamedTuple):
 
     @property
     def total_bytes(self) -> int:
+        """The bytes of all kinds together, per device, ``sum(bytes.values())``.
+
+        Example:
+          >>> from adamlab import sharding
+          >>> stats = sharding.CollectiveStats({"all-gather": 1, "all-reduce": 1}, {"all-gather": 128, "all-reduce": 4})
+          >>> stats.total_bytes
+          132
+        """
         return sum(self.bytes.values())
 
     def __str__(self) -> str:
@@ -520,6 +891,30 @@ def collectives(compiled: Any) -> CollectiveStats:
 
     An async pair (``all-gather-start``/``-done``) counts once; the bytes of
     an async all-gather are those of its gathered output.
+
+    Reads the HLO text, so it sees what the compiler really emitted (after
+    SPMD partitioning), including collectives inserted to reshard. Use it
+    to check that a step has none, or which ones an FSDP or ZeRO-1 step
+    adds (``benchmarks/scaling.py``).
+
+    Args:
+      compiled: A compiled program (anything with ``as_text()``: ``jax.jit(f).lower(*args).compile()``)
+        or its HLO text as a string.
+
+    Returns:
+      A :class:`CollectiveStats` of counts and bytes per kind.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from adamlab import sharding
+      >>> compiled = jax.jit(lambda x: 2 * x).lower(jnp.ones(3)).compile()
+      >>> print(sharding.collectives(compiled))
+      no collectives
+      >>> hlo = "%ag = f32[8,4]{1,0} all-gather(f32[2,4]{1,0} %x), dimensions={0}"
+      >>> stats = sharding.collectives(hlo)
+      >>> stats.counts, stats.bytes
+      ({'all-gather': 1}, {'all-gather': 128})
     """
     text = compiled if isinstance(compiled, str) else compiled.as_text()
     counts: Counter = Counter()

@@ -1,8 +1,11 @@
 """A moment stage, written once: a primitive gives its formula for one leaf, `moment_stage` does everything else.
 
+Every built-in moment (:func:`adamlab.scale_by_ema`, :func:`adamlab.scale_by_rms`, :func:`adamlab.trace`,
+:func:`adamlab.scale_by_max_rms`, ...) is built by :func:`adamlab.moment_stage`, and a moment of your own can be too.
+
 A moment stage keeps, for every float leaf of the params, the moments named by
 the fields of its state NamedTuple (all fields but ``count``), and, when the
-state has a ``count`` field, an int32 step count. `moment_stage` supplies:
+state has a ``count`` field, an int32 step count. :func:`adamlab.moment_stage` supplies:
 
 - ``init``: zero moments shaped like each float param, in float32 (or the
   param's wider dtype, or ``state_dtype``), ``(0,)`` placeholders for integer
@@ -88,14 +91,126 @@ def moment_stage(
     (1 on the first step), returning the formula: per-step scalars such as a
     bias correction are then computed once, not once per leaf.
 
-    `reads_gradient`: the formula receives the gradient that `adamlab.chain`
-    hands over (the extra argument ``gradient``), not only the incoming
-    updates. `holds_squares`: refuses a `state_dtype` without float32's range.
-    `rounding`: ``"nearest"`` or ``"stochastic"`` (unbiased, keyed by the step
-    count, for storage narrower than float32). `absent`: moment fields this
-    configuration does not keep; they hold ``()``. `real`: moment fields that
-    stay real for complex params (moments of ``|g|**2``). `initial`: a start
-    value other than 0 for some fields (``{"second_moment": 1.0}``).
+    ::
+
+        init(params)          -> state_type(count=0, <field>=zeros like params, ...)
+        update(u, state, ...) -> t = count + 1 (saturating);  f = formula, or per_step(t)
+                                 for every float leaf:  out, *new = f(u, [g,] *old)
+                                 -> (tree of out, state_type(count=t, <field>=tree of new, ...))
+
+    Everything around the formula comes from here, the same for every built-in moment
+    (:func:`adamlab.scale_by_ema`, :func:`adamlab.scale_by_rms`, :func:`adamlab.scale_by_max_rms`, ...):
+    checks that the updates (and gradient) have the tree of the params given to ``init``, with errors that name
+    the path; ``(0,)`` placeholders for integer and bool leaves, which pass through unchanged; the formula's
+    arguments cast to float32 or wider (8-bit moments decoded); the new moments stored back in their storage
+    dtype (saturating, or rounded stochastically when asked). The formula is plain JAX code, traced once per
+    float leaf each time ``update`` is traced (a Python loop over the leaves); it must return arrays of the
+    leaf's shape. The stage's role is "moment": :func:`adamlab.chain` fixes the gradient at the input of its
+    first moment stage and checks that gradient stages come before it and direction stages after it.
+
+    Args:
+      name: The stage's name, used in error messages and reported by :func:`adamlab.stage_info` as
+        ``StageInfo.name`` (with role ``"moment"``). Use the constructor's name; adamlab finds some stages by
+        name (:func:`adamlab.clip_by_rms_ratio` looks for ``"scale_by_rms"``), so do not reuse a built-in name.
+      state_type: A NamedTuple class (`typing.NamedTuple`), the stage's state. Every field but ``count`` names a
+        moment, a tree like the params, passed to the formula in field order; give at least one field that
+        `absent` does not name. A field called ``count`` (anywhere in the tuple) makes the stage keep an int32
+        step count, 0 after ``init`` and incremented (saturating at ``2**31 - 1``) before the formula runs; it
+        is required by `per_step` and by stochastic rounding.
+      formula: The update of one leaf, ``formula(u, *moments) -> (out, *new_moments)``, or with
+        `reads_gradient` ``formula(u, g, *moments)``: ``u`` the incoming update leaf, ``g`` the gradient leaf,
+        the moments in `state_type`'s field order (``count`` and `absent` fields left out), all upcast to at
+        least float32 (complex64 for complex leaves). It returns the outgoing update leaf and the new value of
+        each moment, in the same order. Default None; give exactly one of `formula` and `per_step`.
+      per_step: Instead of `formula`, ``per_step(t) -> formula``: called once per ``update`` with the new step
+        count ``t`` (an int32 scalar array, 1 on the first step), it returns the formula for every leaf of
+        this step, so that per-step scalars such as ``bias_correction_term(decay, t)``
+        (:func:`adamlab.moments.bias_correction_term`) or a schedule's value are computed once, not once per
+        leaf. Needs a ``count`` field in `state_type`. Default None.
+      reads_gradient: Default False: the formula sees the incoming updates only. True: it also receives ``g``,
+        the gradient :func:`adamlab.chain` hands to every stage as the extra argument ``gradient`` (the updates
+        as they entered the chain's first moment stage, i.e. after any clipping or coupled weight decay), as
+        :func:`adamlab.scale_by_rms` does to divide the first moment by the gradient's RMS. Called outside an
+        adamlab chain, ``update`` then needs ``gradient=grads``.
+      state_dtype: Storage dtype of every moment: ``jnp.bfloat16``, ``jnp.float16`` (refused with
+        `holds_squares`), ``jnp.int8`` (8-bit block-wise codes for real float leaves of at least 4096 elements,
+        float32 for smaller or complex ones), or a float dtype. Default None: float32, or the param's dtype
+        when wider (complex64 for complex params). The formula always computes in float32 or wider.
+      holds_squares: Default False. True for a moment of squared values: refuses a `state_dtype` without
+        float32's exponent range (``jnp.float16``, where ``g**2`` overflows above about 256) with a ValueError.
+      rounding: How new moments are rounded into a `state_dtype` narrower than float32: ``"nearest"`` (default)
+        or ``"stochastic"`` (unbiased, with bits hashed from the step count, the moment and the leaf, so runs
+        are reproducible); stochastic rounding needs a ``count`` field. No effect for float32 storage.
+      absent: Names of moment fields this configuration does not keep (default none): they hold ``()`` in the
+        state, are not passed to the formula and get no new value from it (``scale_by_rms`` lists
+        ``"gradient_mean"`` unless ``centered``).
+      real: Names of moment fields that stay real for complex params (moments of ``|g|**2``, default none):
+        float32 where other moments of a complex leaf are complex64, and, under ``jnp.int8``, the unsigned
+        8-bit code, which holds values ``>= 0`` only. The formula must return real values for them.
+      initial: Start values other than 0, a dict from field name to a Python number, e.g.
+        ``{"second_moment": 1.0}`` (``scale_by_rms``'s ``initial_scale``); every float leaf of that moment
+        starts there. Default None: every moment starts at 0.
+
+    Returns:
+      A `GradientTransformation` whose ``init(params)`` returns a `state_type` and whose
+      ``update(updates, state, params=None, *, gradient=None, **extra)`` returns the tree of outputs (float32
+      or wider for float leaves, the incoming leaf for the others; :func:`adamlab.chain` casts them back to
+      the dtype it received) and the new `state_type`.
+
+    Raises:
+      TypeError: At build time, if both or neither of `formula` and `per_step` are given; if `per_step`, or
+        stochastic rounding into a narrow `state_dtype`, is asked of a `state_type` without a ``count``
+        field; if `state_dtype` is not a float dtype (nor ``jnp.int8``). At update time, if an updates leaf is
+        not an array, or is not floating point where the param was.
+      ValueError: At build time, if `rounding` is neither ``"nearest"`` nor ``"stochastic"``, or if
+        `holds_squares` and `state_dtype` lacks float32's exponent range. At update time, if the updates (or
+        the gradient) do not have the tree structure and shapes of the params given to ``init``, or if
+        `reads_gradient` and no gradient is given.
+
+    Example:
+      A formula without a count: a running sum of the updates, kept as the field ``total``.
+
+      >>> from typing import Any, NamedTuple
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> class SumState(NamedTuple):
+      ...     total: Any
+      >>> running_sum = adamlab.moment_stage("running_sum", SumState, lambda u, s: (u + s, u + s))
+      >>> state = running_sum.init({"w": jnp.zeros(2), "steps": jnp.zeros((), jnp.int32)})
+      >>> for _ in range(3):
+      ...     out, state = running_sum.update({"w": jnp.ones(2), "steps": jnp.zeros((), jnp.int32)}, state)
+      >>> print(out["w"], state.total["steps"].shape)  # the int leaf has a (0,) placeholder and passes through
+      [3. 3.] (0,)
+
+      AMSGrad's running maximum of the bias-corrected second moment, from its formula (the built-in
+      :func:`adamlab.scale_by_max_rms` computes the same):
+
+      >>> from adamlab.moments import bias_correction_term
+      >>> class AmsState(NamedTuple):
+      ...     count: jax.Array
+      ...     second_moment: Any
+      ...     max_second_moment: Any
+      >>> def scale_by_amsgrad_rms(b2=0.999, eps=1e-8):
+      ...     def per_step(t):  # once per step: the bias correction is computed once
+      ...         bc = bias_correction_term(b2, t)
+      ...         def leaf(u, g, v, v_max):  # u: incoming update, g: gradient, then the moments
+      ...             v = (1 - b2) * jnp.square(g) + b2 * v
+      ...             v_max = jnp.maximum(v_max, v / bc)
+      ...             return u / (jnp.sqrt(v_max) + eps), v, v_max
+      ...         return leaf
+      ...     return adamlab.moment_stage("scale_by_amsgrad_rms", AmsState, per_step=per_step,
+      ...                                 reads_gradient=True, holds_squares=True)
+      >>> ours = adamlab.chain(scale_by_amsgrad_rms(0.5))
+      >>> builtin = adamlab.chain(adamlab.scale_by_max_rms(0.5))
+      >>> s1, s2 = ours.init({"w": jnp.zeros(2)}), builtin.init({"w": jnp.zeros(2)})
+      >>> for g in ([1.0, 2.0], [0.1, 3.0]):
+      ...     u1, s1 = ours.update({"w": jnp.array(g)}, s1)
+      ...     u2, s2 = builtin.update({"w": jnp.array(g)}, s2)
+      >>> print([round(float(x), 4) for x in u1["w"]], bool(jnp.all(u1["w"] == u2["w"])))
+      [0.1, 1.1078] True
+      >>> s1[0].count
+      Array(2, dtype=int32)
     """
     fields = [f for f in state_type._fields if f != "count"]
     counted = "count" in state_type._fields
@@ -164,20 +279,88 @@ def countless_storage(state_dtype, rounding: str | None, plain: type, counted: t
     """The rounding and state type of a moment whose formula needs no step count: `rounding`, or by default
     stochastic for 8-bit codes (rounded to nearest, a slowly moving moment keeps its code:
     ``tests/test_quantize.py``) and nearest otherwise; `counted` (a `plain` with a ``count`` field, the seed of
-    the rounding) when that rounding is stochastic, else `plain`."""
+    the rounding) when that rounding is stochastic, else `plain`.
+
+    Internal (used by ``scale_by_ema`` and ``trace``): decides in Python, at build time, which state NamedTuple
+    the stage keeps.
+
+    Args:
+      state_dtype: The stage's storage dtype (None, a float dtype, or ``jnp.int8``).
+      rounding: ``"nearest"``, ``"stochastic"``, or None for the default above.
+      plain: The state NamedTuple without a ``count`` field (e.g. ``EmaState``).
+      counted: The same fields plus ``count`` (e.g. ``CountedEmaState``).
+
+    Returns:
+      ``(rounding, state_type)``: the rounding to pass to :func:`adamlab.moment_stage` and `counted` or `plain`.
+
+    Raises:
+      TypeError: If `state_dtype` is not a float dtype (nor ``jnp.int8``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab.moments import CountedEmaState, EmaState
+      >>> from adamlab.stage_builder import countless_storage
+      >>> countless_storage(jnp.int8, None, EmaState, CountedEmaState)[1].__name__
+      'CountedEmaState'
+      >>> countless_storage(jnp.bfloat16, None, EmaState, CountedEmaState)[1].__name__
+      'EmaState'
+    """
     if rounding is None:
         rounding = "stochastic" if check_state_dtype(state_dtype) == INT8 else "nearest"
     return rounding, counted if rounds_stochastically(state_dtype, rounding) else plain
 
 
 def rounds_stochastically(state_dtype, rounding: str) -> bool:
-    """Whether `rounding` applies: stochastic, into storage narrower than float32 (8-bit codes included)."""
+    """Whether `rounding` applies: stochastic, into storage narrower than float32 (8-bit codes included).
+
+    Internal: a stochastic `rounding` into float32 or wider storage is a no-op, and needs no step count.
+
+    Args:
+      state_dtype: The storage dtype (None for float32 or wider, a float dtype, or ``jnp.int8``).
+      rounding: ``"nearest"`` or ``"stochastic"``.
+
+    Returns:
+      True when `rounding` is ``"stochastic"`` and `state_dtype` is ``jnp.int8`` or a float narrower than 32 bits.
+
+    Raises:
+      TypeError: If `state_dtype` is not a float dtype (nor ``jnp.int8``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab.stage_builder import rounds_stochastically
+      >>> rounds_stochastically(jnp.bfloat16, "stochastic"), rounds_stochastically(None, "stochastic")
+      (True, False)
+    """
     dtype = check_state_dtype(state_dtype)
     return rounding == "stochastic" and dtype is not None and (dtype == INT8 or jnp.finfo(dtype).bits < 32)
 
 
 def require_gradient(name: str, updates, gradient, wrap: str) -> None:
-    """The error of a stage that reads the gradient and got none; `wrap` shows the chain it belongs in."""
+    """The error of a stage that reads the gradient and got none; `wrap` shows the chain it belongs in.
+
+    Internal: called at the top of the ``update`` of every stage that reads the gradient. An empty `updates`
+    tree needs no gradient.
+
+    Args:
+      name: The stage's name, for the message.
+      updates: The updates the stage received.
+      gradient: The ``gradient`` extra argument it received (None when called outside an adamlab chain).
+      wrap: The chain to suggest in the message, e.g. ``"adamlab.chain(..., cautious_mask(), ...)"``.
+
+    Returns:
+      None, when a gradient was given (or nothing needs one).
+
+    Raises:
+      ValueError: If `gradient` is None and `updates` has leaves.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab.stage_builder import require_gradient
+      >>> require_gradient("my_stage", {"w": jnp.ones(2)}, None, "adamlab.chain(my_stage())")
+      Traceback (most recent call last):
+        ...
+      ValueError: my_stage needs the gradient, which adamlab.chain hands to each stage ...
+    """
     # An empty tree (params None) has the gradient None too: nothing is missing then.
     if gradient is None and jax.tree.leaves(updates):
         raise ValueError(
