@@ -10,6 +10,8 @@ tree, another shape or another dtype raises an error that names the first leaf
 that differs. (Restoring without a template, as Orbax does when given none,
 turns NamedTuples into lists and dicts: the known trap this design avoids.)
 
+::
+
     adamlab.checkpoint.save_npz("ckpt/step_1000.npz", {"params": params, "opt_state": state})
     restored = adamlab.checkpoint.load_npz("ckpt/step_1000.npz", {"params": params, "opt_state": state})
 
@@ -66,7 +68,40 @@ def _structure(tree) -> str:
 
 
 def describe(tree: PyTree) -> dict:
-    """The description stored with a checkpoint: format, tree structure and ``(path, shape, dtype)`` per leaf."""
+    """Returns the description stored with a checkpoint: format, tree structure and ``(path, shape, dtype)`` per leaf.
+
+    It is what :func:`adamlab.checkpoint.load_npz` and :func:`adamlab.checkpoint.restore_orbax` compare a
+    template against before restoring anything, and it is plain JSON-compatible data::
+
+        {"format": "adamlab-checkpoint", "version": 1, "byteorder": "little",
+         "structure": "<str of the PyTreeDef>",
+         "leaves": [{"path": "['w']", "shape": [2, 3], "dtype": "float32"}, ...]}
+
+    A typed PRNG key leaf has dtype ``"key<impl>"`` and an extra ``"data_shape"``, the shape of its key
+    data. Only shapes and dtypes are read, so ``tree`` may hold ``jax.ShapeDtypeStruct`` leaves.
+
+    Args:
+      tree: A pytree whose leaves are arrays or anything with ``shape`` and ``dtype`` (JAX or NumPy arrays,
+        ``jax.ShapeDtypeStruct``).
+
+    Returns:
+      A dict with keys ``format``, ``version``, ``byteorder``, ``structure`` and ``leaves``, as above.
+
+    Raises:
+      TypeError: If a leaf has no ``shape`` or ``dtype`` (a Python number, a string): wrap it with
+        ``jnp.asarray``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> meta = adamlab.checkpoint.describe({"w": jnp.ones((2, 3)), "step": jnp.asarray(3, jnp.int32)})
+      >>> print(meta["format"], meta["structure"])
+      adamlab-checkpoint PyTreeDef({'step': *, 'w': *})
+      >>> for leaf in meta["leaves"]:
+      ...     print(leaf)
+      {'path': "['step']", 'shape': [], 'dtype': 'int32'}
+      {'path': "['w']", 'shape': [2, 3], 'dtype': 'float32'}
+    """
     leaves = []
     for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
@@ -143,11 +178,39 @@ def _npz_path(path) -> Path:
 
 
 def save_npz(path: str | os.PathLike, tree: PyTree) -> Path:
-    """Writes `tree` to ``path`` (``.npz`` appended if missing), atomically; returns the path written.
+    """Writes ``tree`` to the ``.npz`` file ``path`` (``.npz`` appended if missing), atomically; returns the path.
 
-    Leaves of NumPy's own dtypes are stored as such (``np.load`` reads them);
-    others (bfloat16, float8, PRNG keys) as their raw bytes, rebuilt by
-    `load_npz` from the stored dtype.
+    Each leaf is gathered on the host and stored as one array, beside the JSON description of
+    :func:`adamlab.checkpoint.describe`. Leaves of NumPy's own dtypes are stored as such (``np.load``
+    reads them); others (bfloat16, float8, PRNG keys) as their raw bytes, rebuilt by
+    :func:`adamlab.checkpoint.load_npz` from the stored dtype. The file is written under a temporary
+    name and then renamed, so a crash mid-write leaves a previous checkpoint at ``path`` intact. Missing
+    parent directories are created. For single-process runs; use :func:`adamlab.checkpoint.save_orbax`
+    for multi-host state.
+
+    Args:
+      path: The file to write (a ``str`` or path-like); ``".npz"`` is appended when its suffix is not
+        ``.npz``. An existing file is replaced.
+      tree: The pytree of arrays to save, e.g. ``{"params": params, "opt_state": state}``.
+
+    Returns:
+      The ``pathlib.Path`` written (with the ``.npz`` suffix).
+
+    Raises:
+      TypeError: If a leaf is not an array (see :func:`adamlab.checkpoint.describe`).
+      ValueError: If a leaf is a ``jax.Array`` spanning several processes.
+      OSError: If the file cannot be written.
+
+    Example:
+      >>> import tempfile
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> params = {"w": jnp.arange(3.0)}
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     path = adamlab.checkpoint.save_npz(f"{tmp}/ckpt/step_10", params)
+      ...     restored = adamlab.checkpoint.load_npz(path, params)
+      >>> print(path.name, restored["w"])
+      step_10.npz [0. 1. 2.]
     """
     meta = describe(tree)
     arrays = {}
@@ -168,11 +231,45 @@ def save_npz(path: str | os.PathLike, tree: PyTree) -> Path:
 
 
 def load_npz(path: str | os.PathLike, like: PyTree) -> PyTree:
-    """Reads a `save_npz` file into the structure of `like`, each leaf on the sharding of `like`'s leaf.
+    """Reads a :func:`adamlab.checkpoint.save_npz` file into the structure of ``like``.
 
-    `like` may hold arrays or `jax.ShapeDtypeStruct`\\ s (with ``sharding=``
-    to place the result). Raises ValueError when the stored tree or a shape
-    differs from `like`'s, TypeError when a dtype does, naming the leaf.
+    The stored description is checked against ``like`` first, and nothing is reshaped or cast. The
+    restored tree has ``like``'s node types (NamedTuple states stay NamedTuples), and each leaf is placed
+    on the sharding of ``like``'s leaf when it has one (a sharded array is restored sharded), else on the
+    default device.
+
+    Args:
+      path: The file to read (a ``str`` or path-like); ``".npz"`` is appended when its suffix is not
+        ``.npz``, as in :func:`adamlab.checkpoint.save_npz`.
+      like: The template: a tree of the same structure as the saved one, holding arrays or
+        ``jax.ShapeDtypeStruct``\\ s (with ``sharding=`` to place the result), e.g. the current state or
+        ``jax.eval_shape(tx.init, params)``.
+
+    Returns:
+      The restored tree, with ``like``'s structure and ``jax.Array`` leaves.
+
+    Raises:
+      ValueError: If the file is not an adamlab checkpoint or has another format version, its tree (leaf
+        paths, number of leaves, containers, 8-bit moments or not) or a leaf's shape differs from
+        ``like``'s, or the file is damaged. The message names the first leaf that differs.
+      TypeError: If a leaf's dtype differs from ``like``'s.
+      FileNotFoundError: If there is no file at ``path``.
+
+    Example:
+      >>> import tempfile
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> params = {"w": jnp.ones(2)}
+      >>> opt = adamlab.adamw(1e-3)
+      >>> state = opt.init(params)
+      >>> _, state = opt.update({"w": jnp.ones(2)}, state, params)
+      >>> like = jax.eval_shape(opt.init, params)  # shapes and dtypes only
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     path = adamlab.checkpoint.save_npz(f"{tmp}/opt_state.npz", state)
+      ...     restored = adamlab.checkpoint.load_npz(path, like)
+      >>> print(type(restored[2]).__name__, adamlab.diagnostics.step_count(restored))
+      RmsState 1
     """
     path = _npz_path(path)
     with np.load(path, allow_pickle=False) as data:
@@ -206,11 +303,36 @@ def _orbax():
 
 
 def save_orbax(directory: str | os.PathLike, tree: PyTree, *, force: bool = False) -> Path:
-    """Writes `tree` to `directory` with Orbax (each process writes its own shards); returns the directory.
+    """Writes ``tree`` to ``directory`` with Orbax (each process writes its own shards); returns the directory.
 
-    The leaves are stored as a flat dict (no NamedTuple or empty node for
-    Orbax to turn into something else) beside the JSON description. `force`
-    overwrites an existing checkpoint. Blocks until the write is complete.
+    The leaves are stored as a flat dict (no NamedTuple or empty node for Orbax to turn into something
+    else) beside the JSON description of :func:`adamlab.checkpoint.describe`; zero-size leaves are
+    recorded in the description only. Blocks until the write is complete. In a multi-process run every
+    process calls it with the same ``directory``. Needs ``orbax-checkpoint``.
+
+    Args:
+      directory: The checkpoint directory to create (a ``str`` or path-like), made absolute.
+      tree: The pytree of arrays to save, e.g. ``{"params": params, "opt_state": state}``.
+      force: Whether to overwrite an existing checkpoint at ``directory``. Default False: an existing one
+        is an error (raised by Orbax).
+
+    Returns:
+      The absolute ``pathlib.Path`` of the checkpoint directory.
+
+    Raises:
+      ImportError: If ``orbax-checkpoint`` is not installed.
+      TypeError: If a leaf is not an array (see :func:`adamlab.checkpoint.describe`).
+
+    Example:
+      >>> import tempfile
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> tree = {"w": jnp.arange(3.0), "step": jnp.asarray(7)}
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     directory = adamlab.checkpoint.save_orbax(f"{tmp}/step_7", tree)
+      ...     restored = adamlab.checkpoint.restore_orbax(directory, tree)
+      >>> print(directory.name, restored["w"], restored["step"])
+      step_7 [0. 1. 2.] 7
     """
     ocp = _orbax()
     meta = describe(tree)
@@ -227,10 +349,41 @@ def save_orbax(directory: str | os.PathLike, tree: PyTree, *, force: bool = Fals
 
 
 def restore_orbax(directory: str | os.PathLike, like: PyTree) -> PyTree:
-    """Reads a `save_orbax` checkpoint into the structure of `like`, each leaf on the sharding of `like`'s leaf.
+    """Reads a :func:`adamlab.checkpoint.save_orbax` checkpoint into the structure of ``like``.
 
-    Errors as in `load_npz`. Leaves of `like` without a sharding (NumPy
-    arrays, `jax.ShapeDtypeStruct`\\ s without one) go to the default device.
+    As :func:`adamlab.checkpoint.load_npz`: the description is checked against ``like`` first, nothing is
+    reshaped or cast, and the result has ``like``'s node types. Each process reads the shards its devices
+    need for the sharding of ``like``'s leaf; leaves of ``like`` without a sharding (NumPy arrays,
+    ``jax.ShapeDtypeStruct``\\ s without one) go to the first local device. Needs ``orbax-checkpoint``.
+
+    Args:
+      directory: The checkpoint directory that :func:`adamlab.checkpoint.save_orbax` wrote (a ``str`` or
+        path-like).
+      like: The template: a tree of the same structure as the saved one, holding arrays or
+        ``jax.ShapeDtypeStruct``\\ s (with ``sharding=`` to place the result), e.g. the current state or
+        ``jax.eval_shape(tx.init, params)``.
+
+    Returns:
+      The restored tree, with ``like``'s structure and ``jax.Array`` leaves.
+
+    Raises:
+      ImportError: If ``orbax-checkpoint`` is not installed.
+      ValueError: If the checkpoint's tree or a leaf's shape differs from ``like``'s (naming the first
+        leaf that differs), or it is not an adamlab checkpoint.
+      TypeError: If a leaf's dtype differs from ``like``'s.
+
+    Example:
+      >>> import tempfile
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> params = {"w": jnp.ones(2)}
+      >>> opt = adamlab.adamw(1e-3)
+      >>> state = opt.init(params)
+      >>> with tempfile.TemporaryDirectory() as tmp:
+      ...     directory = adamlab.checkpoint.save_orbax(f"{tmp}/opt_state", state)
+      ...     restored = adamlab.checkpoint.restore_orbax(directory, state)
+      >>> print(type(restored[2]).__name__, restored[2].second_moment["w"])
+      RmsState [0. 0.]
     """
     ocp = _orbax()
     directory = Path(directory).absolute()

@@ -30,17 +30,78 @@ from adamlab.tree import clip_finite, has_gradient, increment
 
 
 class NonFiniteGradientError(FloatingPointError):
-    """Raised by `skip_nonfinite` after more than ``max_consecutive`` non-finite steps in a row."""
+    """Raised by :func:`adamlab.skip_nonfinite` after more than ``max_consecutive`` non-finite steps in a row.
+
+    A subclass of :class:`FloatingPointError`. Its message gives the number of non-finite steps in a row,
+    the limit, and the paths of the leaves that held a NaN or an Inf on the last step. Raised as such by an
+    eager update; under ``jax.jit`` it is raised in a host callback and reaches the caller wrapped in a
+    ``jax.errors.JaxRuntimeError`` whose message contains it.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> tx = adamlab.skip_nonfinite(adamlab.sgd(0.1), max_consecutive=0)
+      >>> params = {"w": jnp.ones(2)}
+      >>> state = tx.init(params)
+      >>> tx.update({"w": jnp.array([jnp.inf, 1.0])}, state, params)
+      Traceback (most recent call last):
+        ...
+      adamlab.numerics.NonFiniteGradientError: skip_nonfinite: 1 steps in a row had non-finite gradients ...
+    """
 
 
 class SkipNonfiniteState(NamedTuple):
-    inner_state: Any  # the wrapped transformation's state, untouched by skipped steps
-    skipped: jax.Array  # int32 steps skipped in all (saturating)
-    consecutive: jax.Array  # int32 non-finite steps in a row, 0 after a finite step
+    """The state of :func:`adamlab.skip_nonfinite`: the wrapped state and two counters of non-finite steps.
+
+    Attributes:
+      inner_state: The wrapped transformation's state, exactly as it was before a skipped step (skipped
+        steps hand it back untouched).
+      skipped: int32 scalar, the number of steps skipped in all (saturating at the int32 maximum). Steps
+        let through by ``on_limit="apply"`` are not counted. Optax: ``total_notfinite`` of
+        ``optax.ApplyIfFiniteState``.
+      consecutive: int32 scalar, the number of non-finite steps in a row; 0 after a finite step. Optax:
+        ``notfinite_count``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> tx = adamlab.skip_nonfinite(adamlab.sgd(0.1))
+      >>> params = {"w": jnp.ones(2)}
+      >>> state = tx.init(params)
+      >>> _, state = tx.update({"w": jnp.array([jnp.nan, 1.0])}, state, params)
+      >>> print(type(state).__name__, state.skipped, state.consecutive)
+      SkipNonfiniteState 1 1
+    """
+
+    inner_state: Any
+    skipped: jax.Array
+    consecutive: jax.Array
 
 
 def all_finite(tree: Any) -> jax.Array:
-    """True when no float leaf of `tree` holds a NaN or an Inf (True for a tree without float leaves)."""
+    """Returns True when no float leaf of ``tree`` holds a NaN or an Inf.
+
+    ::
+
+        all_finite(tree) = all(isfinite(x).all() for x in float leaves of tree)    (True without float leaves)
+
+    Integer and bool leaves are ignored (they cannot be non-finite). This is the test
+    :func:`adamlab.skip_nonfinite` applies to each step's gradient, and is jit-friendly.
+
+    Args:
+      tree: A pytree of arrays (JAX or NumPy).
+
+    Returns:
+      A bool scalar ``jax.Array``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> print(adamlab.numerics.all_finite({"a": jnp.ones(2), "b": jnp.array([1.0, jnp.inf])}))
+      False
+      >>> print(adamlab.numerics.all_finite({"step": jnp.arange(3)}))  # no float leaves
+      True
+    """
     flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if has_gradient(x)]
     return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
 
@@ -56,7 +117,16 @@ def skip_nonfinite(
     *,
     on_limit: Literal["raise", "apply"] = "raise",
 ) -> GradientTransformation:
-    """Skips steps whose gradient holds a NaN or an Inf, leaving params and every moment exactly as they were.
+    """Wraps ``tx`` to skip steps whose gradient holds a NaN or an Inf, leaving params and moments exactly as they were.
+
+    ::
+
+        finite      = all_finite(updates)                 (and the chain's gradient, when it differs)
+        consecutive = 0 if finite else consecutive + 1
+        finite:                              updates, inner_state = tx.update(updates, inner_state, params)
+        not finite, consecutive <= limit:    updates = -0.0 everywhere, inner_state unchanged, skipped += 1
+        not finite, consecutive >  limit:    on_limit="raise": raise NonFiniteGradientError
+                                             on_limit="apply": as if finite
 
     A step is *non-finite* when a float leaf of the incoming updates (or of
     the ``gradient`` an enclosing `adamlab.chain` hands over) holds a NaN or
@@ -77,6 +147,52 @@ def skip_nonfinite(
       unwrapped optimizer would, until a finite step resets the count.
 
     ``max_consecutive=None`` skips non-finite steps forever.
+
+    Wrap the whole optimizer (``skip_nonfinite(adamlab.adamw(...))``), or one stage inside an
+    :func:`adamlab.chain`; the wrapper takes the chain role of ``tx``. Differences from Optax's
+    ``optax.apply_if_finite``: Optax gives up silently (as ``on_limit="apply"`` here) and returns ``+0.0``
+    updates, which turn ``-0.0`` params into ``+0.0``; Optax's ``total_notfinite`` also counts the steps
+    it let through. PyTorch's ``torch.amp.GradScaler`` likewise skips ``optimizer.step()`` on inf/NaN
+    gradients (and lowers its loss scale), without a limit.
+
+    Args:
+      tx: The transformation to wrap: an adamlab :class:`adamlab.GradientTransformation` (a whole
+        optimizer or one stage) or an ``optax.GradientTransformation``.
+      max_consecutive: The number of non-finite steps in a row that are skipped before giving up, an int
+        ``>= 0``, or None to skip forever. Default 10. With 0 the first non-finite step gives up. Optax:
+        ``max_consecutive_errors`` of ``optax.apply_if_finite``.
+      on_limit: What happens once more than ``max_consecutive`` steps in a row were non-finite:
+        ``"raise"`` (the default) raises :class:`adamlab.NonFiniteGradientError`; ``"apply"`` applies
+        the non-finite steps, as the unwrapped optimizer would (Optax's behaviour).
+
+    Returns:
+      A :class:`adamlab.GradientTransformation` whose state is a :class:`adamlab.SkipNonfiniteState`.
+
+    Raises:
+      TypeError: If ``tx`` has no callable ``init`` and ``update``.
+      ValueError: If ``max_consecutive`` is not None or an int ``>= 0``, or ``on_limit`` is neither
+        ``"raise"`` nor ``"apply"``; at update time, if the state is not a
+        :class:`adamlab.SkipNonfiniteState`.
+      NonFiniteGradientError: At update time, with ``on_limit="raise"``, when the limit is exceeded
+        (under ``jax.jit``, wrapped in a ``JaxRuntimeError``).
+
+    Example:
+      A NaN gradient leaves the params unchanged and increments the counters; the next finite step
+      is an ordinary SGD step:
+
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> tx = adamlab.skip_nonfinite(adamlab.sgd(0.1), max_consecutive=2)
+      >>> params = {"w": jnp.array([1.0, 2.0])}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([jnp.nan, 1.0])}, state, params)
+      >>> params = adamlab.apply_updates(params, updates)
+      >>> print(params["w"], state.skipped, state.consecutive)
+      [1. 2.] 1 1
+      >>> updates, state = tx.update({"w": jnp.array([1.0, 1.0])}, state, params)
+      >>> params = adamlab.apply_updates(params, updates)
+      >>> print(params["w"], state.skipped, state.consecutive)
+      [0.9 1.9] 1 0
     """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         raise TypeError(f"skip_nonfinite: tx is {type(tx).__name__}, not a GradientTransformation")
@@ -174,10 +290,32 @@ def _mix32(x: jax.Array) -> jax.Array:
 
 
 def hash_bits(shape, seed) -> jax.Array:
-    """32 pseudo-random bits per element: ``mix(mix(seed) + index * golden ratio)``, counter-based.
+    """Returns 32 pseudo-random bits per element of an array of ``shape``, counter-based.
+
+    ::
+
+        bits[i] = mix(i * 0x9E3779B9 + mix(seed))       i = flat index, uint32 arithmetic (wraps)
+        mix     = the "lowbias32" integer hash (full avalanche)
 
     A handful of integer operations per element, against threefry's ~20 rounds: cheap enough to run on every
-    element of a second moment at every step. Good for rounding decisions, not for cryptography.
+    element of a second moment at every step. The same ``(shape, seed)`` always gives the same bits, and
+    nearby seeds give unrelated ones. Good for rounding decisions, not for cryptography, nor as a
+    replacement for ``jax.random`` in general.
+
+    Args:
+      shape: The shape of the result, a tuple of ints (static).
+      seed: An integer scalar (a Python int or an integer array, may be traced), taken modulo ``2**32``.
+
+    Returns:
+      A ``uint32`` array of shape ``shape``.
+
+    Example:
+      >>> import adamlab
+      >>> bits = adamlab.numerics.hash_bits((2, 3), seed=7)
+      >>> print(bits.shape, bits.dtype)
+      (2, 3) uint32
+      >>> print(bool((bits == adamlab.numerics.hash_bits((2, 3), seed=7)).all()))  # deterministic
+      True
     """
     seed = _mix32(jnp.asarray(seed).astype(jnp.uint32))
     index = jax.lax.iota(jnp.uint32, int(np.prod(shape))).reshape(shape)
@@ -185,16 +323,54 @@ def hash_bits(shape, seed) -> jax.Array:
 
 
 def stochastic_round(x: jax.Array, dtype, key: jax.Array) -> jax.Array:
-    """Rounds `x` to `dtype` at random, unbiased: ``E[stochastic_round(x)] == x``.
+    """Rounds ``x`` to ``dtype`` at random, unbiased: ``E[stochastic_round(x)] == x``.
 
-    With ``lo <= x <= hi`` the two neighbours of `x` in `dtype`, the result is
-    `hi` with probability ``(x - lo) / (hi - lo)`` and `lo` otherwise (values
-    exactly representable come back unchanged). Finite values beyond the
-    range of `dtype` saturate at its largest finite value; NaN and Inf are
-    kept. `key` is a `jax.random` key, or an integer scalar seed, which draws
-    from the cheaper counter-based `hash_bits` (what the moments use); the
-    draw uses 24 random bits per element. When `dtype` is not narrower than
-    ``x.dtype`` this is a plain cast.
+    ::
+
+        lo <= x <= hi  the two neighbours of x in dtype
+        result = hi  with probability (x - lo) / (hi - lo),   lo otherwise
+
+    Values exactly representable come back unchanged. Finite values beyond the range of ``dtype``
+    saturate at its largest finite value (a plain cast would give Inf); NaN and Inf are kept. The draw
+    uses 24 random bits per element. When ``dtype`` is not narrower than ``x.dtype`` this is a plain
+    cast. Stochastic rounding makes a small update that round-to-nearest would lose (less than half an
+    ulp of a bfloat16 weight or moment) still move the value on average.
+
+    Args:
+      x: The float array to round.
+      dtype: The float dtype to round to, e.g. ``jnp.bfloat16`` or ``jnp.float16``.
+      key: The randomness: a ``jax.random`` key (``jax.random.key(0)`` or a raw ``jax.random.PRNGKey``),
+        drawn from with ``jax.random.bits``; or an integer scalar seed, which draws from the cheaper
+        counter-based :func:`adamlab.numerics.hash_bits` (what the moments use).
+
+    Returns:
+      An array of ``x``'s shape in ``dtype``.
+
+    Raises:
+      TypeError: If ``x`` or ``dtype`` is not a floating-point type.
+
+    References:
+      Gupta, Agrawal, Gopalakrishnan & Narayanan, *Deep Learning with Limited Numerical Precision*,
+      ICML 2015.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> x = jnp.full((10000,), 1.0 + 2.0**-10)  # between the bfloat16 numbers 1 and 1 + 2**-7
+      >>> print(x.astype(jnp.bfloat16)[0])  # round to nearest loses the increment
+      1
+      >>> sround = jax.jit(adamlab.numerics.stochastic_round, static_argnums=1)  # dtype is static
+      >>> r = sround(x, jnp.bfloat16, jax.random.key(0))  # or an integer seed: sround(x, jnp.bfloat16, 0)
+      >>> print(r.dtype, sorted(set(r.astype(jnp.float32).tolist())))
+      bfloat16 [1.0, 1.0078125]
+      >>> print(round(float(r.astype(jnp.float32).mean()), 3))  # close to 1 + 2**-10
+      1.001
+
+      Beyond the target's range, finite values saturate instead of overflowing to Inf:
+
+      >>> print(sround(jnp.array([1e5, -1e5]), jnp.float16, 0).tolist())
+      [65504.0, -65504.0]
     """
     dtype = jnp.dtype(dtype)
     x = jnp.asarray(x)

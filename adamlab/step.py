@@ -3,7 +3,7 @@
 Donation lets XLA write the new params and moments into the buffers of the
 old ones, so a step holds params, grads and the moments once, with no
 second copy (and, on the CPU, allocates no fresh memory per step). Both
-helpers take pytree params or `adamlab.flat.Flat` buffers alike.
+helpers take pytree params or :class:`adamlab.flat.Flat` buffers alike::
 
     step = adamlab.step.update_step(adamlab.adamw(1e-3))
     params, state = step(params, state, grads)      # params and state are consumed
@@ -26,6 +26,8 @@ import jax.numpy as jnp
 from adamlab.base import GradientTransformation, apply_updates
 from adamlab.flat import Flat
 
+__all__ = ["train_step", "update_step"]
+
 
 def _check_tx(tx) -> None:
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
@@ -33,10 +35,55 @@ def _check_tx(tx) -> None:
 
 
 def update_step(tx: GradientTransformation, *, donate: bool = True) -> Callable:
-    """``(params, state, grads) -> (params, state)``: ``params + tx.update(grads)``, jitted.
+    """Builds a jitted ``(params, state, grads) -> (params, state)`` step that applies ``tx`` to given gradients.
 
-    With `donate` (the default) the params and state passed in are donated
-    to the result; the grads are not (callers often log them).
+    ::
+
+        updates, state = tx.update(grads, state, params)
+        params = apply_updates(params, updates)          # params + updates, float leaves only
+
+    Use it when the gradients come from elsewhere (a custom backward pass,
+    accumulation over micro-batches, a gradient all-reduce); when you have a
+    loss function, :func:`adamlab.step.train_step` also takes the gradient.
+    The returned function is ``jax.jit(step, donate_argnums=(0, 1))``: the
+    params and state passed in are donated, so XLA writes the new ones into
+    their buffers; the grads are not donated (callers often log them).
+    It is the same as Optax's usual ``optax.apply_updates`` loop written by
+    hand under ``jax.jit(..., donate_argnums=...)``.
+
+    Args:
+      tx: The optimizer: any object with ``init`` and ``update`` methods, an
+        adamlab :class:`adamlab.GradientTransformation` or an
+        ``optax.GradientTransformation``. It is called as
+        ``tx.update(grads, state, params)``.
+      donate: Whether to donate the params and the optimizer state (arguments
+        0 and 1) to the result. Default True: after a call, the arrays passed
+        in are deleted and only the returned ones may be used. Set False to
+        keep the inputs alive (e.g. to compare before and after), at the cost
+        of a second copy of params and state during the step.
+
+    Returns:
+      A jitted function ``step(params, state, grads) -> (params, state)``.
+      ``params`` is a pytree or a :class:`adamlab.flat.Flat`; ``grads`` has
+      the structure of ``params``; ``state`` is what ``tx.init(params)``
+      returned.
+
+    Raises:
+      TypeError: If ``tx`` has no callable ``init`` and ``update``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> tx = adamlab.sgd(0.1)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = tx.init(params)
+      >>> step = adamlab.step.update_step(tx)
+      >>> old = params["w"]
+      >>> params, state = step(params, state, {"w": jnp.array([1.0, 1.0])})
+      >>> print(params["w"])
+      [ 0.9 -2.1]
+      >>> old.is_deleted()  # donated: its buffer now holds the new params
+      True
     """
     _check_tx(tx)
 
@@ -70,14 +117,76 @@ def train_step(
     donate: bool = True,
     has_aux: bool = False,
 ) -> Callable:
-    """``(params, state, *args) -> (params, state, loss)``: one gradient step on ``loss_fn(params, *args)``, jitted.
+    """Builds a jitted ``(params, state, *args) -> (params, state, loss)`` step: one gradient step on ``loss_fn``.
 
-    When `params` is a `Flat`, `loss_fn` receives the pytree of views
-    (``params.unflatten()``), and the gradient is taken with respect to the
-    buffers, so it arrives as one buffer per bucket. With `has_aux`,
-    `loss_fn` returns ``(loss, aux)`` and the step returns
-    ``(params, state, (loss, aux))``. Integer and bool leaves are not
-    differentiated.
+    ::
+
+        loss, grads = jax.value_and_grad(loss_fn)(params, *args, **kwargs)
+        updates, state = tx.update(grads, state, params)
+        params = apply_updates(params, updates)
+
+    What is jitted is that whole step: the forward and backward pass of
+    ``loss_fn``, the optimizer update and the addition of the updates, one
+    XLA program. With ``donate`` the params and the optimizer state
+    (arguments 0 and 1) are donated to it, so the new params and moments are
+    written into the old buffers; the batch arguments are never donated.
+
+    When ``params`` is a :class:`adamlab.flat.Flat`, ``loss_fn`` receives the
+    pytree of views (``params.unflatten()``), and the gradient is taken with
+    respect to the buffers, so it arrives as one buffer per bucket. Integer
+    and bool leaves are not differentiated: they get zero gradients, which
+    every adamlab transformation passes through and ``apply_updates``
+    ignores (``jax.grad`` would refuse them).
+
+    Args:
+      loss_fn: The objective, called as ``loss_fn(params, *args, **kwargs)``
+        with the positional and keyword arguments the step receives after
+        ``state`` (typically a batch). It returns a scalar loss, or
+        ``(loss, aux)`` with ``has_aux``. Must be traceable by ``jax.jit``.
+      tx: The optimizer: any object with ``init`` and ``update`` methods, an
+        adamlab :class:`adamlab.GradientTransformation` or an
+        ``optax.GradientTransformation``. It is called as
+        ``tx.update(grads, state, params)``, so transformations that need the
+        params (weight decay) get them.
+      donate: Whether to donate the params and the optimizer state to the
+        result. Default True: after a call, the params and state passed in
+        are deleted; keep only what the step returns. Set False to keep them
+        alive, at the cost of a second copy during the step.
+      has_aux: Whether ``loss_fn`` returns ``(loss, aux)`` rather than the
+        loss alone, as in ``jax.value_and_grad``. Default False. With it the
+        step returns ``(params, state, (loss, aux))``.
+
+    Returns:
+      A jitted function ``step(params, state, *args, **kwargs)`` returning
+      ``(params, state, loss)``, or ``(params, state, (loss, aux))`` with
+      ``has_aux``. ``loss`` is the loss at the params *before* the update.
+
+    Raises:
+      TypeError: If ``tx`` has no callable ``init`` and ``update``, or
+        ``loss_fn`` is not callable.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> def loss_fn(p, x, y):
+      ...     return jnp.mean((x @ p["w"] - y) ** 2)
+      >>> tx = adamlab.sgd(0.1)
+      >>> params = {"w": jnp.zeros(2)}
+      >>> state = tx.init(params)
+      >>> train = adamlab.step.train_step(loss_fn, tx)
+      >>> x, y = jnp.eye(2), jnp.array([1.0, 2.0])
+      >>> for _ in range(3):
+      ...     params, state, loss = train(params, state, x, y)
+      >>> print(round(float(loss), 4), params["w"])
+      1.6402 [0.271 0.542]
+
+      With ``has_aux``, the auxiliary output comes back beside the loss:
+
+      >>> aux_fn = lambda p, x, y: (loss_fn(p, x, y), {"w_sum": p["w"].sum()})
+      >>> train = adamlab.step.train_step(aux_fn, tx, has_aux=True)
+      >>> params, state, (loss, aux) = train(params, state, x, y)
+      >>> print(round(float(loss), 4), round(float(aux["w_sum"]), 4))
+      1.3286 0.813
     """
     _check_tx(tx)
     if not callable(loss_fn):
