@@ -80,13 +80,14 @@ def is_function(x: Any) -> bool:
     return callable(x) and jax.tree_util.treedef_is_leaf(jax.tree.structure(x))
 
 
-def broadcast_prefix(spec: Any, tree: Any, mismatch: str, is_leaf=None) -> Any:
+def broadcast_prefix(spec: Any, tree: Any, mismatch: str, is_leaf=None,
+                     names: tuple[str, str] = ("the mask", "the params")) -> Any:
     """`spec` (a tree like `tree`, or a prefix of one) with each of its values repeated over the leaves of `tree`
     below it: a tree like `tree`. When it is neither, ValueError ``f"{mismatch}; {where they differ}"``."""
     try:
         return jax.tree.map(lambda s, sub: jax.tree.map(lambda _: s, sub), spec, tree, is_leaf=is_leaf)
     except (ValueError, TypeError):
-        diff = first_difference(spec, tree) or "the structures differ"
+        diff = first_difference(spec, tree, names=names) or "the structures differ"
         raise ValueError(f"{mismatch}; {diff}") from None
 
 
@@ -120,19 +121,28 @@ def path_str(path) -> str:
     return jax.tree_util.keystr(tuple(path)) or "<root>"
 
 
-def first_difference(a: Any, b: Any, is_leaf=None) -> str | None:
-    """Describes the first path where trees `a` and `b` differ in structure, or None."""
+def first_difference(a: Any, b: Any, is_leaf=None, names: tuple[str, str] = ("the first tree", "the second tree")
+                     ) -> str | None:
+    """Describes where trees `a` and `b` (called `names` in the message) first differ in structure, or None.
+
+    A key that only one of them has is named with the tree that has it (``missing leaf at ['b']: in the params,
+    not in the updates``), so a user sees which key to add or drop.
+    """
     if jax.tree.structure(a, is_leaf=is_leaf) == jax.tree.structure(b, is_leaf=is_leaf):
         return None
+    name_a, name_b = names
     pa = [p for p, _ in jax.tree_util.tree_flatten_with_path(a, is_leaf=is_leaf)[0]]
     pb = [p for p, _ in jax.tree_util.tree_flatten_with_path(b, is_leaf=is_leaf)[0]]
-    for x, y in zip(pa, pb):
-        if x != y:
-            return f"first difference at {path_str(x)} vs {path_str(y)}"
-    if len(pa) != len(pb):
-        longer, which = (pa, "first") if len(pa) > len(pb) else (pb, "second")
-        return f"the {which} tree has an extra leaf at {path_str(longer[min(len(pa), len(pb))])}"
-    # Same leaf paths, different node types (e.g. tuple vs list, or a NamedTuple vs tuple).
+    only_a = [p for p in pa if p not in set(pb)]
+    only_b = [p for p in pb if p not in set(pa)]
+    if only_a and not only_b:
+        return f"extra leaf at {path_str(only_a[0])}: in {name_a}, not in {name_b}"
+    if only_b and not only_a:
+        return f"missing leaf at {path_str(only_b[0])}: in {name_b}, not in {name_a}"
+    if only_a:
+        return f"first difference: {path_str(only_a[0])} in {name_a} where {name_b} have {path_str(only_b[0])}"
+    # Same leaf paths, different node types (e.g. tuple vs list, or a NamedTuple vs tuple), or a leaf where the
+    # other has a subtree.
     return (
         f"same leaf paths but different container types: "
         f"{jax.tree.structure(a, is_leaf=is_leaf)} vs {jax.tree.structure(b, is_leaf=is_leaf)}"
@@ -144,7 +154,7 @@ def check_same_tree(got: Any, expected: Any, what_got: str, what_expected: str, 
 
     Unless `strict`, an expected leaf of size 0 (a moment's placeholder for a non-float leaf) matches any shape.
     """
-    diff = first_difference(got, expected)
+    diff = first_difference(got, expected, names=(what_got, what_expected))
     if diff is not None:
         raise ValueError(f"{what_got} do not have the tree structure of {what_expected}: {diff}")
     flat_g = jax.tree_util.tree_flatten_with_path(got)[0]

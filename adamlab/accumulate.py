@@ -2,7 +2,7 @@
 
 ``accumulate_gradients(tx, k)`` wraps any transformation. Each call to its
 ``update`` is one micro-step: the micro-batch gradient ``g_i`` is added to a
-single accumulator (float32 by default),
+single accumulator (float32 by default)::
 
     a_i = a_{i-1} + g_i                  (a_0 = 0)
 
@@ -31,6 +31,27 @@ from adamlab.tree import check_state_dtype, has_gradient, init_moment
 
 
 class AccumulateState(NamedTuple):
+    """State of :func:`adamlab.accumulate_gradients`: the micro-step counter, the gradient sum, the wrapped state.
+
+    Args:
+        micro_step: An int32 scalar in ``[0, every_k)``: the number of micro-batch gradients summed into
+            `accumulator` since the last real step (0 right after ``init`` and after every k-th call).
+        accumulator: Their sum, a tree like the params in the accumulator dtype (float32 by default,
+            float64 for float64 params), sharded like them; a ``(0,)`` float32 placeholder at each
+            non-float leaf. All zeros after every real step.
+        inner_state: The wrapped transformation's state; it changes only on real steps (once per
+            ``every_k`` calls).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.accumulate_gradients(adamlab.sgd(0.1), every_k=4)
+        >>> state = tx.init({"w": jnp.zeros(2)})
+        >>> _, state = tx.update({"w": jnp.array([1.0, 2.0])}, state)
+        >>> print(state.micro_step, state.accumulator["w"])
+        1 [1. 2.]
+    """
+
     micro_step: jax.Array  # int32 micro-batches summed into `accumulator` since the last real step, in [0, k)
     accumulator: Any  # their gradient sum, a tree like the params; (0,) placeholders for non-float leaves
     inner_state: Any  # the wrapped transformation's state, which moves once per k micro-steps
@@ -62,6 +83,59 @@ def accumulate_gradients(
     drops a whole real step when any of its micro-batches was non-finite;
     ``skip_nonfinite(accumulate_gradients(tx, k))`` drops the bad micro-batch
     alone and waits for k finite ones.
+
+    ::
+
+        a_i = a_{i-1} + g_i          (a_0 = 0, in the accumulator dtype)
+        calls i = 1 .. k-1:  output -0.0 (float leaves; other leaves pass through as given);
+                             inner state unchanged, micro_step = i
+        call k:              output, inner = tx.update(a_k / k, inner, params, **extra);
+                             accumulator reset to 0, micro_step = 0
+
+    What a non-final micro-step returns: ``-0.0`` in the shape and dtype of each incoming float leaf,
+    so ``apply_updates`` leaves the params exactly as they were; the wrapped ``tx.update`` is not run
+    (no moment, step count or schedule moves; under `jax.vmap` it runs and its result is discarded).
+    The real step receives the params of that k-th call and its extra keywords; an enclosing chain's
+    ``gradient`` (one micro-batch's) is dropped, so a chain inside `tx` fixes its own from the mean.
+    The state is a plain pytree: it may be checkpointed in the middle of an accumulation cycle and
+    resumed. The stage takes `tx`'s role in a chain.
+
+    Optax: :class:`optax.MultiSteps` (``every_k_schedule=k``, via its ``gradient_transformation()``),
+    which keeps a running mean (``use_grad_mean=True``) instead of a sum, returns ``+0.0`` updates
+    and evaluates the inner update on every micro-step; PyTorch: calling ``loss.backward()`` on k
+    micro-batches (each loss divided by k) before one ``optimizer.step()`` and ``optimizer.zero_grad()``.
+
+    Args:
+        tx: The transformation (usually a whole optimizer, such as ``adamw(...)``) to run once per
+            `every_k` calls on the mean gradient.
+        every_k: The number of micro-batches per real step, an int ``>= 1`` (Python or NumPy); 1 runs
+            `tx` on every call. Optax: ``every_k_schedule`` of :class:`optax.MultiSteps` (an int only
+            here).
+        accumulator_dtype: Keyword-only. Storage dtype of the sum, a float dtype such as
+            ``jnp.float32`` or ``jnp.bfloat16``. Default None: float32, or the param's dtype when wider
+            (float64). Optax: ``accumulator_dtype``.
+
+    Returns:
+        A `GradientTransformation` whose state is an :class:`adamlab.AccumulateState`; its updates are
+        in the dtype of the incoming gradients.
+
+    Raises:
+        TypeError: If `tx` is not a transformation, or `accumulator_dtype` is not a float dtype; in
+            ``update``, if an update is not floating point where the param given to ``init`` is.
+        ValueError: If `every_k` is not an int ``>= 1``; in ``update``, if the state is not an
+            `AccumulateState`, or the updates' tree or shapes differ from the params given to ``init``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.accumulate_gradients(adamlab.scale_by_learning_rate(0.1), every_k=2)
+        >>> state = tx.init({"w": jnp.zeros(2)})
+        >>> updates, state = tx.update({"w": jnp.array([1.0, 2.0])}, state)
+        >>> print(updates["w"], state.micro_step)
+        [-0. -0.] 1
+        >>> updates, state = tx.update({"w": jnp.array([3.0, 4.0])}, state)
+        >>> print(updates["w"], state.micro_step, state.accumulator["w"])
+        [-0.2 -0.3] 0 [0. 0.]
     """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
         raise TypeError(f"accumulate_gradients: tx is a {type(tx).__name__}, not a GradientTransformation")

@@ -41,27 +41,99 @@ UpdateFn = Callable[..., tuple[Updates, State]]
 
 
 class GradientTransformation(NamedTuple):
-    """A pure gradient transformation: ``init(params)`` and ``update(updates, state, params, **extra)``."""
+    """A pure gradient transformation: ``init(params)`` and ``update(updates, state, params, **extra)``.
+
+    ::
+
+        state = init(params)
+        updates, state = update(updates, state, params=None, **extra)
+
+    The same two-field structure as :class:`optax.GradientTransformation`, so either library's
+    transformations run inside the other's chains. ``init`` builds the state from the params (their
+    shapes and dtypes, not their values, for most stages); ``update`` maps incoming updates (at the
+    head of a chain: the gradient) and the state to new updates and a new state. Both are pure: no
+    side effects, so they can be traced by `jax.jit`, `jax.grad` or `jax.lax.scan`. adamlab's own
+    stages also accept extra keyword arguments (``**extra``; see :func:`adamlab.chain` for the
+    ``gradient`` one); use :func:`adamlab.stage_info` to read what adamlab knows about a stage.
+
+    Args:
+        init: ``init(params) -> state``: a function of the params (a pytree) returning the initial
+            state (a pytree, often a NamedTuple such as :class:`adamlab.EmaState`).
+        update: ``update(updates, state, params=None, **extra)``: a function of the updates (a tree
+            like the params), the current state and optionally the params, returning
+            ``(updates, state)``: the transformed updates and the next state.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> def negate(updates, state, params=None, **extra):
+        ...     return jax.tree.map(lambda u: -u, updates), state
+        >>> tx = adamlab.GradientTransformation(lambda params: adamlab.EmptyState(), negate)
+        >>> updates, state = tx.update({"w": jnp.array([1.0, 2.0])}, tx.init({"w": jnp.zeros(2)}))
+        >>> print(updates["w"])
+        [-1. -2.]
+    """
 
     init: InitFn
     update: UpdateFn
 
 
 class EmptyState(NamedTuple):
-    """State of a stateless transformation."""
+    """State of a stateless transformation: a NamedTuple with no fields (an empty pytree).
+
+    Stateless stages such as :func:`adamlab.scale` and :func:`adamlab.clip_by_global_norm` return it
+    from ``init`` and hand it back unchanged from ``update``. It holds no arrays, so it costs no memory
+    and no checkpoint space. The counterpart of :class:`optax.EmptyState`.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> state = adamlab.scale(0.5).init({"w": jnp.zeros(3)})
+        >>> print(state, jax.tree.leaves(state))
+        EmptyState() []
+    """
 
 
 def init_empty(params) -> EmptyState:
-    """``init`` of every stateless stage."""
+    """``init`` of every stateless stage: ignores the params and returns an `EmptyState`.
+
+    Args:
+        params: The params (any pytree); unused.
+
+    Returns:
+        ``EmptyState()``.
+    """
     del params
     return EmptyState()
 
 
 class StageInfo(NamedTuple):
-    """What `chain` knows about a stage: its name, its role, and, for a chain, its stages."""
+    """What :func:`adamlab.chain` knows about a stage: its name, its role, and, for a chain, its stages.
+
+    adamlab attaches it to every transformation it builds; read it with :func:`adamlab.stage_info`.
+    `chain` uses the roles to check the order of its stages when it is built (see :func:`adamlab.chain`)
+    and the ``stages`` of a nested chain to flatten it.
+
+    Args:
+        name: The stage's name, a str: the name of the function that built it (``"scale_by_ema"``,
+            ``"chain"``, ...), or the qualified name of a foreign ``update`` function.
+        role: Where the stage may stand in a chain, a str: ``"moment"`` (it starts a moment: the chain
+            fixes the gradient at its input), ``"gradient"`` (preprocessing only: it must come before
+            every moment stage), ``"direction"`` (it must come after the first moment stage, when the
+            chain has one) or ``"any"``.
+        stages: For a chain, the tuple of its (flattened) stages, each a `GradientTransformation`;
+            ``()`` for every other stage.
+
+    Example:
+        >>> import adamlab
+        >>> print(adamlab.stage_info(adamlab.add_coupled_weight_decay(1e-4)))
+        StageInfo(name='add_coupled_weight_decay', role='gradient', stages=())
+    """
 
     name: str
-    role: str  # "moment", "gradient" (preprocessing only), "direction" or "any"
+    role: str  # "moment", "gradient", "direction" or "any"
     stages: tuple = ()
 
 
@@ -71,19 +143,48 @@ _INFO_ATTR = "__adamlab_stage__"
 def stage(name: str, init: InitFn, update: UpdateFn, role: str = "any", stages: tuple = ()) -> GradientTransformation:
     """Builds a transformation and attaches its `StageInfo` to its ``update`` function.
 
-    role: ``"moment"`` starts a moment (the chain fixes the gradient at its
-    input), ``"gradient"`` must come before every moment stage,
-    ``"direction"`` must come after the first moment stage when the chain
-    has one, ``"any"`` may stand anywhere. The info lives on ``update``, so
-    ``GradientTransformation(tx.init, tx.update)`` (as wrappers rebuild it)
-    keeps it.
+    The info lives on ``update`` (as an attribute of the function object), so
+    ``GradientTransformation(tx.init, tx.update)`` (as wrappers rebuild it) keeps it.
+
+    Args:
+        name: The stage's name, as `stage_info` will report it.
+        init: The ``init(params) -> state`` function.
+        update: The ``update(updates, state, params=None, **extra) -> (updates, state)`` function; it
+            receives the attribute, so it must be a fresh function (not one shared by other stages).
+        role: ``"moment"`` starts a moment (the chain fixes the gradient at its input), ``"gradient"``
+            must come before every moment stage, ``"direction"`` must come after the first moment
+            stage when the chain has one, ``"any"`` (the default) may stand anywhere.
+        stages: For a chain, its stages (a sequence of transformations); default ``()``.
+
+    Returns:
+        ``GradientTransformation(init, update)``.
     """
     setattr(update, _INFO_ATTR, StageInfo(name, role, tuple(stages)))
     return GradientTransformation(init, update)
 
 
 def stage_info(tx: GradientTransformation) -> StageInfo:
-    """The `StageInfo` of `tx`; a transformation adamlab did not build is ``StageInfo(<its update's name>, "any")``."""
+    """The :class:`adamlab.StageInfo` of a transformation: its name, its role in a chain and its stages.
+
+    A transformation adamlab did not build (an Optax one, say) has no info attached and gets
+    ``StageInfo(<its update's qualified name>, "any")``: it may stand anywhere in a chain.
+
+    Args:
+        tx: Any `GradientTransformation` (adamlab's, Optax's or hand-made); an object without an
+            ``update`` attribute gets the name of its type.
+
+    Returns:
+        A :class:`adamlab.StageInfo`. For a chain, ``name`` is ``"chain"``, ``role`` is ``"moment"``
+        when the chain holds a moment stage (else ``"any"``), and ``stages`` its flattened stages.
+
+    Example:
+        >>> import adamlab
+        >>> info = adamlab.stage_info(adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adam(1e-3)))
+        >>> print(info.name, info.role, len(info.stages))
+        chain moment 5
+        >>> print(adamlab.stage_info(adamlab.scale(0.5)))
+        StageInfo(name='scale', role='any', stages=())
+    """
     fn = getattr(tx, "update", None)
     info = getattr(fn, _INFO_ATTR, None)
     return info if isinstance(info, StageInfo) else StageInfo(getattr(fn, "__qualname__", type(tx).__name__), "any")
@@ -98,7 +199,16 @@ def _accepts_extra(fn: Callable) -> bool:
 
 
 def is_eager(*trees) -> bool:
-    """True when every leaf of `trees` is a concrete array: a call made outside any trace."""
+    """True when every leaf of `trees` is a concrete array: a call made outside any trace.
+
+    Args:
+        *trees: Pytrees (the arguments of a call). Python scalars and tracers among their leaves make
+            the answer False, and so do trees without any leaf.
+
+    Returns:
+        A Python bool: True when there is at least one leaf and every leaf is a `jax.Array`, a NumPy
+        array or a NumPy scalar that is not a `jax.core.Tracer`.
+    """
     leaves = jax.tree.leaves(trees)
     return bool(leaves) and all(
         isinstance(x, (jax.Array, np.ndarray, np.generic)) and not isinstance(x, jax.core.Tracer) for x in leaves
@@ -113,6 +223,14 @@ def compiled_when_eager(fn: Callable) -> Callable:
     user's `jax.jit`, `grad`, `scan`) `fn` is called as it is, so the
     compiled step is the same either way. Calls with a Python scalar among
     the arguments also run as they are, so that `fn`'s own checks see them.
+
+    Args:
+        fn: The function to wrap; it must be traceable by `jax.jit` with all of its arguments
+            (positional and keyword) as traced pytrees.
+
+    Returns:
+        A function with `fn`'s signature and metadata (`functools.wraps`) that calls the cached
+        ``jax.jit(fn)`` when `is_eager` holds for its arguments, and `fn` itself otherwise.
     """
     jitted = jax.jit(fn)
 
@@ -124,7 +242,26 @@ def compiled_when_eager(fn: Callable) -> Callable:
 
 
 def identity() -> GradientTransformation:
-    """Passes updates through unchanged."""
+    """Passes updates through unchanged: ``u -> u``, with an `EmptyState`.
+
+    A placeholder stage: optimizers return it where an optional stage is switched off (``adam``
+    without weight decay, say), and :func:`adamlab.chain` drops it, so it adds nothing to the
+    chain's state. The counterpart of :func:`optax.identity`.
+
+    Returns:
+        A stateless `GradientTransformation` (its state is an :class:`adamlab.EmptyState`) whose
+        ``update`` returns the updates and the state as they came.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.identity()
+        >>> updates, state = tx.update({"w": jnp.array([1.0, -2.0])}, tx.init({"w": jnp.zeros(2)}))
+        >>> print(updates["w"], state)
+        [ 1. -2.] EmptyState()
+        >>> print(len(adamlab.chain(adamlab.identity(), adamlab.scale(2.0)).init({"w": jnp.zeros(2)})))
+        1
+    """
 
     def update(updates, state, params=None, **extra):
         del params, extra
@@ -136,6 +273,12 @@ def identity() -> GradientTransformation:
 def chain(*transformations: GradientTransformation) -> GradientTransformation:
     """Applies transformations in order; state is the tuple of their states.
 
+    ::
+
+        u_0 = updates
+        u_i, s_i = stage_i.update(u_{i-1}, s_i, params, gradient=g, **extra)    (i = 1 .. n)
+        output: u_n cast leaf by leaf to the dtype of u_0;  state: (s_1, ..., s_n)
+
     Nested adamlab chains are flattened, so ``chain(clip, adam(...))`` has
     one flat tuple of stage states, and `identity` stages are dropped. Every stage receives the gradient as the
     extra argument ``gradient`` (see the module docstring); foreign stages
@@ -143,6 +286,43 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
     params)``. The final updates come back in the dtype of the updates the
     chain received, leaf by leaf, so float32 moments never leak into
     bfloat16 updates.
+
+    The gradient ``g`` is what enters the chain's first moment stage (``scale_by_ema``,
+    ``scale_by_rms``, ``trace``; see :func:`adamlab.stage_info`): stages before it preprocess the
+    gradient (clipping, coupled weight decay), stages after it act on the update direction. A chain
+    nested in another receives the outer chain's ``gradient`` and passes it on. The order of the
+    stages is checked in Python when the chain is built, from their roles.
+
+    Compared with :func:`optax.chain`: the same ``init``/``update`` protocol, Optax transformations
+    may be stages, and the chain may stand inside :func:`optax.chain`; but the state of nested chains
+    is one flat tuple (Optax nests the tuples), and the output dtype follows the incoming updates.
+
+    Args:
+        *transformations: The stages, applied in the order given: adamlab or Optax transformations
+            (any object with callable ``init`` and ``update``). None at all gives a chain that passes
+            updates through with state ``()``.
+
+    Returns:
+        A `GradientTransformation` whose state is a tuple with one state per stage (after flattening
+        nested chains and dropping `identity` stages). Its role is ``"moment"`` when a stage is a
+        moment stage, else ``"any"``.
+
+    Raises:
+        TypeError: If an argument is not a transformation (has no callable ``init`` and ``update``);
+            in ``init``/``update``, if a leaf of the params or updates is not a numeric array.
+        ValueError: If a ``"gradient"`` stage (such as :func:`adamlab.add_coupled_weight_decay`) stands
+            after the first moment stage, or a ``"direction"`` stage (such as
+            :func:`adamlab.add_decoupled_weight_decay`) before it; in ``update``, if the state is not a
+            tuple with one entry per stage.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.scale(-0.1))
+        >>> state = tx.init({"w": jnp.zeros(2)})
+        >>> updates, state = tx.update({"w": jnp.array([3.0, 4.0])}, state)
+        >>> print(updates["w"], len(state))
+        [-0.06 -0.08] 2
     """
     for i, tx in enumerate(transformations):
         if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
@@ -212,6 +392,38 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     returned unchanged: they have no gradient. A float param whose update is
     not a float array is an error (adding an integer "update" would be a
     silent wrong step). No params (None, JAX's empty tree) give None, as in Optax.
+
+    ::
+
+        p_new = (p + u).astype(p.dtype)     for floating-point (and complex) params p
+        p_new = p                           for every other leaf
+
+    The counterpart of :func:`optax.apply_updates`; in PyTorch, the in-place ``param.add_(update)``
+    that ``optimizer.step()`` performs. Optimizers in adamlab return updates that already carry the
+    minus sign (``-lr * direction``), so this addition is the descent step.
+
+    Args:
+        params: The params, any pytree of arrays (or None).
+        updates: A tree like `params` (same structure and leaf shapes), as returned by a
+            transformation's ``update``; a floating-point array at every floating-point param.
+
+    Returns:
+        A tree like `params`, each float leaf ``p + u`` in ``p``'s dtype, every other leaf unchanged;
+        None when `params` is None.
+
+    Raises:
+        ValueError: If `updates` does not have the tree structure of `params`, or an update's shape
+            differs from its param's.
+        TypeError: If the update of a floating-point param is not a floating-point array.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> params = {"w": jnp.ones(2, jnp.bfloat16), "step": jnp.int32(3)}
+        >>> updates = {"w": jnp.array([0.5, -0.5]), "step": jnp.zeros((), jnp.float32)}
+        >>> new = adamlab.apply_updates(params, updates)
+        >>> print(new["w"], new["w"].dtype, new["step"])
+        [1.5 0.5] bfloat16 3
     """
     if params is None:
         return None

@@ -32,6 +32,32 @@ def resolve_mask(mask: Mask, params: Any) -> Any:
     flat layout uses), a prefix of such a tree (``{"encoder": False,
     "head": True}`` covers every leaf under each key), or a callable
     ``params -> mask``.
+
+    This is how :func:`adamlab.add_decoupled_weight_decay` and :func:`adamlab.add_coupled_weight_decay`
+    read their ``mask`` (the convention of Optax's ``mask`` arguments: True = apply). A container that
+    defines ``__adamlab_resolve_mask__`` (such as :class:`adamlab.flat.Flat`) maps the mask onto its
+    own buffers instead.
+
+    Args:
+        mask: A pytree of bools like `params`, a prefix of one, or a callable ``params -> such a
+            tree``. Leaves are Python or NumPy bools (one per leaf) or bool arrays shaped like their
+            param (one per element).
+        params: The params (any pytree) the mask is read against.
+
+    Returns:
+        A tree with the structure of `params` whose leaves are bools or bool arrays (True = decay).
+
+    Raises:
+        TypeError: If a mask leaf is neither a bool nor a bool array.
+        ValueError: If the mask's structure is neither that of `params` nor a prefix of it, or a bool
+            array's shape differs from its param's.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> params = {"encoder": {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)}, "head": jnp.zeros(3)}
+        >>> print(adamlab.resolve_mask({"encoder": False, "head": True}, params))
+        {'encoder': {'b': False, 'w': False}, 'head': True}
     """
     resolve = getattr(type(params), "__adamlab_resolve_mask__", None)
     if resolve is not None:  # a container such as adamlab.flat.Flat maps a mask over its leaves onto its buffers
@@ -95,6 +121,52 @@ def add_decoupled_weight_decay(weight_decay: float, mask: Mask | None = None) ->
     Followed by ``scale_by_learning_rate(lr)`` it gives ``p <- p - lr * (u + wd * p)``:
     every weight shrinks by the same factor ``1 - lr * wd`` per step.
     Masked-out leaves (mask False) are not decayed.
+
+    ::
+
+        u <- u + weight_decay * p        (where mask is True; float leaves only)
+
+    Its role is ``"direction"``: in a :func:`adamlab.chain` it must stand after the first moment stage
+    (``scale_by_ema``, ``scale_by_rms``, ...), and the chain raises when it does not. The decay is
+    computed in float32 (or wider) and the chain casts the result back to the updates' dtype.
+    Optax: :func:`optax.add_decayed_weights` (which also accepts a schedule); PyTorch: the
+    ``weight_decay`` of ``torch.optim.AdamW``, whose step is ``p <- p - lr * wd * p`` besides the Adam
+    step.
+
+    Args:
+        weight_decay: The decay rate ``wd``, a number or scalar array ``>= 0`` (not a schedule; to
+            schedule it, schedule the learning rate that multiplies it, as
+            ``adamw(..., schedule=...)`` does); 0 gives no decay. Optax:
+            ``weight_decay`` of :func:`optax.add_decayed_weights`; PyTorch: ``weight_decay`` of
+            ``torch.optim.AdamW``.
+        mask: Where to decay (True = decay): a bool tree like the params, a prefix of one, a callable
+            ``params -> such a tree`` (for example :func:`adamlab.weight_decay_mask`), or bool arrays
+            shaped like their params to select elements; see :func:`adamlab.resolve_mask`. Default
+            None: every float leaf. Optax: ``mask``; PyTorch: putting the no-decay params in a
+            param group with ``weight_decay=0``.
+
+    Returns:
+        A stateless `GradientTransformation` (state :class:`adamlab.EmptyState`) whose ``update`` needs
+        the params: ``update(updates, state, params)``.
+
+    Raises:
+        ValueError: If `weight_decay` is negative, NaN or infinite; in ``init``/``update``, if the
+            mask does not fit the params (see :func:`adamlab.resolve_mask`); in ``update``, if the params
+            are missing (None for non-empty updates) or their tree or shapes differ from the updates'.
+        TypeError: If `weight_decay` is not a number or scalar array (a schedule, say); in
+            ``init``/``update``, if a mask leaf is not a bool.
+
+    References:
+        Loshchilov & Hutter, *Decoupled Weight Decay Regularization*, ICLR 2019.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.add_decoupled_weight_decay(0.1, mask={"w": True, "b": False})
+        >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.ones(2)}
+        >>> updates, _ = tx.update({"w": jnp.zeros(2), "b": jnp.zeros(2)}, tx.init(params), params)
+        >>> print(updates["w"], updates["b"])
+        [ 0.1 -0.2] [0. 0.]
     """
     return _weight_decay("add_decoupled_weight_decay", "direction", weight_decay, mask)
 
@@ -105,18 +177,94 @@ def add_coupled_weight_decay(weight_decay: float, mask: Mask | None = None) -> G
     Equivalent to adding ``wd/2 * |p|**2`` to the loss; inside Adam the decay
     is divided by ``sqrt(v_hat) + eps`` like the rest of the gradient.
     Masked-out leaves (mask False) are not decayed.
+
+    ::
+
+        g <- g + weight_decay * p        (where mask is True; float leaves only)
+
+    Its role is ``"gradient"``: in a :func:`adamlab.chain` it must stand before every moment stage, so
+    that the moments average the decayed gradient; the chain raises when it does not. The decay is
+    computed in float32 (or wider) and the chain casts the result back to the updates' dtype.
+    Optax: :func:`optax.add_decayed_weights` placed before the moments (as in ``optax.chain(
+    optax.add_decayed_weights(wd), optax.scale_by_adam(), ...)``); PyTorch: the ``weight_decay`` of
+    ``torch.optim.Adam`` and ``torch.optim.SGD``.
+
+    Args:
+        weight_decay: The L2 coefficient ``wd``, a number or scalar array ``>= 0`` (not a schedule);
+            0 gives no decay. Optax: ``weight_decay`` of
+            :func:`optax.add_decayed_weights`; PyTorch: ``weight_decay`` of ``torch.optim.Adam``/``SGD``.
+        mask: Where to decay (True = decay): a bool tree like the params, a prefix of one, a callable
+            ``params -> such a tree`` (for example :func:`adamlab.weight_decay_mask`), or bool arrays
+            shaped like their params to select elements; see :func:`adamlab.resolve_mask`. Default
+            None: every float leaf. Optax: ``mask``.
+
+    Returns:
+        A stateless `GradientTransformation` (state :class:`adamlab.EmptyState`) whose ``update`` needs
+        the params: ``update(updates, state, params)``.
+
+    Raises:
+        ValueError: If `weight_decay` is negative, NaN or infinite; in ``init``/``update``, if the
+            mask does not fit the params (see :func:`adamlab.resolve_mask`); in ``update``, if the params
+            are missing (None for non-empty updates) or their tree or shapes differ from the updates'.
+        TypeError: If `weight_decay` is not a number or scalar array (a schedule, say); in
+            ``init``/``update``, if a mask leaf is not a bool.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.add_coupled_weight_decay(0.01)
+        >>> params = {"w": jnp.array([1.0, -2.0])}
+        >>> grads, _ = tx.update({"w": jnp.array([0.5, 0.5])}, tx.init(params), params)
+        >>> print(grads["w"])
+        [0.51 0.48]
     """
     return _weight_decay("add_coupled_weight_decay", "gradient", weight_decay, mask)
 
 
 def decay_timescale(learning_rate, weight_decay):
-    """``1 / (learning_rate * weight_decay)``: the window, in steps, of the EMA that decoupled decay makes of the
-    weights (Wang & Aitchison, "How to set AdamW's weight decay as you scale model and dataset size", ICML 2025).
+    """The EMA timescale of AdamW's weights, in steps: ``tau = 1 / (learning_rate * weight_decay)``.
+
+    ::
+
+        tau = 1 / (lr * wd)                                        (steps)
 
     With a constant rate, ``p <- p - lr * (u + wd * p)`` is ``p <- b * p + (1 - b) * (-u / wd)`` with
-    ``b = 1 - lr * wd``: the weights are an EMA of ``-u / wd`` whose `effective_window` is ``1 / (1 - b)``. For
-    the paper's form (``adamw(..., schedule=eta)``) pass the multiplier as the rate: ``1 / wd`` at ``eta = 1``.
-    Numbers and arrays (NumPy or JAX) alike; the inverse is `weight_decay_for_timescale`.
+    ``b = 1 - lr * wd``: the weights are an EMA of ``-u / wd`` whose :func:`adamlab.effective_window` is
+    ``1 / (1 - b)``. For the paper's form (``adamw(..., schedule=eta)``) pass the multiplier as the rate:
+    ``1 / wd`` at ``eta = 1``. Numbers and arrays (NumPy or JAX) alike; the inverse is
+    :func:`adamlab.weight_decay_for_timescale`.
+
+    Wang & Aitchison find that the optimal timescale, measured in epochs (``tau * batch_size /
+    dataset_size``), stays roughly constant as models and datasets grow: keep ``tau`` fixed in epochs
+    rather than keeping ``weight_decay`` fixed when the learning rate or the run length changes.
+
+    Args:
+        learning_rate: The learning rate ``lr`` (the peak rate, or the schedule's multiplier ``eta``),
+            a number or an array of numbers, each ``> 0`` and finite; in PyTorch ``lr``, in Optax
+            ``learning_rate``.
+        weight_decay: The decoupled decay ``wd`` (as in :func:`adamlab.adamw`, ``torch.optim.AdamW``,
+            :func:`optax.adamw`), a number or an array of numbers, each ``> 0`` and finite. Arrays
+            broadcast against `learning_rate`.
+
+    Returns:
+        ``1 / (learning_rate * weight_decay)``: a float, or an array (NumPy or JAX, as given) of the
+        broadcast shape.
+
+    Raises:
+        TypeError: If an argument is a bool or not made of numbers.
+        ValueError: If a value is ``<= 0``, NaN or infinite (traced values are not checked).
+
+    References:
+        Wang & Aitchison, *How to set AdamW's weight decay as you scale model and dataset size*,
+        ICML 2025.
+
+    Example:
+        >>> import numpy as np
+        >>> import adamlab
+        >>> print(round(adamlab.decay_timescale(1e-3, 0.1)))
+        10000
+        >>> print(np.round(adamlab.decay_timescale(np.array([1e-3, 3e-4]), 0.1)))
+        [10000. 33333.]
     """
     _check_positive_values("learning_rate", learning_rate)
     _check_positive_values("weight_decay", weight_decay)
@@ -124,9 +272,42 @@ def decay_timescale(learning_rate, weight_decay):
 
 
 def weight_decay_for_timescale(timescale, learning_rate):
-    """``1 / (timescale * learning_rate)``: the decay whose EMA window (`decay_timescale`) is `timescale` steps.
+    """The decoupled weight decay whose EMA timescale is `timescale` steps: ``1 / (timescale * learning_rate)``.
 
-    A window of E epochs of N examples at batch size B is ``timescale = E * N / B`` steps.
+    ::
+
+        wd = 1 / (tau * lr)
+
+    The inverse of :func:`adamlab.decay_timescale`. A window of E epochs of N examples at batch size B
+    is ``timescale = E * N / B`` steps; Wang & Aitchison recommend choosing the timescale in epochs and
+    deriving ``weight_decay`` from it, so that it follows changes of the learning rate, the batch size
+    and the dataset size.
+
+    Args:
+        timescale: The EMA timescale ``tau`` in steps, a number or an array of numbers, each ``> 0``
+            and finite.
+        learning_rate: The learning rate ``lr`` (the peak rate, or the schedule's multiplier), a number
+            or an array of numbers, each ``> 0`` and finite. Arrays broadcast against `timescale`.
+
+    Returns:
+        ``1 / (timescale * learning_rate)``, the ``weight_decay`` to pass to :func:`adamlab.adamw` (or
+        ``torch.optim.AdamW``, :func:`optax.adamw`): a float, or an array of the broadcast shape.
+
+    Raises:
+        TypeError: If an argument is a bool or not made of numbers.
+        ValueError: If a value is ``<= 0``, NaN or infinite (traced values are not checked).
+
+    References:
+        Wang & Aitchison, *How to set AdamW's weight decay as you scale model and dataset size*,
+        ICML 2025.
+
+    Example:
+        >>> import adamlab
+        >>> steps = 1 * 1_000_000 / 500        # one epoch of 1M examples at batch size 500
+        >>> print(round(adamlab.weight_decay_for_timescale(steps, 1e-3), 4))
+        0.5
+        >>> print(round(adamlab.decay_timescale(1e-3, 0.5)))
+        2000
     """
     _check_positive_values("timescale", timescale)
     _check_positive_values("learning_rate", learning_rate)
@@ -152,6 +333,26 @@ def weight_decay_mask(params: Any) -> Any:
     A leaf is decayed when it has ``ndim >= 2`` and no key on its path names
     a bias or a norm (``bias``, ``b``, ``scale``, or containing ``norm``/``ln_``).
     Pass it as ``mask=weight_decay_mask``.
+
+    Precisely: every key on the leaf's path (dict keys, attribute names and sequence indices, lowercased)
+    is compared with the rule; a key equal to ``"b"``, or containing ``"bias"``, ``"scale"``, ``"norm"``
+    or ``"ln_"``, excludes the leaf. Embedding tables (2-D) are decayed. This is the rule of the usual
+    PyTorch recipe of two param groups (``weight_decay=0`` for biases and norms), and of the
+    ``mask`` people pass to :func:`optax.adamw`.
+
+    Args:
+        params: The params, any pytree of arrays (Flax/Equinox key names work as they are).
+
+    Returns:
+        A tree like `params` of Python bools: True where the leaf is decayed.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> params = {"dense": {"kernel": jnp.zeros((2, 3)), "bias": jnp.zeros(3)},
+        ...           "ln_f": {"scale": jnp.zeros(3)}, "embed": jnp.zeros((5, 2))}
+        >>> print(adamlab.weight_decay_mask(params))
+        {'dense': {'bias': False, 'kernel': True}, 'embed': True, 'ln_f': {'scale': False}}
     """
 
     def keep(path, p) -> bool:

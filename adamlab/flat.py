@@ -87,7 +87,7 @@ class LeafSlot(NamedTuple):
     ``Layout.slots`` holds one per leaf, in the tree's leaf order
     (`jax.tree.leaves`). A record only: :class:`Layout` builds them.
 
-    Attributes:
+    Args:
       path: The leaf's key path as text, as `jax.tree_util.keystr` writes it (``"['w']"``); error messages
         name leaves by it.
       shape: The leaf's shape, a tuple of ints.
@@ -124,7 +124,7 @@ class BucketInfo(NamedTuple):
     (a reshape there would cost a copy where the params are donated).
     ``Layout.buckets`` holds one per buffer; a record only: :class:`Layout` builds them.
 
-    Attributes:
+    Args:
       dtype: The dtype (a `numpy.dtype`) of every leaf in the bucket and of its buffer.
       size: Total number of elements, the sum of its leaves' sizes.
       group: The group key its leaves share (from ``group`` of :meth:`Layout.of`): with the default
@@ -162,7 +162,7 @@ def _group_keys(group, tree) -> list[Hashable]:
     if _checks.is_function(group):
         group = group(tree)
     full = _checks.broadcast_prefix(group, tree, "group does not match the tree: it must be the tree's structure or a "
-                                                 "prefix")
+                                                 "prefix", names=("the group", "the tree"))
     keys = []
     for path, k in jax.tree_util.tree_flatten_with_path(full)[0]:
         if isinstance(k, np.ndarray | jax.Array) and k.ndim == 0:

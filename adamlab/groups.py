@@ -31,7 +31,19 @@ from adamlab.tree import has_gradient
 
 
 class Cut:
-    """An empty pytree node standing for a leaf a masked transformation does not see."""
+    """An empty pytree node standing for a leaf a masked transformation does not see.
+
+    `masked` and `partition` hand their inner transformations the tree with every unselected leaf
+    replaced by ``Cut()``: a node without children, so ``jax.tree.map`` and the inner stages skip it and
+    the inner state holds no moment there. All ``Cut`` instances are equal. It plays the role of Optax's
+    ``MaskedNode``.
+
+    Example:
+        >>> import jax
+        >>> from adamlab.groups import Cut
+        >>> print(Cut(), jax.tree.leaves({"w": 1.0, "frozen": Cut()}))
+        Cut() [1.0]
+    """
 
     def __repr__(self) -> str:
         return "Cut()"
@@ -47,10 +59,42 @@ jax.tree_util.register_pytree_node(Cut, lambda _: ((), None), lambda _, __: Cut(
 
 
 class MaskedState(NamedTuple):
+    """State of :func:`adamlab.masked`: the wrapped transformation's state over the selected leaves.
+
+    Args:
+        inner_state: The wrapped transformation's state, built by its ``init`` on the params with the
+            unselected leaves replaced by `Cut` nodes: its moments (if any) are trees like the params
+            with ``Cut()`` where the mask is False.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.masked(adamlab.scale_by_ema(0.9), {"w": True, "b": False})
+        >>> print(tx.init({"w": jnp.zeros(2), "b": jnp.zeros(2)}))
+        MaskedState(inner_state=EmaState(moment={'b': Cut(), 'w': Array([0., 0.], dtype=float32)}))
+    """
+
     inner_state: Any  # the wrapped transformation's state over the selected leaves (Cut elsewhere)
 
 
 class PartitionState(NamedTuple):
+    """State of :func:`adamlab.partition`: one state per group.
+
+    Args:
+        inner_states: A dict ``{label: state}`` with the keys of ``transforms`` in their order; each
+            state is that group's transformation's state over its own leaves (``Cut()`` at the
+            others').
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.partition({"ema": adamlab.scale_by_ema(0.9), "none": adamlab.identity()},
+        ...                        {"w": "ema", "b": "none"})
+        >>> print(tx.init({"w": jnp.zeros(2), "b": jnp.zeros(2)}))
+        PartitionState(inner_states={'ema': EmaState(moment={'b': Cut(), 'w': Array([0., 0.], dtype=float32)}),
+                                     'none': EmptyState()})
+    """
+
     inner_states: dict  # label -> that group's transformation's state over its own leaves
 
 
@@ -125,6 +169,45 @@ def masked(tx: GradientTransformation, mask) -> GradientTransformation:
 
     `tx`'s state covers the selected leaves only. `mask`: a tree of bools
     like the params, a prefix of one, or a function ``params -> tree``.
+
+    ::
+
+        u_out = tx.update(u restricted to mask)     where mask is True
+        u_out = u                                   where mask is False
+
+    `tx` sees the updates, the params and the ``gradient`` channel with the unselected leaves replaced by
+    empty `Cut` nodes, so its state (moments, ...) is allocated for the selected leaves only. The mask
+    is read from the params at ``init`` and from the updates at ``update``, leaf by leaf and in Python:
+    it selects whole leaves (for element-wise masks of weight decay, see
+    :func:`adamlab.add_decoupled_weight_decay`). The stage takes `tx`'s role in a chain. Optax:
+    :func:`optax.masked`; PyTorch: giving `tx`'s settings to a param group of the selected params and
+    leaving the others out of that optimizer.
+
+    Args:
+        tx: The transformation to run on the selected leaves (adamlab's or Optax's).
+        mask: Which leaves `tx` transforms (True = transform): a tree of Python or NumPy bools like the
+            params, a prefix of one (``{"encoder": False, "head": True}``), or a callable
+            ``params -> such a tree``. One bool per leaf; bool arrays are refused. Optax: ``mask`` of
+            :func:`optax.masked`.
+
+    Returns:
+        A `GradientTransformation` whose state is a `MaskedState` holding `tx`'s
+        state over the selected leaves.
+
+    Raises:
+        TypeError: If `tx` is not a transformation; in ``init``/``update``, if a mask leaf is not a
+            Python or NumPy bool.
+        ValueError: In ``init``/``update``, if the mask's structure is neither the params' nor a
+            prefix of it.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.masked(adamlab.scale(-1.0), {"w": True, "b": False})
+        >>> params = {"w": jnp.ones(2), "b": jnp.ones(2)}
+        >>> updates, state = tx.update({"w": jnp.ones(2), "b": jnp.ones(2)}, tx.init(params))
+        >>> print(updates["w"], updates["b"])
+        [-1. -1.] [1. 1.]
     """
     _check_tx(tx, "masked")
 
@@ -147,6 +230,51 @@ def partition(transforms: Mapping[Hashable, GradientTransformation], labels) -> 
     `labels`: a tree of labels like the params, a prefix of one, or a
     function ``params -> tree``. Every label must name a transformation;
     every transformation's state covers its own leaves only.
+
+    ::
+
+        u_out[leaf] = transforms[labels[leaf]].update(u restricted to that label's leaves)[leaf]
+
+    Each transformation sees the updates, params and ``gradient`` channel with the other groups'
+    leaves replaced by empty `Cut` nodes, and keeps its own state (moments, step count, schedule) over
+    its group only. Labels are read in Python, per leaf, at ``init`` from the params and at ``update``
+    from the updates. A transformation whose label no leaf carries still gets a state (over an empty
+    selection). On the flat layout labels apply to whole buckets: build it grouped by them,
+    ``flat.Layout.of(params, group=labels)``. The stage has role ``"moment"`` when a group's
+    transformation has one, else ``"any"``.
+
+    Optax: :func:`optax.partition` (``param_labels``); PyTorch: ``param_groups``, except that each group
+    may run a wholly different optimizer, not only other hyperparameters.
+
+    Args:
+        transforms: A non-empty mapping ``{label: transformation}``; labels are any hashable values
+            (strings, usually). Optax: ``transforms`` of :func:`optax.partition`.
+        labels: The label of every leaf: a tree of labels like the params, a prefix of one
+            (``{"encoder": "frozen", "head": "adam"}``), or a callable ``params -> such a tree``. Every
+            label must be a key of `transforms`. Optax: ``param_labels``.
+
+    Returns:
+        A `GradientTransformation` whose state is a `PartitionState` with one
+        state per label.
+
+    Raises:
+        TypeError: If `transforms` is not a non-empty mapping, or one of its values is not a
+            transformation.
+        ValueError: In ``init``/``update``, if a label names no transformation, or the labels'
+            structure is neither the params' nor a prefix of it (on a flat layout: if a bucket holds
+            leaves of different labels).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.partition({"adam": adamlab.adam(1e-3), "sgd": adamlab.sgd(0.1)},
+        ...                        {"w": "adam", "b": "sgd"})
+        >>> params = {"w": jnp.ones(2), "b": jnp.ones(2)}
+        >>> updates, state = tx.update({"w": jnp.full(2, 0.5), "b": jnp.full(2, 0.5)}, tx.init(params), params)
+        >>> print(updates["w"], updates["b"])
+        [-0.001 -0.001] [-0.05 -0.05]
+        >>> print(list(state.inner_states))
+        ['adam', 'sgd']
     """
     if not isinstance(transforms, Mapping) or not transforms:
         raise TypeError("partition: transforms must be a non-empty dict {label: GradientTransformation}")
@@ -177,7 +305,28 @@ def partition(transforms: Mapping[Hashable, GradientTransformation], labels) -> 
 
 
 def set_to_zero() -> GradientTransformation:
-    """Updates of ``-0.0``: ``p + (-0.0)`` is ``p`` bit for bit, ``-0.0`` included. For frozen params."""
+    """Updates of ``-0.0``: ``p + (-0.0)`` is ``p`` bit for bit, ``-0.0`` included. For frozen params.
+
+    ::
+
+        u_out = -0.0 (same shape and dtype as u)     for float leaves; other leaves pass through
+
+    Stateless. Usually a group of :func:`adamlab.partition` (``{"frozen": set_to_zero(), ...}``), where
+    it keeps no moments for the frozen leaves. Optax: :func:`optax.set_to_zero`, which returns ``+0.0``
+    (``p + 0.0`` turns a ``-0.0`` param into ``+0.0``); PyTorch: ``requires_grad_(False)`` or leaving the
+    params out of the optimizer.
+
+    Returns:
+        A stateless `GradientTransformation` (state :class:`adamlab.EmptyState`).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.set_to_zero()
+        >>> updates, _ = tx.update({"w": jnp.array([1.0, 2.0])}, tx.init({"w": jnp.zeros(2)}))
+        >>> print(updates["w"])
+        [-0. -0.]
+    """
 
     def update(updates, state, params=None, **extra):
         del params, extra
@@ -194,6 +343,36 @@ def freeze(mask) -> GradientTransformation:
     does not move the frozen leaves either. The optimizer before it still
     keeps their moments; to keep none, give them a group of their own:
     ``partition({"frozen": set_to_zero(), "trained": adamw(...)}, labels)``.
+
+    ::
+
+        u_out = -0.0    where mask is True;    u_out = u    elsewhere
+
+    Optax: ``optax.masked(optax.set_to_zero(), mask)``; PyTorch: ``p.requires_grad_(False)`` (which also
+    skips the gradient computation, while here the gradient is still computed).
+
+    Args:
+        mask: Which leaves to freeze (True = frozen): a tree of Python or NumPy bools like the params,
+            a prefix of one (``{"encoder": True, "head": False}``), or a callable ``params -> such a
+            tree``; one bool per leaf.
+
+    Returns:
+        A `GradientTransformation` whose state is ``MaskedState(EmptyState())``.
+
+    Raises:
+        TypeError: In ``init``/``update``, if a mask leaf is not a Python or NumPy bool.
+        ValueError: In ``init``/``update``, if the mask's structure is neither the params' nor a
+            prefix of it.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> params = {"w": jnp.ones(2), "b": jnp.ones(2)}
+        >>> tx = adamlab.chain(adamlab.adamw(0.1, weight_decay=0.1), adamlab.freeze({"w": False, "b": True}))
+        >>> updates, _ = tx.update({"w": jnp.full(2, 0.5), "b": jnp.full(2, 0.5)}, tx.init(params), params)
+        >>> new = adamlab.apply_updates(params, updates)
+        >>> print(new["b"], new["w"])
+        [1. 1.] [0.89 0.89]
     """
     return masked(set_to_zero(), mask)
 

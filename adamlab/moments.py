@@ -43,7 +43,7 @@ class EmaState(NamedTuple):
     Used whenever the moment is rounded to nearest (float32, and ``bfloat16`` by default); a stochastically
     rounded moment needs a step count and uses :class:`adamlab.CountedEmaState` instead.
 
-    Attributes:
+    Args:
       moment: ``m_t``, the EMA of the updates: a tree like the params. Each float leaf holds float32 (the param's
         dtype when wider, complex64 for a complex param, or the requested ``state_dtype``); each integer or bool
         leaf holds a ``(0,)`` float32 placeholder.
@@ -65,7 +65,7 @@ class CountedEmaState(NamedTuple):
     stochastic by default) or for ``bfloat16``/``float16`` with ``rounding="stochastic"``: the count seeds the
     random bits, so that runs are reproducible.
 
-    Attributes:
+    Args:
       count: int32 scalar, the number of updates taken (saturating at ``2**31 - 1``), the seed of the rounding.
       moment: ``m_t``, a tree like the params, as in :class:`adamlab.EmaState`; a leaf stored in 8 bits is a
         block-wise quantized pytree node (uint8 codes and float32 scales), not an array.
@@ -85,7 +85,7 @@ class CountedEmaState(NamedTuple):
 class CountState(NamedTuple):
     """State of :func:`adamlab.bias_correct`: only the step count ``t`` of the correction ``1 - decay**t``.
 
-    Attributes:
+    Args:
       count: int32 scalar, the number of updates taken (0 after init), saturating at ``2**31 - 1`` instead of
         wrapping to a negative step.
 
@@ -105,7 +105,7 @@ class CountState(NamedTuple):
 class RmsState(NamedTuple):
     """State of :func:`adamlab.scale_by_rms` and :func:`adamlab.scale_by_atan2_rms`: the second moment ``v``.
 
-    Attributes:
+    Args:
       count: int32 scalar, the number of updates taken, saturating at ``2**31 - 1``: the ``t`` of the bias
         correction and the seed of stochastic rounding (kept even when neither is used).
       second_moment: ``v_t``, the EMA of the gradient's ``|g|**2``: a tree like the params, real (float32 also
@@ -133,7 +133,7 @@ class TraceState(NamedTuple):
     Used whenever the trace is rounded to nearest; a stochastically rounded trace uses
     :class:`adamlab.CountedTraceState`. Same name and field as Optax's `optax.TraceState`.
 
-    Attributes:
+    Args:
       trace: ``t_k``, the momentum buffer: a tree like the params, float32 (or the param's wider dtype, or the
         ``state_dtype``/``accumulator_dtype`` asked for) for each float leaf, ``(0,)`` placeholders for the rest.
 
@@ -153,7 +153,7 @@ class CountedTraceState(NamedTuple):
     Chosen at build time for ``state_dtype=jnp.int8`` (stochastic by default) or a 16-bit ``state_dtype`` with
     ``rounding="stochastic"``; the count seeds the random bits.
 
-    Attributes:
+    Args:
       count: int32 scalar, the number of updates taken (saturating at ``2**31 - 1``), the seed of the rounding.
       trace: ``t_k``, a tree like the params, as in :class:`adamlab.TraceState` (8-bit leaves are quantized
         pytree nodes).
@@ -310,7 +310,7 @@ def scale_by_ema(decay: float, *, output_decay: float | None = None, state_dtype
 class SlowMomentState(NamedTuple):
     """State of :func:`adamlab.add_slow_moment`: AdEMAMix's slow EMA ``m2`` and the step count.
 
-    Attributes:
+    Args:
       count: int32 scalar, the number of updates taken (saturating at ``2**31 - 1``); schedules of ``decay`` and
         ``alpha`` are evaluated at its value before the update (0 on the first step), like Optax's ``count_m2``.
       slow_moment: ``m2_t``, the slow EMA of the gradient: a tree like the params, float32 (or the param's wider
@@ -595,7 +595,7 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
 class MaxRmsState(NamedTuple):
     """State of :func:`adamlab.scale_by_max_rms` (AMSGrad): the second moment and its running maximum.
 
-    Attributes:
+    Args:
       count: int32 scalar, the number of updates taken (saturating at ``2**31 - 1``): the ``t`` of the bias
         correction and the seed of stochastic rounding.
       second_moment: ``v_t``, the EMA of the gradient's ``|g|**2``: a tree like the params, real float32 (or the

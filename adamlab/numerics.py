@@ -53,7 +53,7 @@ class NonFiniteGradientError(FloatingPointError):
 class SkipNonfiniteState(NamedTuple):
     """The state of :func:`adamlab.skip_nonfinite`: the wrapped state and two counters of non-finite steps.
 
-    Attributes:
+    Args:
       inner_state: The wrapped transformation's state, exactly as it was before a skipped step (skipped
         steps hand it back untouched).
       skipped: int32 scalar, the number of steps skipped in all (saturating at the int32 maximum). Steps

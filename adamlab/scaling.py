@@ -17,11 +17,49 @@ ScalarOrSchedule = float | jax.Array | Schedule
 
 
 class ScheduleState(NamedTuple):
+    """State of :func:`adamlab.scale_by_learning_rate` with a schedule: the number of steps taken.
+
+    Args:
+        count: An int32 scalar, the number of ``update`` calls so far (saturating at the int32 maximum);
+            the schedule is evaluated at it before it is incremented, so the first step uses
+            ``schedule(0)``. Optax's counterpart is ``ScaleByScheduleState.count``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.scale_by_learning_rate(adamlab.schedules.constant(0.1))
+        >>> print(tx.init({"w": jnp.zeros(2)}))
+        ScheduleState(count=Array(0, dtype=int32))
+    """
+
     count: jax.Array  # int32 steps taken; the schedule is evaluated at it before incrementing
 
 
 def scale(factor: float) -> GradientTransformation:
-    """``u * factor``."""
+    """Multiplies every update by a constant: ``u * factor``.
+
+    ::
+
+        u_out = factor * u        (float leaves, computed in float32 or wider; other leaves pass through)
+
+    Stateless. Inside :func:`adamlab.chain` the result is cast back to the incoming updates' dtype;
+    called on its own it returns float32 (or wider) leaves. Optax: :func:`optax.scale`.
+
+    Args:
+        factor: The multiplier, a number or scalar array, any sign (``-lr`` gives a descent step). It is
+            not checked. Optax: ``step_size`` of :func:`optax.scale`.
+
+    Returns:
+        A stateless `GradientTransformation` (state :class:`adamlab.EmptyState`).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.scale(0.5)
+        >>> updates, _ = tx.update({"w": jnp.array([2.0, -4.0])}, tx.init({"w": jnp.zeros(2)}))
+        >>> print(updates["w"])
+        [ 1. -2.]
+    """
 
     def update(updates, state, params=None, **extra):
         del params, extra
@@ -36,6 +74,47 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
     `learning_rate` is a number or a schedule ``step -> lr`` (adamlab's or
     Optax's); the schedule is evaluated at the number of steps already taken,
     so the first step uses ``schedule(0)``.
+
+    ::
+
+        u_out = -lr * u                   (flip_sign=True; +lr * u with flip_sign=False)
+        lr = learning_rate                or  learning_rate(count), count = steps already taken
+
+    The last stage of every optimizer. A number gives a stateless :func:`adamlab.scale`; a schedule
+    gives a stage that counts its steps in a :class:`adamlab.ScheduleState`. The product is computed in
+    float32 (or wider). Optax: :func:`optax.scale_by_learning_rate`; PyTorch: the ``lr`` of every
+    optimizer, with ``torch.optim.lr_scheduler`` for schedules.
+
+    Args:
+        learning_rate: The step size: a number or scalar array ``>= 0`` (e.g. ``1e-3``), or a schedule,
+            a callable ``step -> lr`` such as :func:`adamlab.schedules.warmup_cosine_decay` or any Optax
+            schedule, evaluated on an int32 step count and cast to float32 (its values are not
+            checked). Optax: ``learning_rate``; PyTorch: ``lr``.
+        flip_sign: Keyword-only. True (the default) multiplies by ``-learning_rate``, for descent with
+            :func:`adamlab.apply_updates`; False multiplies by ``+learning_rate`` (for ascent, or when a
+            later stage flips the sign). Optax: ``flip_sign``.
+
+    Returns:
+        A `GradientTransformation`: stateless (:class:`adamlab.EmptyState`) for a number, with a
+        :class:`adamlab.ScheduleState` for a schedule.
+
+    Raises:
+        ValueError: If a numeric `learning_rate` is negative, NaN or infinite.
+        TypeError: If `learning_rate` is neither callable nor a real number or scalar array.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.scale_by_learning_rate(adamlab.schedules.linear_warmup(0.0, 1.0, 2))
+        >>> state = tx.init({"w": jnp.zeros(1)})
+        >>> for _ in range(3):
+        ...     updates, state = tx.update({"w": jnp.ones(1)}, state)
+        ...     print(updates["w"])
+        [-0.]
+        [-0.5]
+        [-1.]
+        >>> print(state.count)
+        3
     """
     sign = -1.0 if flip_sign else 1.0
     if not callable(learning_rate):
@@ -63,6 +142,31 @@ def global_norm(tree) -> jax.Array:
     1e20 in float32), it is recomputed as ``2**e * sqrt(sum((x * 2**-e)**2))``
     with ``2**e`` the power of two just above ``max|x|``; it is Inf only when
     the norm itself exceeds the float32 range or the tree holds an Inf.
+
+    ::
+
+        global_norm(tree) = sqrt(sum over float leaves x of sum(|x|**2))
+
+    Complex leaves contribute ``|x|**2``; integer and boolean leaves are ignored, and a tree without
+    float leaves has norm 0. Compiled once per tree structure even when called eagerly. Optax:
+    :func:`optax.global_norm` (``optax.tree.norm``); PyTorch: the ``total_norm`` that
+    ``torch.nn.utils.clip_grad_norm_`` returns (for ``norm_type=2``).
+
+    Args:
+        tree: Any pytree of arrays (gradients, updates, params).
+
+    Returns:
+        A scalar `jax.Array`, float32 (float64 when the tree holds float64 leaves and 64-bit mode is
+        on).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> print(adamlab.global_norm({"a": jnp.array([3.0]), "b": jnp.array([4.0]), "step": jnp.int32(7)}))
+        5.0
+        >>> big = adamlab.global_norm({"big": jnp.full(4, 1e20)})  # the plain sum of squares overflows
+        >>> print(round(float(big) / 1e20, 4))
+        2.0
     """
     leaves = [x for x in jax.tree.leaves(tree) if has_gradient(x)]
     norm = _plain_norm(leaves)
@@ -106,6 +210,38 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     values, so clipping stays exact for any finite tree whose norm is below
     ``max_norm * 2**126`` (8.5e37 for ``max_norm = 1``); beyond, the factor
     ``max_norm / norm`` underflows float32 and the result is 0.
+
+    ::
+
+        n = global_norm(u)
+        u_out = u                        if n < max_norm
+        u_out = (u / n) * max_norm       otherwise
+
+    Stateless; float leaves only (others pass through), each result in its leaf's dtype. A NaN in the
+    tree makes every output NaN. Its arithmetic on ordinary steps is Optax's, bit for bit. Optax:
+    :func:`optax.clip_by_global_norm`; PyTorch: ``torch.nn.utils.clip_grad_norm_(params, max_norm)``,
+    which divides by ``total_norm + 1e-6`` and works in place on ``.grad``.
+
+    Args:
+        max_norm: The largest global norm let through, a number or scalar array ``> 0``. Optax:
+            ``max_norm``; PyTorch: ``max_norm``.
+
+    Returns:
+        A stateless `GradientTransformation` (state :class:`adamlab.EmptyState`).
+
+    Raises:
+        ValueError: If `max_norm` is not ``> 0`` (or is NaN).
+        TypeError: If `max_norm` is not a real number or scalar array.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import adamlab
+        >>> tx = adamlab.clip_by_global_norm(1.0)
+        >>> state = tx.init({"w": jnp.zeros(2)})
+        >>> print(tx.update({"w": jnp.array([3.0, 4.0])}, state)[0]["w"])
+        [0.6 0.8]
+        >>> print(tx.update({"w": jnp.array([0.3, 0.4])}, state)[0]["w"])
+        [0.3 0.4]
     """
     _checks.check_positive("max_norm", max_norm)
 

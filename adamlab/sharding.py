@@ -841,7 +841,7 @@ class CollectiveStats(NamedTuple):
     ``reduce-scatter``, ``collective-permute``, ``all-to-all``,
     ``collective-broadcast``; a kind that does not occur has no entry.
 
-    Attributes:
+    Args:
       counts: A dict from collective kind to the number of such operations in the program.
       bytes: A dict from collective kind to the total bytes of their results, per device.
 

@@ -41,7 +41,7 @@ class LeafError(NamedTuple):
         max_abs = max |actual - expected|
         max_rel = max_abs / max |expected|          (normwise; the denominator is floored at the tiniest float64)
 
-    Attributes:
+    Args:
       path: The leaf's path in the tree, as a string such as ``"['dense']['w']"``.
       max_abs: The largest absolute elementwise difference, a Python float (0.0 for a zero-size leaf).
       max_rel: ``max_abs`` divided by the largest magnitude of the expected leaf, a Python float.
@@ -65,7 +65,7 @@ class ParityReport(NamedTuple):
     ``str(report)`` gives a readable summary: the largest error, the first diverging step, and one line per
     leaf.
 
-    Attributes:
+    Args:
       steps: The number of steps run, an int.
       leaves: The errors of the final params, one :class:`adamlab.testing.LeafError` per leaf in tree order.
       max_rel: The largest ``max_rel`` of ``leaves`` (0.0 for a tree without leaves), a Python float.
