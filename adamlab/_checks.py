@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from typing import Any
 
@@ -80,6 +81,29 @@ def is_function(x: Any) -> bool:
     return callable(x) and jax.tree_util.treedef_is_leaf(jax.tree.structure(x))
 
 
+def check_schedule(name: str, value: Any) -> None:
+    """A hyperparameter that may be a schedule must be a number, a scalar array or a function of the step alone.
+
+    Checked when the transformation is built: a function that cannot take one argument would otherwise fail at
+    the first update, inside the compiled step, with Python's own message.
+    """
+    if not is_function(value):
+        return
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # a builtin or C function: nothing to read, leave it to the call
+        return
+    try:
+        signature.bind(0)
+    except TypeError:
+        what = getattr(value, "__qualname__", type(value).__name__)
+        raise TypeError(
+            f"{name} must be a number or a schedule, a function of one argument (the step count) such as "
+            f"optax.linear_schedule(...) or `lambda step: 1e-3`; got {what}{signature}, which cannot be called "
+            "with one argument"
+        ) from None
+
+
 def broadcast_prefix(spec: Any, tree: Any, mismatch: str, is_leaf=None,
                      names: tuple[str, str] = ("the mask", "the params")) -> Any:
     """`spec` (a tree like `tree`, or a prefix of one) with each of its values repeated over the leaves of `tree`
@@ -154,7 +178,9 @@ def check_same_tree(got: Any, expected: Any, what_got: str, what_expected: str, 
 
     Unless `strict`, an expected leaf of size 0 (a moment's placeholder for a non-float leaf) matches any shape.
     """
-    diff = first_difference(got, expected, names=(what_got, what_expected))
+    # "scale_by_ema: updates" names the stage for the message's start; where the trees differ, "the updates".
+    names = tuple(w.rsplit(": ", 1)[-1] for w in (what_got, what_expected))
+    diff = first_difference(got, expected, names=tuple(n if n.startswith("the ") else f"the {n}" for n in names))
     if diff is not None:
         raise ValueError(f"{what_got} do not have the tree structure of {what_expected}: {diff}")
     flat_g = jax.tree_util.tree_flatten_with_path(got)[0]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -31,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamlab._checks import check_leaves, check_same_tree, path_str
+from adamlab.tree import has_gradient
 
 PyTree = Any
 Params = PyTree
@@ -270,7 +272,36 @@ def identity() -> GradientTransformation:
     return stage("identity", init_empty, update)
 
 
-def chain(*transformations: GradientTransformation) -> GradientTransformation:
+_NAME_ATTR = "__adamlab_name__"
+
+
+def _renamed(e: Exception, owner: str | None, stage_name: str | None = None) -> Exception | None:
+    """A stage's error under the name of the optimizer the user called, or None to let it pass as it is.
+
+    ``scale_by_ema: updates do not ...`` becomes ``adamw: updates do not ... (raised by its scale_by_ema
+    stage)``. Only adamlab's own messages (exact ValueError or TypeError) are reworded.
+    """
+    message = str(e)
+    if owner is None or type(e) not in (ValueError, TypeError) or message.startswith(f"{owner}:"):
+        return None
+    if stage_name is not None and message.startswith(f"{stage_name}:"):
+        message = f"{message[len(stage_name) + 1:].strip()} (raised by its {stage_name} stage)"
+    return type(e)(f"{owner}: {message}").with_traceback(e.__traceback__)
+
+
+def _warn_if_nothing_trains(who: str, params) -> None:
+    leaves = jax.tree.leaves(params)
+    if leaves and not any(has_gradient(x) for x in leaves):
+        dtypes = sorted({str(getattr(x, "dtype", type(x).__name__)) for x in leaves})
+        warnings.warn(
+            f"{who}: the params have {len(leaves)} leaves and none is floating point ({', '.join(dtypes)}): "
+            "nothing will be trained (integer and boolean leaves have no gradient)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def chain(*transformations: GradientTransformation, name: str | None = None) -> GradientTransformation:
     """Applies transformations in order; state is the tuple of their states.
 
     ::
@@ -301,6 +332,11 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
         *transformations: The stages, applied in the order given: adamlab or Optax transformations
             (any object with callable ``init`` and ``update``). None at all gives a chain that passes
             updates through with state ``()``.
+        name: What the user calls this chain (``"adamw"`` for :func:`adamlab.adamw`). Errors raised by
+            its stages, and by the stages of a named chain nested in an unnamed one, name it:
+            ``adamw: updates do not have the tree structure of the params given to init: missing leaf at
+            ['b'] ... (raised by its scale_by_ema stage)``. Default None: messages name the stage.
+            Keyword-only; it does not change the state or the arithmetic.
 
     Returns:
         A `GradientTransformation` whose state is a tuple with one state per stage (after flattening
@@ -310,6 +346,8 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
     Raises:
         TypeError: If an argument is not a transformation (has no callable ``init`` and ``update``);
             in ``init``/``update``, if a leaf of the params or updates is not a numeric array.
+        UserWarning: In ``init``, once, if the params have leaves but none of them is floating point: such a
+            chain trains nothing (integer and boolean leaves have no gradient).
         ValueError: If a ``"gradient"`` stage (such as :func:`adamlab.add_coupled_weight_decay`) stands
             after the first moment stage, or a ``"direction"`` stage (such as
             :func:`adamlab.add_decoupled_weight_decay`) before it; in ``update``, if the state is not a
@@ -331,11 +369,14 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
                 "(an object with callable `init` and `update`)"
             )
     stages: list = []
+    owners: list = []  # for each stage, the named chain (the optimizer the user called) it came from
     for tx in transformations:
         info = stage_info(tx)
         if info.name == "identity":  # a placeholder (e.g. adam without weight decay) needs no state
             continue
-        stages.extend(info.stages if info.name == "chain" else [tx])
+        inner = info.stages if info.name == "chain" else (tx,)
+        stages.extend(inner)
+        owners.extend([name or getattr(tx.update, _NAME_ATTR, None)] * len(inner))
     infos = [stage_info(tx) for tx in stages]
     # The gradient is fixed at the input of the first moment stage: what enters it is what the moments average.
     fixed_at = next((i for i, s in enumerate(infos) if s.role == "moment"), None)
@@ -356,33 +397,60 @@ def chain(*transformations: GradientTransformation) -> GradientTransformation:
     extra_ok = [_accepts_extra(tx.update) for tx in stages]
 
     def init(params):
-        check_leaves(params, "params")
-        return tuple(tx.init(params) for tx in stages)
+        i = -1
+        try:
+            check_leaves(params, "params")
+            _warn_if_nothing_trains(name or "chain", params)
+            states = []
+            for i, tx in enumerate(stages):
+                states.append(tx.init(params))
+        except (ValueError, TypeError) as e:
+            renamed = _renamed(e, owners[i], infos[i].name) if i >= 0 else _renamed(e, name)
+            if renamed is None:
+                raise
+            raise renamed from None
+        return tuple(states)
 
     def update(updates, state, params=None, **extra):
-        check_leaves(updates, "updates")
+        try:
+            check_leaves(updates, "updates")
+        except TypeError as e:
+            renamed = _renamed(e, name)
+            if renamed is None:
+                raise
+            raise renamed from None
         if not isinstance(state, tuple) or len(state) != len(stages):
             raise ValueError(
-                f"chain of {len(stages)} stages got a state of type {type(state).__name__}"
+                f"{name + ': ' if name else ''}chain of {len(stages)} stages got a state of type {type(state).__name__}"
                 + (f" with {len(state)} entries" if isinstance(state, tuple) else "")
                 + "; pass the state returned by this chain's init/update"
             )
         in_dtypes = jax.tree.map(lambda u: jnp.asarray(u).dtype, updates)
         gradient = extra.pop("gradient", None)  # fixed by an enclosing chain
         new_state = []
-        for i, (tx, s) in enumerate(zip(stages, state)):
-            if gradient is None and i == fixed_at:
-                gradient = updates
-            if extra_ok[i]:
-                kw = dict(extra) if gradient is None else dict(extra, gradient=gradient)
-                updates, s = tx.update(updates, s, params, **kw)
-            else:
-                updates, s = tx.update(updates, s, params)
-            new_state.append(s)
+        i = 0
+        try:
+            for i, (tx, s) in enumerate(zip(stages, state)):
+                if gradient is None and i == fixed_at:
+                    gradient = updates
+                if extra_ok[i]:
+                    kw = dict(extra) if gradient is None else dict(extra, gradient=gradient)
+                    updates, s = tx.update(updates, s, params, **kw)
+                else:
+                    updates, s = tx.update(updates, s, params)
+                new_state.append(s)
+        except (ValueError, TypeError) as e:
+            renamed = _renamed(e, owners[i], infos[i].name)
+            if renamed is None:
+                raise
+            raise renamed from None
         updates = jax.tree.map(lambda u, d: u if u.dtype == d else u.astype(d), updates, in_dtypes)
         return updates, tuple(new_state)
 
-    return stage("chain", init, update, role="moment" if fixed_at is not None else "any", stages=tuple(stages))
+    info_fn = stage("chain", init, update, role="moment" if fixed_at is not None else "any", stages=tuple(stages))
+    if name is not None:
+        setattr(info_fn.update, _NAME_ATTR, name)
+    return info_fn
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:

@@ -382,6 +382,7 @@ def add_slow_moment(decay: ScalarOrSchedule = 0.9999, alpha: ScalarOrSchedule = 
       [2.5 2.5] [0.75 0.75]
     """
     for name, value in (("decay", decay), ("alpha", alpha)):
+        _checks.check_schedule(name, value)
         if not callable(value):
             (_checks.check_decay if name == "decay" else _checks.check_nonnegative)(name, value)
 

@@ -136,6 +136,7 @@ def sgd(
     return chain(
         trace(momentum, nesterov, accumulator_dtype, state_dtype=state_dtype) if momentum is not None else identity(),
         scale_by_learning_rate(learning_rate),
+        name="sgd",
     )
 
 
@@ -249,6 +250,7 @@ def rmsprop(
                      state_dtype=state_dtype, saturate=saturate),
         scale_by_learning_rate(learning_rate),
         trace(momentum, nesterov, state_dtype=state_dtype) if momentum is not None else identity(),
+        name="rmsprop",
     )
 
 
@@ -400,7 +402,7 @@ def adam(
     mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
     return chain(_optional_decay(add_coupled_weight_decay, weight_decay, mask),
                  *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
-                 scale_by_learning_rate(learning_rate))
+                 scale_by_learning_rate(learning_rate), name="adam")
 
 
 def adamw(
@@ -551,6 +553,7 @@ def adamw(
     else:
         if not callable(schedule):
             raise TypeError(f"schedule must be a function step -> multiplier, got {type(schedule).__name__}")
+        _checks.check_schedule("schedule", schedule)
         if callable(learning_rate):
             raise ValueError(
                 "adamw(learning_rate=<a schedule>, schedule=...): with `schedule`, learning_rate is the base rate "
@@ -558,4 +561,4 @@ def adamw(
             )
         _checks.check_nonnegative("learning_rate", learning_rate)
         rate = (scale(learning_rate), add_decoupled_weight_decay(weight_decay, mask), scale_by_learning_rate(schedule))
-    return chain(*_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate), *rate)
+    return chain(*_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate), *rate, name="adamw")

@@ -100,7 +100,8 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
     Raises:
         ValueError: If a numeric `learning_rate` is negative, NaN or infinite.
-        TypeError: If `learning_rate` is neither callable nor a real number or scalar array.
+        TypeError: If `learning_rate` is neither callable nor a real number or scalar array, or is a function
+            that cannot be called with one argument (the step count); raised when the transformation is built.
 
     Example:
         >>> import jax.numpy as jnp
@@ -117,6 +118,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
         3
     """
     sign = -1.0 if flip_sign else 1.0
+    _checks.check_schedule("learning_rate", learning_rate)
     if not callable(learning_rate):
         _checks.check_nonnegative("learning_rate", learning_rate)
         return scale(sign * learning_rate)

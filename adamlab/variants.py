@@ -140,6 +140,7 @@ def amsgrad(
         scale_by_max_rms(b2, eps, eps_root=eps_root, bias_correction=bias_correction_nu, max_of=max_of,
                          state_dtype=nu),
         scale_by_learning_rate(learning_rate),
+        name="amsgrad",
     )
 
 
@@ -196,7 +197,7 @@ def nadam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, e
         >>> print((updates["w"] / 0.01).round(4))
         [-1.4737  1.4737  0.    ]
     """
-    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, **kwargs)
+    return chain(adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, **kwargs), name="nadam")
 
 
 def nadamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
@@ -255,7 +256,8 @@ def nadamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, 
         >>> print((updates["w"] / 0.01).round(4))  # NAdam's first step, as in adamlab.nadam
         [-1.4737  1.4737  0.    ]
     """
-    return adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=nesterov, **kwargs)
+    return chain(adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=nesterov, **kwargs),
+                 name="nadamw")
 
 
 def ademamix(
@@ -361,6 +363,7 @@ def ademamix(
         scale_by_rms(b2, eps, bias_correction=True, eps_root=eps_root, state_dtype=nu),
         _optional_decay(add_decoupled_weight_decay, weight_decay, mask),
         scale_by_learning_rate(learning_rate),
+        name="ademamix",
     )
 
 
@@ -443,6 +446,7 @@ def lion(
         scale_by_sign(),
         _optional_decay(add_decoupled_weight_decay, weight_decay, mask),
         scale_by_learning_rate(learning_rate),
+        name="lion",
     )
 
 
@@ -523,6 +527,7 @@ def adam_atan2(
         scale_by_atan2_rms(b2, a, b, state_dtype=nu),
         _optional_decay(add_decoupled_weight_decay, weight_decay, mask),
         scale_by_learning_rate(learning_rate),
+        name="adam_atan2",
     )
 
 
@@ -614,6 +619,7 @@ def stable_adamw(
         clip_by_rms_ratio(chain(scale_by_rms(b2, eps, bias_correction=True, state_dtype=nu),
                                 _optional_decay(add_decoupled_weight_decay, weight_decay, mask)), b2, eps),
         scale_by_learning_rate(learning_rate),
+        name="stable_adamw",
     )
 
 
@@ -696,7 +702,7 @@ def cautious(tx: GradientTransformation, eps: float = 1.0) -> GradientTransforma
     if scaled:
         raise ValueError(f"cautious: {scaled[0]} stands before the last moment stage, so the direction there is "
                          "already scaled (and flipped); insert adamlab.cautious_mask() into the chain by hand")
-    return chain(*stages[:at], cautious_mask(eps), *stages[at:])
+    return chain(*stages[:at], cautious_mask(eps), *stages[at:], name="cautious")
 
 
 __all__ = ["adam_atan2", "ademamix", "amsgrad", "cautious", "lion", "nadam", "nadamw", "stable_adamw"]

@@ -134,7 +134,8 @@ def main(argv=None) -> int:
         index = browser.dom(f"{base}/index.html")
         check("<h1>adamlab" in index or ">adamlab<" in index, "index renders its title")
         missing = [g for g in guides if f'href="guides/{g}.html"' not in index]
-        check(not missing, f"the index's sidebar links all {len(guides)} guides" + (f" (missing {missing})" if missing else ""))
+        check(not missing, f"the index's sidebar links all {len(guides)} guides"
+              + (f" (missing {missing})" if missing else ""))
         check('href="api/index.html"' in index, "the index's sidebar links the API reference")
         print("     screenshot", browser.screenshot(f"{base}/index.html", "index"))
 
@@ -159,7 +160,8 @@ def main(argv=None) -> int:
             hits = search_results(browser.dom(url))
             shown = ", ".join(h.split("#")[0] for h in hits[:5])
             check(any(h.startswith(expected) for h in hits),
-                  f"search '{query.replace('+', ' ')}': {len(hits)} results, first {shown or 'none'}; expects {expected}")
+                  f"search '{query.replace('+', ' ')}': {len(hits)} results, first {shown or 'none'}; "
+                  f"expects {expected}")
             print("     screenshot", browser.screenshot(url, f"search-{query.replace('+', '-')}"))
 
     names, listed = public_names(), inventory_names(args.site)

@@ -6,7 +6,6 @@ Build (no network needed):  python -m sphinx -W --keep-going -n -b html docs doc
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import pathlib
 import sys

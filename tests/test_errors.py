@@ -1,5 +1,7 @@
 """Bad input raises a clear ValueError/TypeError, eagerly, naming the parameter or the tree path."""
 
+import warnings
+
 import jax.numpy as jnp
 import optax
 import pytest
@@ -153,3 +155,54 @@ def test_bad_schedules(make):
 def test_apply_updates_tree_mismatch():
     with pytest.raises(ValueError, match=r"\['b'\]"):
         adamlab.apply_updates({"a": jnp.ones(1)}, {"b": jnp.ones(1)})
+
+
+# -- errors a user meets first: they name the optimizer called, the key, the expected signature -------------------
+
+
+@pytest.mark.parametrize(
+    "build, name",
+    [
+        (lambda f: adamlab.adamw(f), "learning_rate"),
+        (lambda f: adamlab.sgd(f, momentum=0.9), "learning_rate"),
+        (lambda f: adamlab.adamw(1e-3, schedule=f), "schedule"),
+        (lambda f: adamlab.add_slow_moment(0.999, f), "alpha"),
+        (lambda f: adamlab.scale_by_learning_rate(f), "learning_rate"),
+    ],
+)
+def test_a_schedule_that_cannot_take_the_step_is_refused_when_built(build, name):
+    for wrong in (lambda: 1e-3, lambda step, total: 1e-3):
+        with pytest.raises(TypeError, match=rf"{name} must be a number or a schedule, a function of one argument"):
+            build(wrong)
+    build(lambda step: 1e-3)  # one argument, a default or *args are all fine
+    build(lambda step, scale=1.0: 1e-3 * scale)
+    build(optax.linear_schedule(1e-3, 0.0, 100))
+
+
+def test_a_tree_mismatch_names_the_optimizer_and_the_key():
+    params = {"w": jnp.ones(3), "b": jnp.zeros(2)}
+    for tx, called in [(adamlab.adamw(1e-3), "adamw"), (adamlab.nadam(1e-3), "nadam"),
+                       (adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adamw(1e-3)), "adamw")]:
+        state = tx.init(params)
+        with pytest.raises(ValueError, match=rf"^{called}: .*missing leaf at \['b'\]: in the params given to init, "
+                                             r"not in the updates \(raised by its scale_by_ema stage\)"):
+            tx.update({"w": jnp.ones(3)}, state, params)
+        with pytest.raises(ValueError, match=rf"^{called}: .*extra leaf at \['e'\]: in the updates"):
+            tx.update({**params, "e": jnp.ones(1)}, state, params)
+    with pytest.raises(ValueError, match=r"^adamw: mask does not match the params.*\['x'\] in the mask where the "
+                                         r"params have \['b'\]"):
+        adamlab.adamw(1e-3, mask={"w": True, "x": False}).init(params)
+    # An unnamed chain of primitives keeps the stage's own name.
+    tx = adamlab.chain(adamlab.scale_by_ema(0.9))
+    with pytest.raises(ValueError, match=r"^scale_by_ema: updates .*missing leaf at \['b'\]"):
+        tx.update({"w": jnp.ones(3)}, tx.init(params))
+
+
+def test_params_with_no_float_leaf_warn_that_nothing_trains():
+    with pytest.warns(UserWarning, match=r"adamw: the params have 2 leaves and none is floating point \(bool, int32\): "
+                                         "nothing will be trained"):
+        adamlab.adamw(1e-3).init({"step": jnp.zeros((), jnp.int32), "flag": jnp.array(True)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        adamlab.adamw(1e-3).init({"w": jnp.ones(2), "step": jnp.zeros((), jnp.int32)})  # one float leaf: silent
+        adamlab.adamw(1e-3).init({})  # no leaves at all (JAX's empty tree, as in Optax): silent

@@ -1,8 +1,9 @@
 """Weight decay done as the paper does it, and stated as an EMA timescale.
 
 - `adamw(alpha, weight_decay=wd, schedule=eta)` is Loshchilov & Hutter's Algorithm 2,
-  ``p <- p - eta_t * (alpha * adam + wd * p)``: held to a float64 reference, to its chain in docs/guides/getting_started.md bit for bit, and
-  to Optax's equivalent chain; sweeping `alpha` leaves the decay per step alone, where Optax's form moves it.
+  ``p <- p - eta_t * (alpha * adam + wd * p)``: held to a float64 reference, to its chain in
+  docs/guides/getting_started.md bit for bit, and to Optax's equivalent chain; sweeping `alpha` leaves the decay per
+  step alone, where Optax's form moves it.
 - `decay_timescale` / `weight_decay_for_timescale`: ``tau = 1 / (lr * wd)`` steps, the window of the EMA that
   decoupled decay makes of the weights.
 """

@@ -7,8 +7,8 @@ Equivalents: ``optax.ema(decay, debias=False)`` is ``adamlab.scale_by_ema(decay)
 other micro-steps return ``-0.0`` updates (Optax: ``+0.0``; compared with ``==``). MultiSteps' ``has_updated(state)``
 is ``state.micro_step == 0`` after an update (the micro-step counter wraps to 0 on a real step).
 ``should_skip_update_fn=skip_not_finite`` is ``skip_nonfinite(accumulate_gradients(tx, k))``, which drops the bad
-micro-batch alone (docs/guides/sharding.md, "Gradient accumulation"). Where the point of Optax's test is the wrapped optimizer, an
-adamlab optimizer inside ``optax.MultiSteps`` is tested too.
+micro-batch alone (docs/guides/sharding.md, "Gradient accumulation"). Where the point of Optax's test is the
+wrapped optimizer, an adamlab optimizer inside ``optax.MultiSteps`` is tested too.
 
 Not ported: adamlab has no ``skip_large_updates`` (AccumulationTest.test_skip_large_updates); adamlab has no
 varying ``every_k_schedule``, only a fixed int ``every_k`` (test_multi_steps_every_k_schedule); adamlab has no

@@ -168,8 +168,8 @@ def test_explicit_dtype(params_dtype, state_dtype, opt_name):
         else:
             expected = precision
     if params_dtype == jnp.bfloat16 and state_dtype is None and opt_name != "sgd_mom":
-        # Difference on purpose: docs/guides/numerics.md, "Where adamlab differs from Optax 0.2.8" (row "bfloat16 params, Adam"):
-        # Optax keeps the moments in bfloat16, adamlab in float32.
+        # Difference on purpose: docs/guides/numerics.md, "Where adamlab differs from Optax 0.2.8" (row "bfloat16
+        # params, Adam"): Optax keeps the moments in bfloat16, adamlab in float32.
         expected = jnp.dtype(jnp.float32)
     assert _first_moment(opt_name, state).dtype == expected
 
@@ -246,7 +246,8 @@ def test_adam_learning_rate_has_a_default():
 @pytest.mark.parametrize("factory", [adamlab.adam, adamlab.adamw], ids=["adam", "adamw"])
 def test_complex_second_moment_is_real(factory):
     """Difference on purpose (docs/guides/from_optax.md, table: complex params, second moment): Optax keeps a
-    complex `nu` with zero imaginary part, adamlab a real one. The updates still agree (docs/guides/from_optax.md: within 1e-5)."""
+    complex `nu` with zero imaginary part, adamlab a real one. The updates still agree (docs/guides/from_optax.md:
+    within 1e-5)."""
     params = jnp.array([1.0 + 2.0j, -0.5j], jnp.complex64)
     grads = jnp.array([0.3 - 0.1j, 2.0 + 1.0j], jnp.complex64)
     ours = factory(0.1)

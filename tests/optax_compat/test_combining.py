@@ -2,8 +2,8 @@
 (optax/transforms/_combining_test.py), masked (optax/transforms/_masking_test.py) and set_to_zero
 (optax/_src/base_test.py). Inputs and tolerances are Optax's.
 
-adamlab's set_to_zero gives -0.0 updates where Optax's give +0.0 (docs/guides/numerics.md, "Where adamlab differs from Optax 0.2.8",
-row on `-0.0` updates): zeros are compared with ``==``, never bitwise.
+adamlab's set_to_zero gives -0.0 updates where Optax's give +0.0 (docs/guides/numerics.md, "Where adamlab differs
+from Optax 0.2.8", row on `-0.0` updates): zeros are compared with ``==``, never bitwise.
 """
 
 import jax
@@ -323,8 +323,9 @@ def test_set_to_zero_returns_tree_of_correct_zero_arrays():
     updates, _ = jax.jit(tx.update)(grads, tx.init(grads))
     expected = ({"a": np.zeros((3, 4)), "b": 0.0}, np.zeros((1, 2, 3)))
     _assert_close(updates, expected, rtol=0)
-    # Difference on purpose (docs/guides/numerics.md, "Where adamlab differs from Optax 0.2.8", `-0.0` updates row): adamlab's zeros
-    # are -0.0, so that p + update is p bit for bit; Optax's are +0.0. Equal under ==, different in sign bit.
+    # Difference on purpose (docs/guides/numerics.md, "Where adamlab differs from Optax 0.2.8", `-0.0` updates row):
+    # adamlab's zeros are -0.0, so that p + update is p bit for bit; Optax's are +0.0. Equal under ==, different in
+    # sign bit.
     assert all(bool(jnp.all(jnp.signbit(u))) for u in jax.tree.leaves(updates))
     optax_updates, _ = optax.set_to_zero().update(grads, optax.EmptyState())
     assert not any(bool(jnp.any(jnp.signbit(u))) for u in jax.tree.leaves(optax_updates))

@@ -3,8 +3,8 @@ for adamlab: map_params over a masked custom transformation, nested masks, the m
 pytrees as masks. Inputs are Optax's.
 
 adamlab.masked allocates no state for masked-out leaves: the inner transformation sees the tree with each of them
-replaced by an empty `adamlab.groups.Cut` node (Optax: a `MaskedNode`, one per masked-out *prefix*). docs/guides/groups.md:
-"Each group's state holds moments for its own leaves only"; "`adamlab.masked(tx, mask)` runs
+replaced by an empty `adamlab.groups.Cut` node (Optax: a `MaskedNode`, one per masked-out *prefix*).
+docs/guides/groups.md: "Each group's state holds moments for its own leaves only"; "`adamlab.masked(tx, mask)` runs
 `tx` on the masked-in leaves only (the others' updates pass through)".
 
 Not ported: MaskedTest.test_tree_map_params subtest 'inner' (optax.tree.map_params on an Optax transformation, no
