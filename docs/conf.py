@@ -31,6 +31,8 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_inventories", "Thumbs.db", ".DS_Store"]
 root_doc = "index"
+# `single backticks` in docstrings are code (parameter names, expressions), as they read in the source.
+default_role = "code"
 
 # Google-style docstrings: Args / Returns / Raises / Example sections.
 napoleon_google_docstring = True
@@ -40,6 +42,8 @@ napoleon_preprocess_types = True
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
+# The protocol's function types keep their names (documented on the primitives page).
+autodoc_type_aliases = {"InitFn": "adamlab.base.InitFn", "UpdateFn": "adamlab.base.UpdateFn"}
 autodoc_default_options = {"exclude-members": "count, index, _asdict, _make, _replace, _fields, _field_defaults"}
 add_module_names = False
 python_use_unqualified_type_names = True
