@@ -397,15 +397,15 @@ def chain(*transformations: GradientTransformation, name: str | None = None) -> 
     extra_ok = [_accepts_extra(tx.update) for tx in stages]
 
     def init(params):
-        i = -1
+        states: list = []
         try:
             check_leaves(params, "params")
             _warn_if_nothing_trains(name or "chain", params)
-            states = []
-            for i, tx in enumerate(stages):
+            for tx in stages:
                 states.append(tx.init(params))
         except (ValueError, TypeError) as e:
-            renamed = _renamed(e, owners[i], infos[i].name) if i >= 0 else _renamed(e, name)
+            at = len(states)  # the stage that raised (0 also for the checks before the first)
+            renamed = _renamed(e, owners[at], infos[at].name) if at < len(stages) else _renamed(e, name)
             if renamed is None:
                 raise
             raise renamed from None

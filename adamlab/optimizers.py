@@ -131,6 +131,8 @@ def sgd(
         [-0.1  0.1]
         [-0.19  0.19]
     """
+    if momentum is not None:
+        _checks.check_decay("momentum", momentum, one_allowed=True)  # named as the caller wrote it, not trace's decay
     if nesterov and momentum is None:
         raise ValueError("nesterov=True needs a momentum value")
     return chain(
@@ -245,6 +247,8 @@ def rmsprop(
         >>> print(adamlab.apply_updates(params, updates)["w"])
         [0.9 1.1 1. ]
     """
+    if momentum is not None:
+        _checks.check_decay("momentum", momentum, one_allowed=True)
     return chain(
         scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered,
                      state_dtype=state_dtype, saturate=saturate),

@@ -27,6 +27,7 @@ number here (Optax also takes a schedule).
 
 from __future__ import annotations
 
+from adamlab import _checks
 from adamlab.base import GradientTransformation, chain, identity, stage_info
 from adamlab.decay import Mask, add_decoupled_weight_decay
 from adamlab.directions import cautious_mask, clip_by_rms_ratio, scale_by_sign
@@ -355,6 +356,8 @@ def ademamix(
         >>> print((updates["w"] / 0.1).round(4))
         [-1.  1.]
     """
+    if not callable(b3):
+        _checks.check_decay("b3", b3)  # add_slow_moment calls it decay
     mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
     return chain(
         scale_by_ema(b1, state_dtype=mu),
@@ -441,6 +444,8 @@ def lion(
         [0.9, 1.1, 1.0]
         [1.0, 1.2, 1.1]
     """
+    _checks.check_decay("b1", b1)  # named as the caller wrote them (the stages call them output_decay and decay)
+    _checks.check_decay("b2", b2)
     return chain(
         scale_by_ema(b2, output_decay=b1, state_dtype=_moment_dtypes(mu_dtype, None, state_dtype)[0]),
         scale_by_sign(),

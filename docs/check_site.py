@@ -166,7 +166,8 @@ def main(argv=None) -> int:
         # adamw opens its page (headless Chromium paints nothing when a screenshot starts at an anchor).
         print("     screenshot", browser.screenshot(f"{base}/api/optimizers.html", "adamw", 1800))
 
-        for query, expected in [("adamw", "api/optimizers.html"), ("weight+decay", "guides/weight_decay.html")]:
+        for query, expected in [("adamw", "api/optimizers.html"), ("weight+decay", "guides/weight_decay.html"),
+                                ("MultiSteps", "guides/from_optax.html")]:
             url = f"{base}/search.html?q={query}"
             hits = search_results(browser.dom(url))
             shown = ", ".join(h.split("#")[0] for h in hits[:5])

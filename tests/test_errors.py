@@ -29,12 +29,12 @@ def test_decay_rates_outside_unit_interval(make, name, value):
         make(value)
 
 
-@pytest.mark.parametrize("make", [lambda v: adamlab.trace(v), lambda v: adamlab.sgd(0.1, momentum=v)],
-                         ids=["trace", "sgd"])
+@pytest.mark.parametrize("make, name", [(lambda v: adamlab.trace(v), "decay"),
+                                        (lambda v: adamlab.sgd(0.1, momentum=v), "momentum")], ids=["trace", "sgd"])
 @pytest.mark.parametrize("value", [1.5, -0.1, float("nan")])
-def test_momentum_outside_closed_unit_interval(make, value):
+def test_momentum_outside_closed_unit_interval(make, name, value):
     """Momentum may be 1 (the running sum of the updates, as in Optax and PyTorch), not more, less than 0 or NaN."""
-    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=rf"{name} must be in \[0, 1\]"):
         make(value)
     make(1.0)
 
@@ -206,3 +206,16 @@ def test_params_with_no_float_leaf_warn_that_nothing_trains():
         warnings.simplefilter("error")
         adamlab.adamw(1e-3).init({"w": jnp.ones(2), "step": jnp.zeros((), jnp.int32)})  # one float leaf: silent
         adamlab.adamw(1e-3).init({})  # no leaves at all (JAX's empty tree, as in Optax): silent
+
+
+@pytest.mark.parametrize("build, name", [
+    (lambda: adamlab.sgd(1e-3, momentum=1.5), "momentum"),
+    (lambda: adamlab.rmsprop(1e-3, momentum=2.0), "momentum"),
+    (lambda: adamlab.lion(1e-3, b1=1.5), "b1"),
+    (lambda: adamlab.lion(1e-3, b2=-0.1), "b2"),
+    (lambda: adamlab.ademamix(1e-3, b3=1.0), "b3"),
+])
+def test_a_bad_rate_is_named_as_the_caller_wrote_it(build, name):
+    """The stages below call these `decay` or `output_decay`; the message uses the optimizer's own argument."""
+    with pytest.raises(ValueError, match=rf"^{name} must be in \[0, 1"):
+        build()
