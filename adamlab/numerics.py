@@ -46,7 +46,7 @@ class NonFiniteGradientError(FloatingPointError):
       >>> tx.update({"w": jnp.array([jnp.inf, 1.0])}, state, params)
       Traceback (most recent call last):
         ...
-      adamlab.numerics.NonFiniteGradientError: skip_nonfinite: 1 steps in a row had non-finite gradients ...
+      adamlab.numerics.NonFiniteGradientError: skip_nonfinite: 1 step in a row had non-finite gradients ...
     """
 
 
@@ -268,8 +268,9 @@ def _message(tree, max_consecutive: int, over, count, flags) -> str:
     row = int(np.argmax(over))
     flags = np.reshape(flags, (over.size, -1))[row]
     bad = _nonfinite_paths(tree, flags)
+    n = int(count[row])
     return (
-        f"skip_nonfinite: {int(count[row])} steps in a row had non-finite gradients (max_consecutive="
+        f"skip_nonfinite: {n} step{'' if n == 1 else 's'} in a row had non-finite gradients (max_consecutive="
         f"{max_consecutive}); giving up. Leaves with NaN or Inf on the last step: {', '.join(bad) or 'none'}"
     )
 
