@@ -25,3 +25,37 @@ def as_dict(tree):
 @pytest.fixture
 def params():
     return mixed_params()
+
+
+# The extended tier, marked `slow`: property-based searches, end-to-end runs (the demo, the examples), multi-device
+# subprocesses, Optax's own suite, 8-bit state, long runs, and the longest parity sweeps. `pytest -m "not slow"` is
+# the fast tier for iteration (about 3 minutes on 2 cores); plain `pytest`, which CI runs, runs both.
+SLOW_MODULES = {
+    "tests/test_properties.py",
+    "tests/test_demo.py",
+    "tests/test_demo_grid.py",
+    "tests/test_examples.py",
+    "tests/test_sharding.py",
+    "tests/test_quantize.py",
+    "tests/test_long_runs.py",
+    "tests/test_hostile.py",
+}
+SLOW_TESTS = {
+    "tests/test_accumulate.py::test_k_micro_steps_equal_one_step_on_the_mean_gradient",
+    "tests/test_parity.py::test_matches_optax_without_jit",
+    "tests/test_docs.py::test_guide_code_runs",
+    "tests/test_numerics.py::test_finite_on_zero_tiny_and_huge_gradients",
+    "tests/test_flat.py::test_flat_path_is_bitwise_the_pytree_path_over_100_steps",
+    "tests/test_numerics.py::test_state_layout_is_fixed_and_runs_are_bit_reproducible",
+    "tests/test_complex.py::test_complex_params_match_optax_and_the_complex128_reference",
+    "tests/test_accumulate.py::test_skip_nonfinite_outside_drops_the_bad_micro_batch_alone",
+    "tests/test_compat.py::test_optax_inject_hyperparams_learning_rate",
+    "tests/test_checkpoint.py::test_resume_at_step_k_is_bit_identical_at_step_2k",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if path in SLOW_MODULES or path.startswith("tests/optax_compat/") or item.nodeid.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
