@@ -73,7 +73,8 @@ if os.environ.get("ADAMLAB_DOCS_ALL_REFERENCES"):  # list every unresolved refer
 
 html_theme = "sphinx_book_theme"
 html_title = "adamlab"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["adamlab.css"]
 html_theme_options = {
     "repository_url": "",
     "use_repository_button": False,
