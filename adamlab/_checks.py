@@ -157,8 +157,9 @@ def first_difference(a: Any, b: Any, is_leaf=None, names: tuple[str, str] = ("th
     name_a, name_b = names
     pa = [p for p, _ in jax.tree_util.tree_flatten_with_path(a, is_leaf=is_leaf)[0]]
     pb = [p for p, _ in jax.tree_util.tree_flatten_with_path(b, is_leaf=is_leaf)[0]]
-    only_a = [p for p in pa if p not in set(pb)]
-    only_b = [p for p in pb if p not in set(pa)]
+    in_a, in_b = set(pa), set(pb)
+    only_a = [p for p in pa if p not in in_b]
+    only_b = [p for p in pb if p not in in_a]
     if only_a and not only_b:
         return f"extra leaf at {path_str(only_a[0])}: in {name_a}, not in {name_b}"
     if only_b and not only_a:

@@ -447,10 +447,10 @@ def chain(*transformations: GradientTransformation, name: str | None = None) -> 
         updates = jax.tree.map(lambda u, d: u if u.dtype == d else u.astype(d), updates, in_dtypes)
         return updates, tuple(new_state)
 
-    info_fn = stage("chain", init, update, role="moment" if fixed_at is not None else "any", stages=tuple(stages))
+    chained = stage("chain", init, update, role="moment" if fixed_at is not None else "any", stages=tuple(stages))
     if name is not None:
-        setattr(info_fn.update, _NAME_ATTR, name)
-    return info_fn
+        setattr(chained.update, _NAME_ATTR, name)  # read by an enclosing chain, to name errors
+    return chained
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:
