@@ -13,9 +13,7 @@ import numpy as np
 
 def is_number(x: Any) -> bool:
     """True for Python and NumPy scalars, whose value is known before tracing."""
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) or (
-        isinstance(x, np.ndarray) and x.ndim == 0
-    )
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) or (isinstance(x, np.ndarray) and x.ndim == 0)
 
 
 def _value(name: str, value: Any) -> float | None:
@@ -104,8 +102,9 @@ def check_schedule(name: str, value: Any) -> None:
         ) from None
 
 
-def broadcast_prefix(spec: Any, tree: Any, mismatch: str, is_leaf=None,
-                     names: tuple[str, str] = ("the mask", "the params")) -> Any:
+def broadcast_prefix(
+    spec: Any, tree: Any, mismatch: str, is_leaf=None, names: tuple[str, str] = ("the mask", "the params")
+) -> Any:
     """`spec` (a tree like `tree`, or a prefix of one) with each of its values repeated over the leaves of `tree`
     below it: a tree like `tree`. When it is neither, ValueError ``f"{mismatch}; {where they differ}"``."""
     try:
@@ -135,9 +134,7 @@ def check_leaves(tree: Any, what: str) -> None:
         if dtype is None:
             hint = " (wrap it: jnp.asarray(x))" if isinstance(x, numbers.Number) else ""
             raise TypeError(f"{what} at {path_str(path)} is a {type(x).__name__}, not an array{hint}")
-        if dtype != jax.dtypes.float0 and not (
-            jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
-        ):
+        if dtype != jax.dtypes.float0 and not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
             raise TypeError(f"{what} at {path_str(path)} has dtype {dtype}, not a numeric dtype")
 
 
@@ -145,8 +142,9 @@ def path_str(path) -> str:
     return jax.tree_util.keystr(tuple(path)) or "<root>"
 
 
-def first_difference(a: Any, b: Any, is_leaf=None, names: tuple[str, str] = ("the first tree", "the second tree")
-                     ) -> str | None:
+def first_difference(
+    a: Any, b: Any, is_leaf=None, names: tuple[str, str] = ("the first tree", "the second tree")
+) -> str | None:
     """Describes where trees `a` and `b` (called `names` in the message) first differ in structure, or None.
 
     A key that only one of them has is named with the tree that has it (``missing leaf at ['b']: in the params,

@@ -150,18 +150,21 @@ def accumulate_gradients(
     @compiled_when_eager  # its cond would be compiled afresh on every eager call
     def update(updates, state, params=None, **extra):
         if not isinstance(state, AccumulateState):
-            raise ValueError(f"accumulate_gradients got a state of type {type(state).__name__}; pass the state "
-                             "its init/update returned")
+            raise ValueError(
+                f"accumulate_gradients got a state of type {type(state).__name__}; pass the state "
+                "its init/update returned"
+            )
         _checks.check_same_tree(updates, state.accumulator, "accumulate_gradients: updates", "the params given to init")
         for (path, g), a in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(state.accumulator)):
             if np.size(a) and not has_gradient(g):
-                raise TypeError(f"accumulate_gradients: updates at {_checks.path_str(path)} are "
-                                f"{getattr(g, 'dtype', type(g).__name__)}, but the param given to init is floating "
-                                "point")
+                raise TypeError(
+                    f"accumulate_gradients: updates at {_checks.path_str(path)} are "
+                    f"{getattr(g, 'dtype', type(g).__name__)}, but the param given to init is floating "
+                    "point"
+                )
         # An enclosing chain's gradient is this micro-batch's; the wrapped chain fixes its own from the mean.
         extra.pop("gradient", None)
-        acc = jax.tree.map(lambda g, a: (a + g.astype(a.dtype)) if _has_slot(g, a) else a,
-                           updates, state.accumulator)
+        acc = jax.tree.map(lambda g, a: (a + g.astype(a.dtype)) if _has_slot(g, a) else a, updates, state.accumulator)
         last = state.micro_step == every_k - 1
 
         def step(operands):

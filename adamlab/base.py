@@ -285,7 +285,7 @@ def _renamed(e: Exception, owner: str | None, stage_name: str | None = None) -> 
     if owner is None or type(e) not in (ValueError, TypeError) or message.startswith(f"{owner}:"):
         return None
     if stage_name is not None and message.startswith(f"{stage_name}:"):
-        message = f"{message[len(stage_name) + 1:].strip()} (raised by its {stage_name} stage)"
+        message = f"{message[len(stage_name) + 1 :].strip()} (raised by its {stage_name} stage)"
     return type(e)(f"{owner}: {message}").with_traceback(e.__traceback__)
 
 
@@ -498,8 +498,9 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     check_same_tree(params, updates, "apply_updates: updates", "params")
     for (path, p), u in zip(jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(updates)):
         if np.shape(p) != np.shape(u):
-            raise ValueError(f"apply_updates: the update at {path_str(path)} has shape {np.shape(u)}, "
-                             f"its param {np.shape(p)}")
+            raise ValueError(
+                f"apply_updates: the update at {path_str(path)} has shape {np.shape(u)}, its param {np.shape(p)}"
+            )
         if jnp.issubdtype(jnp.asarray(p).dtype, jnp.inexact) and not (
             hasattr(u, "dtype") and jnp.issubdtype(u.dtype, jnp.inexact)
         ):

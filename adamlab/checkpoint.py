@@ -105,14 +105,21 @@ def describe(tree: PyTree) -> dict:
     leaves = []
     for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
         if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-            raise TypeError(f"checkpoint: leaf at {_checks.path_str(path)} is a {type(x).__name__}, not an array "
-                            "(wrap it: jnp.asarray(x))")
+            raise TypeError(
+                f"checkpoint: leaf at {_checks.path_str(path)} is a {type(x).__name__}, not an array "
+                "(wrap it: jnp.asarray(x))"
+            )
         info = {"path": _checks.path_str(path), "shape": list(np.shape(x)), "dtype": _dtype_name(x)}
         if _is_key(x):  # stored as its key data, which has trailing dimensions of its own
             info["data_shape"] = list(jax.eval_shape(jax.random.key_data, x).shape)
         leaves.append(info)
-    return {"format": FORMAT, "version": VERSION, "byteorder": "little", "structure": _structure(tree),
-            "leaves": leaves}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "byteorder": "little",
+        "structure": _structure(tree),
+        "leaves": leaves,
+    }
 
 
 def _check_against(meta: dict, like: PyTree, source: str) -> None:
@@ -128,27 +135,38 @@ def _check_against(meta: dict, like: PyTree, source: str) -> None:
         raise ValueError(
             f"{source}: {which} holds 8-bit moments (state_dtype=jnp.int8) and {other} does not: build the template "
             "with the optimizer's state_dtype, or restore into an 8-bit template and convert the moments "
-            "yourself (adamlab.quantize.decode gives float32)")
+            "yourself (adamlab.quantize.decode gives float32)"
+        )
     got_leaves, want_leaves = meta["leaves"], want["leaves"]
     for g, w in zip(got_leaves, want_leaves):
         if g["path"] != w["path"]:
-            raise ValueError(f"{source} holds a different tree than the template: its leaf {g['path']} stands where "
-                             f"the template has {w['path']}")
+            raise ValueError(
+                f"{source} holds a different tree than the template: its leaf {g['path']} stands where "
+                f"the template has {w['path']}"
+            )
     if len(got_leaves) != len(want_leaves):
         longer, which = (got_leaves, source) if len(got_leaves) > len(want_leaves) else (want_leaves, "the template")
-        raise ValueError(f"{source} has {len(got_leaves)} leaves, the template {len(want_leaves)}: {which} has an "
-                         f"extra leaf at {longer[min(len(got_leaves), len(want_leaves))]['path']}")
+        raise ValueError(
+            f"{source} has {len(got_leaves)} leaves, the template {len(want_leaves)}: {which} has an "
+            f"extra leaf at {longer[min(len(got_leaves), len(want_leaves))]['path']}"
+        )
     if meta["structure"] != want["structure"]:
-        raise ValueError(f"{source} has the template's leaf paths but other containers (a different optimizer, or "
-                         f"lists where the template has tuples):\n  checkpoint: {meta['structure'][:500]}\n"
-                         f"  template:   {want['structure'][:500]}")
+        raise ValueError(
+            f"{source} has the template's leaf paths but other containers (a different optimizer, or "
+            f"lists where the template has tuples):\n  checkpoint: {meta['structure'][:500]}\n"
+            f"  template:   {want['structure'][:500]}"
+        )
     for g, w in zip(got_leaves, want_leaves):
         if g["shape"] != w["shape"]:
-            raise ValueError(f"{source} at {g['path']} has shape {tuple(g['shape'])}, the template "
-                             f"{tuple(w['shape'])}; a checkpoint is never reshaped")
+            raise ValueError(
+                f"{source} at {g['path']} has shape {tuple(g['shape'])}, the template "
+                f"{tuple(w['shape'])}; a checkpoint is never reshaped"
+            )
         if g["dtype"] != w["dtype"]:
-            raise TypeError(f"{source} at {g['path']} has dtype {g['dtype']}, the template {w['dtype']}; a checkpoint "
-                            "is never cast (cast the restored tree yourself if that is what you want)")
+            raise TypeError(
+                f"{source} at {g['path']} has dtype {g['dtype']}, the template {w['dtype']}; a checkpoint "
+                "is never cast (cast the restored tree yourself if that is what you want)"
+            )
 
 
 def _place(value: np.ndarray, like_leaf, dtype_name: str):
@@ -162,8 +180,10 @@ def _place(value: np.ndarray, like_leaf, dtype_name: str):
 
 def _host_value(x, path: str) -> np.ndarray:
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        raise ValueError(f"save_npz: the array at {path} spans several processes; save multi-host state with "
-                         "save_orbax, which writes each process's shards")
+        raise ValueError(
+            f"save_npz: the array at {path} spans several processes; save multi-host state with "
+            "save_orbax, which writes each process's shards"
+        )
     if _is_key(x):
         x = jax.random.key_data(x)
     return np.asarray(x)
@@ -284,8 +304,10 @@ def load_npz(path: str | os.PathLike, like: PyTree) -> PyTree:
             if info.get("raw"):
                 value = value.view(jnp.dtype(info["dtype"])).reshape(info["shape"])
             if list(value.shape) != info.get("data_shape", info["shape"]):
-                raise ValueError(f"{path} is damaged: the array at {info['path']} has shape {value.shape}, its "
-                                 f"description says {tuple(info.get('data_shape', info['shape']))}")
+                raise ValueError(
+                    f"{path} is damaged: the array at {info['path']} has shape {value.shape}, its "
+                    f"description says {tuple(info.get('data_shape', info['shape']))}"
+                )
             out.append(_place(value, leaf, info["dtype"]))
     return jax.tree.unflatten(treedef, out)
 
@@ -297,8 +319,10 @@ def _orbax():
     try:
         import orbax.checkpoint as ocp
     except ImportError:
-        raise ImportError("save_orbax/restore_orbax need orbax-checkpoint: pip install orbax-checkpoint "
-                          "(or adamlab[test]); save_npz/load_npz need nothing beyond NumPy") from None
+        raise ImportError(
+            "save_orbax/restore_orbax need orbax-checkpoint: pip install orbax-checkpoint "
+            "(or adamlab[test]); save_npz/load_npz need nothing beyond NumPy"
+        ) from None
     return ocp
 
 
@@ -343,8 +367,11 @@ def save_orbax(directory: str | os.PathLike, tree: PyTree, *, force: bool = Fals
         items[f"leaf_{i:06d}"] = jax.random.key_data(x) if _is_key(x) else x
     directory = Path(directory).absolute()
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
-        ckptr.save(directory, ocp.args.Composite(leaves=ocp.args.StandardSave(items), meta=ocp.args.JsonSave(meta)),
-                   force=force)
+        ckptr.save(
+            directory,
+            ocp.args.Composite(leaves=ocp.args.StandardSave(items), meta=ocp.args.JsonSave(meta)),
+            force=force,
+        )
     return directory
 
 
@@ -402,8 +429,9 @@ def restore_orbax(directory: str | os.PathLike, like: PyTree) -> PyTree:
                 sharding = getattr(leaf, "sharding", None) or default
                 if isinstance(sharding, jax.sharding.NamedSharding):
                     sharding = jax.sharding.NamedSharding(
-                        sharding.mesh, jax.sharding.PartitionSpec(*sharding.spec, *[None] * (len(shape) - len(
-                            sharding.spec))))
+                        sharding.mesh,
+                        jax.sharding.PartitionSpec(*sharding.spec, *[None] * (len(shape) - len(sharding.spec))),
+                    )
             else:
                 shape, dtype = tuple(info["shape"]), jnp.dtype(info["dtype"])
                 sharding = getattr(leaf, "sharding", None) or default
@@ -416,6 +444,7 @@ def restore_orbax(directory: str | os.PathLike, like: PyTree) -> PyTree:
             out.append(_place(np.zeros(info["shape"], jnp.dtype(info["dtype"])), leaf, info["dtype"]))
             continue
         value = restored[key]
-        out.append(jax.random.wrap_key_data(value, impl=info["dtype"][4:-1]) if info["dtype"].startswith("key<")
-                   else value)
+        out.append(
+            jax.random.wrap_key_data(value, impl=info["dtype"][4:-1]) if info["dtype"].startswith("key<") else value
+        )
     return jax.tree.unflatten(treedef, out)

@@ -73,7 +73,8 @@ def resolve_mask(mask: Mask, params: Any) -> Any:
                 "(or bool arrays shaped like their param)"
             )
     resolved = _checks.broadcast_prefix(
-        mask, params, "mask does not match the params: it must have their tree structure or a prefix of it")
+        mask, params, "mask does not match the params: it must have their tree structure or a prefix of it"
+    )
     for (path, m), p in zip(jax.tree_util.tree_flatten_with_path(resolved)[0], jax.tree.leaves(params)):
         if np.ndim(m) and np.shape(m) != np.shape(p):  # a 0-d mask (np.bool_) covers the whole leaf
             raise ValueError(
@@ -362,4 +363,3 @@ def weight_decay_mask(params: Any) -> Any:
         return bool(np.ndim(p) >= 2)
 
     return jax.tree_util.tree_map_with_path(keep, params)
-

@@ -352,9 +352,7 @@ def effective_decay(
     masks = jax.tree.map(lambda _: True, params) if mask is None else resolve_mask(mask, params)
     lr = learning_rate_at(state, learning_rate)
     if coupled:
-        steps = effective_step_size(
-            state, lr, b2=b2, eps=eps, bias_correction=bias_correction, eps_in_sqrt=eps_in_sqrt
-        )
+        steps = effective_step_size(state, lr, b2=b2, eps=eps, bias_correction=bias_correction, eps_in_sqrt=eps_in_sqrt)
         per_weight = jax.tree.map(lambda s: s * weight_decay, steps)
     else:
         per_weight = jax.tree.map(

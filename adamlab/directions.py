@@ -182,8 +182,10 @@ def clip_by_rms_ratio(tx: GradientTransformation, decay: float, eps: float = 1e-
     _checks.check_decay("decay", decay)
     _checks.check_positive("eps", eps)
     if "scale_by_rms" not in [stage_info(s).name for s in (stage_info(tx).stages or (tx,))]:
-        raise ValueError("clip_by_rms_ratio: the transformation has no scale_by_rms stage whose second moment the "
-                         "clip could read; wrap the chain that divides by it")
+        raise ValueError(
+            "clip_by_rms_ratio: the transformation has no scale_by_rms stage whose second moment the "
+            "clip could read; wrap the chain that divides by it"
+        )
 
     def ratio(g, v, bc):
         g, v = upcast(g, v)
@@ -192,8 +194,9 @@ def clip_by_rms_ratio(tx: GradientTransformation, decay: float, eps: float = 1e-
     def update(updates, state, params=None, *, gradient=None, **extra):
         require_gradient("clip_by_rms_ratio", updates, gradient, "adamlab.chain(..., clip_by_rms_ratio(...), ...)")
         out, state = tx.update(updates, state, params, gradient=gradient, **extra)
-        rms = next(x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, RmsState))
-                   if isinstance(x, RmsState))
+        rms = next(
+            x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, RmsState)) if isinstance(x, RmsState)
+        )
         bc = bias_correction_term(decay, rms.count)
         sums, sizes = leaf_totals(leafwise(lambda g, v: ratio(g, v, bc), gradient, rms.second_moment))
         clip = lambda u, s, n: upcast(u)[0] / jnp.maximum(1.0, jnp.sqrt(s / n))

@@ -161,15 +161,21 @@ def _group_keys(group, tree) -> list[Hashable]:
         return [None] * len(leaves)
     if _checks.is_function(group):
         group = group(tree)
-    full = _checks.broadcast_prefix(group, tree, "group does not match the tree: it must be the tree's structure or a "
-                                                 "prefix", names=("the group", "the tree"))
+    full = _checks.broadcast_prefix(
+        group,
+        tree,
+        "group does not match the tree: it must be the tree's structure or a prefix",
+        names=("the group", "the tree"),
+    )
     keys = []
     for path, k in jax.tree_util.tree_flatten_with_path(full)[0]:
         if isinstance(k, np.ndarray | jax.Array) and k.ndim == 0:
             k = k.item()
         if not isinstance(k, Hashable) or isinstance(k, np.ndarray | jax.Array):
-            raise TypeError(f"group key at {_checks.path_str(path)} is a {type(k).__name__}; keys must be hashable "
-                            "scalars (a bool mask works)")
+            raise TypeError(
+                f"group key at {_checks.path_str(path)} is a {type(k).__name__}; keys must be hashable "
+                "scalars (a bool mask works)"
+            )
         keys.append(k)
     return keys
 
@@ -215,8 +221,11 @@ class Layout:
         self.treedef = treedef
         self.slots = tuple(slots)
         self.buckets = tuple(buckets)
-        self._key = (treedef, tuple((s.shape, s.dtype, s.bucket, s.offset) for s in self.slots),
-                     tuple((b.dtype, b.shape) for b in self.buckets))
+        self._key = (
+            treedef,
+            tuple((s.shape, s.dtype, s.bucket, s.offset) for s in self.slots),
+            tuple((b.dtype, b.shape) for b in self.buckets),
+        )
         self._hash = hash(self._key)
 
     @classmethod
@@ -284,11 +293,14 @@ class Layout:
         with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
         for path, x in with_path:
             if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-                raise TypeError(f"leaf at {_checks.path_str(path)} is a {type(x).__name__}, not an array "
-                                "(wrap it: jnp.asarray(x))")
+                raise TypeError(
+                    f"leaf at {_checks.path_str(path)} is a {type(x).__name__}, not an array (wrap it: jnp.asarray(x))"
+                )
             if jnp.issubdtype(x.dtype, jnp.complexfloating):
-                raise TypeError(f"leaf at {_checks.path_str(path)} is complex ({x.dtype}); the flat layout holds "
-                                "real params only: keep complex params on the pytree path")
+                raise TypeError(
+                    f"leaf at {_checks.path_str(path)} is complex ({x.dtype}); the flat layout holds "
+                    "real params only: keep complex params on the pytree path"
+                )
         return cls._build(with_path, treedef, _group_keys(group, tree), bucket_bytes, solo_above)
 
     @classmethod
@@ -409,8 +421,10 @@ class Layout:
             if tuple(np.shape(x)) != s.shape:
                 raise ValueError(f"{what} at {s.path} has shape {tuple(np.shape(x))}, the layout has {s.shape}")
             if dtypes and jnp.result_type(x) != s.dtype:
-                raise TypeError(f"{what} at {s.path} has dtype {jnp.result_type(x)}, the layout has {s.dtype}; "
-                                "cast it first (buckets hold one dtype)")
+                raise TypeError(
+                    f"{what} at {s.path} has dtype {jnp.result_type(x)}, the layout has {s.dtype}; "
+                    "cast it first (buckets hold one dtype)"
+                )
 
     def flatten(self, tree: Any, what: str = "tree") -> Flat:
         """Packs `tree` into this layout's buckets: one concatenation per bucket, none for a one-leaf bucket.
@@ -545,13 +559,22 @@ class Layout:
             if concrete and len({bool(m) for m in ms}) <= 1:
                 out.append(bool(ms[0]) if ms else True)
             elif all(not isinstance(m, jax.core.Tracer) for m in ms):
-                out.append(jnp.asarray(np.concatenate(
-                    [np.broadcast_to(np.asarray(m, bool), self.slots[i].shape).ravel() for m, i in zip(ms, b.leaves)]
-                ).reshape(b.shape)))
+                out.append(
+                    jnp.asarray(
+                        np.concatenate(
+                            [
+                                np.broadcast_to(np.asarray(m, bool), self.slots[i].shape).ravel()
+                                for m, i in zip(ms, b.leaves)
+                            ]
+                        ).reshape(b.shape)
+                    )
+                )
             else:
-                out.append(jnp.concatenate(
-                    [jnp.broadcast_to(jnp.asarray(m), self.slots[i].shape).ravel() for m, i in zip(ms, b.leaves)]
-                ).reshape(b.shape))
+                out.append(
+                    jnp.concatenate(
+                        [jnp.broadcast_to(jnp.asarray(m), self.slots[i].shape).ravel() for m, i in zip(ms, b.leaves)]
+                    ).reshape(b.shape)
+                )
         return Flat(tuple(out), self)
 
 
@@ -824,8 +847,9 @@ def convert_nodes(state: Any, like: Any, node_type: type, convert: Callable[[Any
         subs = treedef.flatten_up_to(state)
     except (ValueError, TypeError) as e:
         raise ValueError(f"{what}: {e}") from None
-    return jax.tree.unflatten(treedef, [convert(node, sub) if isinstance(node, node_type) else sub
-                                        for node, sub in zip(nodes, subs)])
+    return jax.tree.unflatten(
+        treedef, [convert(node, sub) if isinstance(node, node_type) else sub for node, sub in zip(nodes, subs)]
+    )
 
 
 def state_from_tree(tree_state: Any, like: Any) -> Any:
@@ -884,14 +908,17 @@ def state_from_tree(tree_state: Any, like: Any) -> Any:
             parts = [jnp.ravel(jnp.asarray(leaves[i])) for i in b.leaves]
             for i, p in zip(b.leaves, parts):
                 if p.shape[0] != layout.slots[i].size:
-                    raise ValueError(f"tree_state at {layout.slots[i].path} has {p.shape[0]} elements, the "
-                                     f"layout {layout.slots[i].size} (bucket {j})")
+                    raise ValueError(
+                        f"tree_state at {layout.slots[i].path} has {p.shape[0]} elements, the "
+                        f"layout {layout.slots[i].size} (bucket {j})"
+                    )
             buf = parts[0] if len(parts) == 1 else jnp.concatenate(parts) if parts else jnp.zeros((0,), like_buf.dtype)
             bufs.append(buf.reshape(b.shape))
         return Flat(tuple(bufs), layout)
 
-    return convert_nodes(tree_state, like, Flat, pack,
-                         "tree_state does not have the structure of `like` with trees in place of Flats")
+    return convert_nodes(
+        tree_state, like, Flat, pack, "tree_state does not have the structure of `like` with trees in place of Flats"
+    )
 
 
 # -- the pytree path -----------------------------------------------------------------------------------------------

@@ -110,14 +110,20 @@ def _per_leaf(spec, tree, what: str) -> list:
         for j, b in enumerate(tree.layout.buckets):
             found = {values[i] for i in b.leaves}
             if len(found) > 1:
-                raise ValueError(f"{what} gives bucket {j} of the flat layout {len(found)} different values: "
-                                 f"build the layout grouped by them, flat.Layout.of(params, group=<the {what}>)")
+                raise ValueError(
+                    f"{what} gives bucket {j} of the flat layout {len(found)} different values: "
+                    f"build the layout grouped by them, flat.Layout.of(params, group=<the {what}>)"
+                )
             out.append(found.pop() if found else values[0] if values else None)
         return out
     if _checks.is_function(spec):
         spec = spec(tree)
-    full = _checks.broadcast_prefix(spec, tree, f"{what} does not match the params: it must have their tree "
-                                    "structure or a prefix of it", is_leaf=lambda x: x is None)
+    full = _checks.broadcast_prefix(
+        spec,
+        tree,
+        f"{what} does not match the params: it must have their tree structure or a prefix of it",
+        is_leaf=lambda x: x is None,
+    )
     values = jax.tree.leaves(full, is_leaf=lambda x: x is None)
     if len(values) != len(jax.tree.leaves(tree)):
         raise ValueError(f"{what} does not give one value per leaf of the params")
@@ -152,8 +158,10 @@ def _bools(mask, tree) -> list[bool]:
     values = _per_leaf(mask, tree, "mask")
     for v in values:
         if not isinstance(v, (bool, np.bool_)):
-            raise TypeError(f"mask leaves must be Python bools (one per leaf), got {type(v).__name__}: a masked "
-                            "transformation sees whole leaves")
+            raise TypeError(
+                f"mask leaves must be Python bools (one per leaf), got {type(v).__name__}: a masked "
+                "transformation sees whole leaves"
+            )
     return [bool(v) for v in values]
 
 
@@ -285,13 +293,19 @@ def partition(transforms: Mapping[Hashable, GradientTransformation], labels) -> 
         values = _per_leaf(labels, tree, "labels")
         unknown = sorted({repr(v) for v in values if v not in transforms})
         if unknown:
-            raise ValueError(f"partition: labels {', '.join(unknown)} name no transformation; transforms has "
-                             f"{', '.join(map(repr, transforms))}")
+            raise ValueError(
+                f"partition: labels {', '.join(unknown)} name no transformation; transforms has "
+                f"{', '.join(map(repr, transforms))}"
+            )
         return {label: [v == label for v in values] for label in transforms}
 
     def init(params):
-        return PartitionState({label: tx.init(_select(params, keep))
-                               for (label, tx), keep in zip(transforms.items(), groups(params).values())})
+        return PartitionState(
+            {
+                label: tx.init(_select(params, keep))
+                for (label, tx), keep in zip(transforms.items(), groups(params).values())
+            }
+        )
 
     def update(updates, state, params=None, **extra):
         parts, inner = [], {}

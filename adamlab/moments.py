@@ -227,8 +227,9 @@ def _saturated(v):
     return jax.lax.select(jax.lax.gt(v, big), big, v)
 
 
-def scale_by_ema(decay: float, *, output_decay: float | None = None, state_dtype=None,
-                 rounding: str | None = None) -> GradientTransformation:
+def scale_by_ema(
+    decay: float, *, output_decay: float | None = None, state_dtype=None, rounding: str | None = None
+) -> GradientTransformation:
     """Exponential moving average of the updates: the first moment of Adam.
 
     ::
@@ -327,8 +328,9 @@ class SlowMomentState(NamedTuple):
     slow_moment: Any  # AdEMAMix's m2
 
 
-def add_slow_moment(decay: ScalarOrSchedule = 0.9999, alpha: ScalarOrSchedule = 5.0, *,
-                    state_dtype=None) -> GradientTransformation:
+def add_slow_moment(
+    decay: ScalarOrSchedule = 0.9999, alpha: ScalarOrSchedule = 5.0, *, state_dtype=None
+) -> GradientTransformation:
     """AdEMAMix's slow EMA of the gradient, added to the updates (Pagliardini et al., ICLR 2025).
 
     ::
@@ -396,8 +398,9 @@ def add_slow_moment(decay: ScalarOrSchedule = 0.9999, alpha: ScalarOrSchedule = 
 
         return slow
 
-    return moment_stage("add_slow_moment", SlowMomentState, per_step=per_step, reads_gradient=True,
-                        state_dtype=state_dtype)
+    return moment_stage(
+        "add_slow_moment", SlowMomentState, per_step=per_step, reads_gradient=True, state_dtype=state_dtype
+    )
 
 
 def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformation:
@@ -461,19 +464,34 @@ def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformat
         bc = bias_correction_term(decay, count)
         if not nesterov:
             return leafwise(lambda u: upcast(u)[0] / bc, updates), CountState(count)
-        require_gradient("bias_correct(nesterov=True)", updates, gradient,
-                         "adamlab.chain(scale_by_ema(...), bias_correct(..., nesterov=True), ...)")
+        require_gradient(
+            "bias_correct(nesterov=True)",
+            updates,
+            gradient,
+            "adamlab.chain(scale_by_ema(...), bias_correct(..., nesterov=True), ...)",
+        )
         ahead = bias_correction_term(decay, increment(count))
-        out = leafwise(lambda u, g: decay * (upcast(u)[0] / ahead) + (1 - decay) * (upcast(g)[0] / bc), updates,
-                       gradient)
+        out = leafwise(
+            lambda u, g: decay * (upcast(u)[0] / ahead) + (1 - decay) * (upcast(g)[0] / bc), updates, gradient
+        )
         return out, CountState(count)
 
     return stage("bias_correct", init, update)
 
 
-def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0, eps_in_sqrt: bool = False,
-                 bias_correction: bool = False, *, eps_root: float = 0.0, centered: bool = False, state_dtype=None,
-                 rounding: str = "stochastic", saturate: bool = False) -> GradientTransformation:
+def scale_by_rms(
+    decay: float = 0.9,
+    eps: float = 1e-8,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = False,
+    bias_correction: bool = False,
+    *,
+    eps_root: float = 0.0,
+    centered: bool = False,
+    state_dtype=None,
+    rounding: str = "stochastic",
+    saturate: bool = False,
+) -> GradientTransformation:
     """Divides the updates by the root mean square of the *gradient*: the second moment of Adam and RMSProp.
 
     ::
@@ -569,7 +587,8 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
         raise ValueError(
             "scale_by_rms(centered=True) cannot keep its moments in 8 bits: the variance v - mean**2 is the "
             "difference of two moments that 8-bit codes hold to a few percent, and it cancels; use "
-            "state_dtype=jnp.bfloat16 (or float32) for centered RMSProp")
+            "state_dtype=jnp.bfloat16 (or float32) for centered RMSProp"
+        )
 
     def per_step(t):
         bc = bias_correction_term(decay, t) if bias_correction else 1
@@ -588,9 +607,18 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
 
         return rms
 
-    return moment_stage("scale_by_rms", RmsState, per_step=per_step, reads_gradient=True, state_dtype=state_dtype,
-                        holds_squares=True, rounding=rounding, absent=() if centered else ("gradient_mean",),
-                        real=("second_moment",), initial={"second_moment": initial_scale})
+    return moment_stage(
+        "scale_by_rms",
+        RmsState,
+        per_step=per_step,
+        reads_gradient=True,
+        state_dtype=state_dtype,
+        holds_squares=True,
+        rounding=rounding,
+        absent=() if centered else ("gradient_mean",),
+        real=("second_moment",),
+        initial={"second_moment": initial_scale},
+    )
 
 
 class MaxRmsState(NamedTuple):
@@ -618,9 +646,16 @@ class MaxRmsState(NamedTuple):
     max_second_moment: Any  # the running maximum AMSGrad divides by
 
 
-def scale_by_max_rms(decay: float = 0.999, eps: float = 1e-8, *, eps_root: float = 0.0,
-                     bias_correction: bool = True, max_of: str = "bias_corrected", state_dtype=None,
-                     rounding: str = "stochastic") -> GradientTransformation:
+def scale_by_max_rms(
+    decay: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    eps_root: float = 0.0,
+    bias_correction: bool = True,
+    max_of: str = "bias_corrected",
+    state_dtype=None,
+    rounding: str = "stochastic",
+) -> GradientTransformation:
     """AMSGrad's denominator: divides by the root of the running maximum of the second moment.
 
     ``v_t = decay * v_{t-1} + (1 - decay) * g_t**2``, then the output ``u_t / (sqrt(v_max + eps_root) + eps)``::
@@ -698,13 +733,27 @@ def scale_by_max_rms(decay: float = 0.999, eps: float = 1e-8, *, eps_root: float
 
         return amsgrad
 
-    return moment_stage("scale_by_max_rms", MaxRmsState, per_step=per_step, reads_gradient=True,
-                        state_dtype=state_dtype, holds_squares=True, rounding=rounding,
-                        real=("second_moment", "max_second_moment"))
+    return moment_stage(
+        "scale_by_max_rms",
+        MaxRmsState,
+        per_step=per_step,
+        reads_gradient=True,
+        state_dtype=state_dtype,
+        holds_squares=True,
+        rounding=rounding,
+        real=("second_moment", "max_second_moment"),
+    )
 
 
-def scale_by_atan2_rms(decay: float = 0.999, a: float = 1.27, b: float = 1.0, *, bias_correction: bool = True,
-                       state_dtype=None, rounding: str = "stochastic") -> GradientTransformation:
+def scale_by_atan2_rms(
+    decay: float = 0.999,
+    a: float = 1.27,
+    b: float = 1.0,
+    *,
+    bias_correction: bool = True,
+    state_dtype=None,
+    rounding: str = "stochastic",
+) -> GradientTransformation:
     """Adam-atan2's direction (Everett et al., ICML 2024): ``a * atan2(u_t, b * sqrt(v_hat_t))`` in place of
     ``u_t / (sqrt(v_hat_t) + eps)``: bounded by ``a * pi / 2``, no eps, and 0 (not 0/0) for a zero gradient.
 
@@ -770,13 +819,22 @@ def scale_by_atan2_rms(decay: float = 0.999, a: float = 1.27, b: float = 1.0, *,
 
         return atan2
 
-    return moment_stage("scale_by_atan2_rms", RmsState, per_step=per_step, reads_gradient=True,
-                        state_dtype=state_dtype, holds_squares=True, rounding=rounding, absent=("gradient_mean",),
-                        real=("second_moment",))
+    return moment_stage(
+        "scale_by_atan2_rms",
+        RmsState,
+        per_step=per_step,
+        reads_gradient=True,
+        state_dtype=state_dtype,
+        holds_squares=True,
+        rounding=rounding,
+        absent=("gradient_mean",),
+        real=("second_moment",),
+    )
 
 
-def trace(decay: float, nesterov: bool = False, accumulator_dtype=None, *, state_dtype=None,
-          rounding: str | None = None) -> GradientTransformation:
+def trace(
+    decay: float, nesterov: bool = False, accumulator_dtype=None, *, state_dtype=None, rounding: str | None = None
+) -> GradientTransformation:
     """Heavy-ball momentum: ``t_k = u_k + decay * t_{k-1}``; outputs ``t_k``, or ``u_k + decay * t_k`` with
     `nesterov` (look-ahead).
 
@@ -846,8 +904,11 @@ def trace(decay: float, nesterov: bool = False, accumulator_dtype=None, *, state
 
 
 def _one_dtype(optax_name_value, state_dtype, optax_name: str):
-    if optax_name_value is not None and state_dtype is not None and jnp.dtype(optax_name_value) != jnp.dtype(
-            state_dtype):
+    if (
+        optax_name_value is not None
+        and state_dtype is not None
+        and jnp.dtype(optax_name_value) != jnp.dtype(state_dtype)
+    ):
         raise ValueError(f"{optax_name}={optax_name_value} and state_dtype={state_dtype} disagree: give one of them")
     return state_dtype if optax_name_value is None else optax_name_value
 

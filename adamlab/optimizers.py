@@ -250,8 +250,16 @@ def rmsprop(
     if momentum is not None:
         _checks.check_decay("momentum", momentum, one_allowed=True)
     return chain(
-        scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered,
-                     state_dtype=state_dtype, saturate=saturate),
+        scale_by_rms(
+            decay,
+            eps,
+            initial_scale,
+            eps_in_sqrt,
+            bias_correction,
+            centered=centered,
+            state_dtype=state_dtype,
+            saturate=saturate,
+        ),
         scale_by_learning_rate(learning_rate),
         trace(momentum, nesterov, state_dtype=state_dtype) if momentum is not None else identity(),
         name="rmsprop",
@@ -404,9 +412,12 @@ def adam(
         bfloat16 bfloat16
     """
     mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
-    return chain(_optional_decay(add_coupled_weight_decay, weight_decay, mask),
-                 *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
-                 scale_by_learning_rate(learning_rate), name="adam")
+    return chain(
+        _optional_decay(add_coupled_weight_decay, weight_decay, mask),
+        *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
+        scale_by_learning_rate(learning_rate),
+        name="adam",
+    )
 
 
 def adamw(

@@ -129,7 +129,8 @@ class Quantized:
 
 
 jax.tree_util.register_pytree_node(
-    Quantized, lambda q: ((q.codes, q.scales), (q.signed, q.code)), lambda aux, ch: Quantized(*ch, *aux))
+    Quantized, lambda q: ((q.codes, q.scales), (q.signed, q.code)), lambda aux, ch: Quantized(*ch, *aux)
+)
 
 
 def is_quantized(x) -> bool:
@@ -212,5 +213,17 @@ def zeros(p, signed: bool, code: str | None = None) -> Quantized:
     return encode(jnp.zeros_like(p, dtype=jnp.float32), signed, code)
 
 
-__all__ = ["BLOCK", "CODES", "MIN_BLOCK", "MIN_SIZE", "Quantized", "block_of", "decode", "encode", "is_quantized",
-           "magnitudes", "quantizable", "table"]
+__all__ = [
+    "BLOCK",
+    "CODES",
+    "MIN_BLOCK",
+    "MIN_SIZE",
+    "Quantized",
+    "block_of",
+    "decode",
+    "encode",
+    "is_quantized",
+    "magnitudes",
+    "quantizable",
+    "table",
+]

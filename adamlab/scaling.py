@@ -258,7 +258,8 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         # The sum of squares overflowed (norm == Inf) for a finite tree: divide by the norm's factors instead.
         # The cond returns scalars only: the factors cost a pass over the tree only on such a step, and no copy.
         a, e, r = jax.lax.cond(
-            jnp.isinf(norm), lambda: _norm_factors(leaves),
+            jnp.isinf(norm),
+            lambda: _norm_factors(leaves),
             lambda: (jnp.zeros((), norm.dtype), jnp.zeros((), jnp.int32), jnp.ones((), norm.dtype)),
         )
         rescale = jnp.isinf(norm) & jnp.isfinite(a)
@@ -267,8 +268,9 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
         # the rescaled step is exact while that factor is a normal float32: for norms below max_norm * 2**126.
         d = jnp.where(rescale, jnp.ones((), norm.dtype), norm)
         m = jnp.where(rescale, _pow2_scale(max_norm / r, -e), max_norm)
-        out = leafwise(lambda u: jnp.where(keep, u, (u / d.astype(u.dtype)) * m.astype(u.dtype)).astype(u.dtype),
-                       updates)
+        out = leafwise(
+            lambda u: jnp.where(keep, u, (u / d.astype(u.dtype)) * m.astype(u.dtype)).astype(u.dtype), updates
+        )
         return out, state
 
     return stage("clip_by_global_norm", init_empty, update)

@@ -118,8 +118,9 @@ def _param_shardings(params: PyTree, param_shardings: PyTree | None) -> list[Sha
             raise ValueError(f"param_shardings must have the structure of params: {diff}")
         for (path, _), s in zip(with_path, leaves):
             if not isinstance(s, Sharding):
-                raise TypeError(f"param_shardings at {_checks.path_str(path)} is a {type(s).__name__}, "
-                                "not a jax.sharding.Sharding")
+                raise TypeError(
+                    f"param_shardings at {_checks.path_str(path)} is a {type(s).__name__}, not a jax.sharding.Sharding"
+                )
         return leaves
     out = []
     for path, p in with_path:
@@ -216,9 +217,18 @@ def state_shardings(
         if jax.tree.structure(node, is_leaf=_is_moment_leaf) == p_def:
             leaves = jax.tree.leaves(node, is_leaf=_is_moment_leaf)
             return jax.tree.unflatten(
-                p_def, [x if _is_cut(x) else _quantized_sharding(x, s, default) if quantize.is_quantized(x)
-                        else s if tuple(np.shape(x)) == shape else default
-                        for x, s, shape in zip(leaves, shardings, p_shapes)])
+                p_def,
+                [
+                    x
+                    if _is_cut(x)
+                    else _quantized_sharding(x, s, default)
+                    if quantize.is_quantized(x)
+                    else s
+                    if tuple(np.shape(x)) == shape
+                    else default
+                    for x, s, shape in zip(leaves, shardings, p_shapes)
+                ],
+            )
         children, td = jax.tree.flatten(node, is_leaf=lambda x: x is not node)
         if not jax.tree.leaves(node):  # (), None, EmptyState(): keep the empty node itself
             return node
@@ -301,8 +311,10 @@ def init(
     for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
         if not isinstance(p, jax.Array | np.ndarray | np.generic):
             # An init may read values (parameter_ema starts from the params), so shapes alone cannot stand in.
-            raise TypeError(f"init: params at {_checks.path_str(path)} is a {type(p).__name__}, not an array; for "
-                            "abstract params use jax.jit(tx.init, out_shardings=state_shardings(tx, params))")
+            raise TypeError(
+                f"init: params at {_checks.path_str(path)} is a {type(p).__name__}, not an array; for "
+                "abstract params use jax.jit(tx.init, out_shardings=state_shardings(tx, params))"
+            )
     out = state_shardings(tx, params, param_shardings, mesh=mesh)
     explicit = _explicit_mesh(_param_shardings(params, param_shardings))
     fn = jax.jit(tx.init, out_shardings=out)
@@ -445,8 +457,10 @@ def fsdp_loss(loss_fn, param_shardings: PyTree, axis: str = "fsdp"):
     def loss(params, *batch):
         for i, b in enumerate(batch):
             if not np.ndim(b) or np.shape(b)[0] % n:
-                raise ValueError(f"batch argument {i} has shape {np.shape(b)}: its first dimension must be "
-                                 f"divisible by the {n} devices of axis {axis!r}")
+                raise ValueError(
+                    f"batch argument {i} has shape {np.shape(b)}: its first dimension must be "
+                    f"divisible by the {n} devices of axis {axis!r}"
+                )
 
         def local(p, *local_batch):
             whole = jax.tree.map(gather, p, specs, is_leaf=is_spec)
@@ -549,13 +563,24 @@ class PaddedFlat:
           >>> state[0].moment.unpad()
           Flat(float32[3], float32[5000])
         """
-        return Flat(tuple(b if _is_placeholder(b) else b[: info.size].reshape(info.shape)
-                          for b, info in zip(self.buckets, self.layout.buckets)), self.layout)
+        return Flat(
+            tuple(
+                b if _is_placeholder(b) else b[: info.size].reshape(info.shape)
+                for b, info in zip(self.buckets, self.layout.buckets)
+            ),
+            self.layout,
+        )
 
     def __adamlab_resolve_mask__(self, mask):
         resolved = self.layout.mask(mask)
-        return PaddedFlat(tuple(m if np.ndim(m) == 0 else _pad(jnp.ravel(jnp.asarray(m)), p.shape[0], False)
-                                for m, p in zip(resolved.buckets, self.buckets)), self.layout, self.sharding)
+        return PaddedFlat(
+            tuple(
+                m if np.ndim(m) == 0 else _pad(jnp.ravel(jnp.asarray(m)), p.shape[0], False)
+                for m, p in zip(resolved.buckets, self.buckets)
+            ),
+            self.layout,
+            self.sharding,
+        )
 
 
 def _is_placeholder(b) -> bool:
@@ -687,8 +712,11 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> Gradien
             extra = dict(extra, gradient=_pad_flat(extra["gradient"], sharding, n, "gradient"))
         out, state = tx.update(padded_u, state, padded_p, **extra)
         if explicit:  # slicing off the padding needs whole buffers where sharding is part of the type
-            out = PaddedFlat(tuple(b if _is_placeholder(b) else jax.sharding.reshard(b, whole) for b in out.buckets),
-                             out.layout, out.sharding)
+            out = PaddedFlat(
+                tuple(b if _is_placeholder(b) else jax.sharding.reshard(b, whole) for b in out.buckets),
+                out.layout,
+                out.sharding,
+            )
         return out.unpad(), state
 
     return stage("zero1", init, update, role=stage_info(tx).role)
@@ -722,8 +750,9 @@ def zero1_state_to_flat(state: PyTree) -> PyTree:
       >>> flat.state_to_tree(flat_state)[0].moment["w"].shape
       (50, 100)
     """
-    return jax.tree.map(lambda x: x.unpad() if isinstance(x, PaddedFlat) else x, state,
-                        is_leaf=lambda x: isinstance(x, PaddedFlat))
+    return jax.tree.map(
+        lambda x: x.unpad() if isinstance(x, PaddedFlat) else x, state, is_leaf=lambda x: isinstance(x, PaddedFlat)
+    )
 
 
 def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
@@ -770,8 +799,7 @@ def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
 
     def pad(node: PaddedFlat, sub: Any) -> PaddedFlat:
         if not isinstance(sub, Flat) or sub.layout != node.layout:
-            raise ValueError(f"flat_state has a {type(sub).__name__} where `like` has a PaddedFlat of "
-                             f"{node.layout!r}")
+            raise ValueError(f"flat_state has a {type(sub).__name__} where `like` has a PaddedFlat of {node.layout!r}")
         bufs = []
         for b, ref in zip(sub.buckets, node.buckets):
             length = np.shape(ref)[0]
@@ -782,8 +810,13 @@ def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
             bufs.append(b if isinstance(b, jax.core.Tracer) else jax.device_put(b, node.sharding))
         return PaddedFlat(tuple(bufs), node.layout, node.sharding)
 
-    return convert_nodes(flat_state, like, PaddedFlat, pad,
-                         "flat_state does not have the structure of `like` with Flats in place of PaddedFlats")
+    return convert_nodes(
+        flat_state,
+        like,
+        PaddedFlat,
+        pad,
+        "flat_state does not have the structure of `like` with Flats in place of PaddedFlats",
+    )
 
 
 # -- measurements ---------------------------------------------------------------------------------------------------
@@ -820,8 +853,9 @@ def bytes_per_device(tree: PyTree) -> dict[Any, int]:
     out: Counter = Counter()
     for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
         if not isinstance(x, jax.Array):
-            raise TypeError(f"bytes_per_device: leaf at {_checks.path_str(path)} is a {type(x).__name__}, "
-                            "not a jax.Array")
+            raise TypeError(
+                f"bytes_per_device: leaf at {_checks.path_str(path)} is a {type(x).__name__}, not a jax.Array"
+            )
         for shard in x.addressable_shards:
             out[shard.device] += shard.data.nbytes
     return dict(out)
@@ -874,11 +908,30 @@ class CollectiveStats(NamedTuple):
 
 
 _KINDS = ("all-gather", "all-reduce", "reduce-scatter", "collective-permute", "all-to-all", "collective-broadcast")
-_OP = re.compile(r"=\s*(?P<type>\([^()]*\)|[a-z0-9]+\[[0-9,]*\](?:\{[^}]*\})?)\s+"
-                 r"(?P<kind>" + "|".join(_KINDS) + r")(?P<start>-start)?\(")
+_OP = re.compile(
+    r"=\s*(?P<type>\([^()]*\)|[a-z0-9]+\[[0-9,]*\](?:\{[^}]*\})?)\s+"
+    r"(?P<kind>" + "|".join(_KINDS) + r")(?P<start>-start)?\("
+)
 _SHAPE = re.compile(r"([a-z]+[0-9]*)\[([0-9,]*)\]")
-_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4, "u32": 4, "f32": 4,
-          "s64": 8, "u64": 8, "f64": 8, "c64": 8, "c128": 16, "f8e4m3fn": 1, "f8e5m2": 1}
+_BYTES = {
+    "pred": 1,
+    "s8": 1,
+    "u8": 1,
+    "s16": 2,
+    "u16": 2,
+    "f16": 2,
+    "bf16": 2,
+    "s32": 4,
+    "u32": 4,
+    "f32": 4,
+    "s64": 8,
+    "u64": 8,
+    "f64": 8,
+    "c64": 8,
+    "c128": 16,
+    "f8e4m3fn": 1,
+    "f8e5m2": 1,
+}
 
 
 def _shape_bytes(dtype: str, dims: str) -> int:

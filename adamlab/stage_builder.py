@@ -224,8 +224,9 @@ def moment_stage(
     state_dtype = check_state_dtype(state_dtype, second_moment=holds_squares)
     stochastic = rounds_stochastically(state_dtype, rounding)
     if stochastic and not counted:
-        raise TypeError(f"{name}: stochastic rounding draws its bits from the step: {state_type.__name__} needs a "
-                        "`count` field")
+        raise TypeError(
+            f"{name}: stochastic rounding draws its bits from the step: {state_type.__name__} needs a `count` field"
+        )
 
     def init(params):
         values = {f: init_moment(params, state_dtype, real=f in real) if f in moments else () for f in fields}
@@ -265,8 +266,10 @@ def moment_stage(
                 leaves = [store(n, o) for n, o in zip(new, old)]
             else:
                 s = seed ^ jnp.uint32(j * _MOMENT_MIX % 2**32)
-                leaves = [_store_stochastic(n, o, s + jnp.uint32(i * _LEAF_MIX % 2**32))
-                          for i, (n, o) in enumerate(zip(new, old))]
+                leaves = [
+                    _store_stochastic(n, o, s + jnp.uint32(i * _LEAF_MIX % 2**32))
+                    for i, (n, o) in enumerate(zip(new, old))
+                ]
             stored[f] = jax.tree.unflatten(treedef, leaves)
         values = {f: stored.get(f, ()) for f in fields}
         new_state = state_type(**values, **({"count": count} if counted else {}))

@@ -93,9 +93,10 @@ class ParityReport(NamedTuple):
     rtol: float
 
     def __str__(self) -> str:
-        lines = [f"parity over {self.steps} steps: max rel error {self.max_rel:.3g} (rtol {self.rtol:g}); "
-                 + ("never diverged" if self.first_divergence is None
-                    else f"first diverged at step {self.first_divergence}")]
+        lines = [
+            f"parity over {self.steps} steps: max rel error {self.max_rel:.3g} (rtol {self.rtol:g}); "
+            + ("never diverged" if self.first_divergence is None else f"first diverged at step {self.first_divergence}")
+        ]
         lines += [f"  {e.path}: max abs {e.max_abs:.3g}, max rel {e.max_rel:.3g}" for e in self.leaves]
         return "\n".join(lines)
 
@@ -263,8 +264,9 @@ def compare_trees(actual: Any, expected: Any) -> list[LeafError]:
     return out
 
 
-def compare(tx_a, tx_b, params: Any, *, steps: int = 300, seed: int = 0, grads: Any = None,
-            rtol: float = 1e-6, jit: bool = True) -> ParityReport:
+def compare(
+    tx_a, tx_b, params: Any, *, steps: int = 300, seed: int = 0, grads: Any = None, rtol: float = 1e-6, jit: bool = True
+) -> ParityReport:
     """Runs ``tx_a`` and ``tx_b`` from the same ``params`` on the same gradients and reports their differences.
 
     Both transformations see the same gradient at every step (and each its own params), so the report

@@ -60,8 +60,9 @@ def leafwise(fn, updates, *trees):
     return jax.tree.map(lambda u, *rest: fn(u, *rest) if has_gradient(u) else u, updates, *trees)
 
 
-def check_state_dtype(state_dtype, *, second_moment: bool = False, name: str = "state_dtype",
-                      example: str = "jnp.bfloat16"):
+def check_state_dtype(
+    state_dtype, *, second_moment: bool = False, name: str = "state_dtype", example: str = "jnp.bfloat16"
+):
     """`state_dtype` as a dtype (or None), refusing what cannot hold a moment (`name` for the message)."""
     if state_dtype is None:
         return None
@@ -129,6 +130,7 @@ def logical(moment):
 
 def fill(moment, value):
     """A moment tree with every non-placeholder leaf set to `value` (quantized leaves encoded)."""
+
     def one(m):
         if quantize.is_quantized(m):
             return quantize.encode(jnp.full(m.shape, value, jnp.float32), m.signed, m.code)

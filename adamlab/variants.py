@@ -138,15 +138,23 @@ def amsgrad(
     return chain(
         scale_by_ema(b1, state_dtype=mu),
         bias_correct(b1) if bias_correction_mu else identity(),
-        scale_by_max_rms(b2, eps, eps_root=eps_root, bias_correction=bias_correction_nu, max_of=max_of,
-                         state_dtype=nu),
+        scale_by_max_rms(b2, eps, eps_root=eps_root, bias_correction=bias_correction_nu, max_of=max_of, state_dtype=nu),
         scale_by_learning_rate(learning_rate),
         name="amsgrad",
     )
 
 
-def nadam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-          eps_root: float = 0.0, mu_dtype=None, *, nesterov: bool = True, **kwargs) -> GradientTransformation:
+def nadam(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype=None,
+    *,
+    nesterov: bool = True,
+    **kwargs,
+) -> GradientTransformation:
     """NAdam (Dozat, 2016): `adam` with the Nesterov look-ahead in the bias-corrected first moment.
 
     ::
@@ -201,9 +209,19 @@ def nadam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, e
     return chain(adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, **kwargs), name="nadam")
 
 
-def nadamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-           eps_root: float = 0.0, mu_dtype=None, weight_decay: float = 1e-4, mask: Mask | None = None, *,
-           nesterov: bool = True, **kwargs) -> GradientTransformation:
+def nadamw(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype=None,
+    weight_decay: float = 1e-4,
+    mask: Mask | None = None,
+    *,
+    nesterov: bool = True,
+    **kwargs,
+) -> GradientTransformation:
     """NAdamW: `adamw` with NAdam's look-ahead.
 
     ::
@@ -257,8 +275,10 @@ def nadamw(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, 
         >>> print((updates["w"] / 0.01).round(4))  # NAdam's first step, as in adamlab.nadam
         [-1.4737  1.4737  0.    ]
     """
-    return chain(adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=nesterov, **kwargs),
-                 name="nadamw")
+    return chain(
+        adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=nesterov, **kwargs),
+        name="nadamw",
+    )
 
 
 def ademamix(
@@ -621,8 +641,14 @@ def stable_adamw(
     return chain(
         scale_by_ema(b1, state_dtype=mu),
         bias_correct(b1),
-        clip_by_rms_ratio(chain(scale_by_rms(b2, eps, bias_correction=True, state_dtype=nu),
-                                _optional_decay(add_decoupled_weight_decay, weight_decay, mask)), b2, eps),
+        clip_by_rms_ratio(
+            chain(
+                scale_by_rms(b2, eps, bias_correction=True, state_dtype=nu),
+                _optional_decay(add_decoupled_weight_decay, weight_decay, mask),
+            ),
+            b2,
+            eps,
+        ),
         scale_by_learning_rate(learning_rate),
         name="stable_adamw",
     )
@@ -700,13 +726,17 @@ def cautious(tx: GradientTransformation, eps: float = 1.0) -> GradientTransforma
     infos = [stage_info(s) for s in stages]
     moments = [i for i, s in enumerate(infos) if s.role == "moment"]
     if not moments:
-        raise ValueError("cautious: the transformation has no moment stage (scale_by_ema, scale_by_rms, trace, ...) "
-                         "to be cautious about; build it with adamlab's primitives")
+        raise ValueError(
+            "cautious: the transformation has no moment stage (scale_by_ema, scale_by_rms, trace, ...) "
+            "to be cautious about; build it with adamlab's primitives"
+        )
     at = next((i for i in range(moments[-1] + 1, len(stages)) if infos[i].name in _AFTER_DIRECTION), len(stages))
     scaled = [s.name for s in infos[:at] if s.name in ("scale_by_learning_rate", "scale")]
     if scaled:
-        raise ValueError(f"cautious: {scaled[0]} stands before the last moment stage, so the direction there is "
-                         "already scaled (and flipped); insert adamlab.cautious_mask() into the chain by hand")
+        raise ValueError(
+            f"cautious: {scaled[0]} stands before the last moment stage, so the direction there is "
+            "already scaled (and flipped); insert adamlab.cautious_mask() into the chain by hand"
+        )
     return chain(*stages[:at], cautious_mask(eps), *stages[at:], name="cautious")
 
 

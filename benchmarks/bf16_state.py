@@ -66,16 +66,22 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--b2", type=lambda s: [float(v) for v in s.split(",")], default=[0.99, 0.999])
-    p.add_argument("--variants", type=lambda s: s.split(","), default=None,
-                   help="a subset of float32,bf16-nearest,bf16-m/f32-v,bf16-stoch (float32 always runs: the reference)")
+    p.add_argument(
+        "--variants",
+        type=lambda s: s.split(","),
+        default=None,
+        help="a subset of float32,bf16-nearest,bf16-m/f32-v,bf16-stoch (float32 always runs: the reference)",
+    )
     p.add_argument("--json", default=None, help="write every curve and figure here")
     args = p.parse_args(argv)
 
     cfg = train.TrainConfig(steps=args.steps)
     corpus = data.train_val_split()
-    print(f"# {datetime.date.today()} {platform.node()} {jax.devices()[0].platform} x{os.cpu_count()} cores, "
-          f"jax {jax.__version__}; demo model d_model={cfg.d_model} layers={cfg.layers}, {cfg.steps} steps, "
-          f"peak lr {train.OPTIMIZERS['adamw'].peak_lr:g}, wd {cfg.weight_decay}")
+    print(
+        f"# {datetime.date.today()} {platform.node()} {jax.devices()[0].platform} x{os.cpu_count()} cores, "
+        f"jax {jax.__version__}; demo model d_model={cfg.d_model} layers={cfg.layers}, {cfg.steps} steps, "
+        f"peak lr {train.OPTIMIZERS['adamw'].peak_lr:g}, wd {cfg.weight_decay}"
+    )
     out: dict = {"config": cfg._asdict(), "runs": {}}
     for b2 in args.b2:
         print(f"\nb2 = {b2}")
@@ -91,13 +97,23 @@ def main(argv=None) -> None:
             ref_train, ref_val = curves["float32"]
             tr, va = curves[name]
             gap = np.abs(smooth(tr) - smooth(ref_train))
-            gap = gap[len(gap) // 2:]
-            row = {"final_train": float(smooth(tr)[-1]), "final_val": float(va[-1]), "mean_gap": float(gap.mean()),
-                   "max_gap": float(gap.max()), "val_gap": float(va[-1] - ref_val[-1]), "step_ms": result.step_ms,
-                   "train_loss": tr.tolist(), "val_loss": va.tolist()}
+            gap = gap[len(gap) // 2 :]
+            row = {
+                "final_train": float(smooth(tr)[-1]),
+                "final_val": float(va[-1]),
+                "mean_gap": float(gap.mean()),
+                "max_gap": float(gap.max()),
+                "val_gap": float(va[-1] - ref_val[-1]),
+                "step_ms": result.step_ms,
+                "train_loss": tr.tolist(),
+                "val_loss": va.tolist(),
+            }
             out["runs"][f"b2={b2}/{name}"] = row
-            print(f"{name:>14} {row['final_train']:7.4f} {row['final_val']:7.4f} {row['mean_gap']:9.4f} "
-                  f"{row['max_gap']:8.4f} {row['val_gap']:+8.4f} {row['step_ms']:8.1f}", flush=True)
+            print(
+                f"{name:>14} {row['final_train']:7.4f} {row['final_val']:7.4f} {row['mean_gap']:9.4f} "
+                f"{row['max_gap']:8.4f} {row['val_gap']:+8.4f} {row['step_ms']:8.1f}",
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f)

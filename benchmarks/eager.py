@@ -55,8 +55,9 @@ def run_child(case: str, lib: str, warmup: int, calls: int) -> dict:
 
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, duration, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration"
-        else None
+        lambda event, duration, **kw: (
+            compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None
+        )
     )
     params = make_tree(SHAPES["tiny"])
     grads = [jax.tree.map(lambda p, i=i: p * (0.5 + i), params) for i in range(warmup + calls)]
@@ -97,9 +98,18 @@ def main(argv=None) -> dict:
     for case in cases:
         best: dict = {}
         for r in range(args.runs):
-            for lib in (("optax", "adamlab") if r % 2 == 0 else ("adamlab", "optax")):
-                cmd = [sys.executable, "-m", "benchmarks.eager", "--warmup", str(args.warmup), "--calls",
-                       str(args.calls), "--child", f"{case}:{lib}"]
+            for lib in ("optax", "adamlab") if r % 2 == 0 else ("adamlab", "optax"):
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.eager",
+                    "--warmup",
+                    str(args.warmup),
+                    "--calls",
+                    str(args.calls),
+                    "--child",
+                    f"{case}:{lib}",
+                ]
                 done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
                 if done.returncode != 0:
                     raise RuntimeError(f"{case} {lib} failed:\n{done.stderr[-3000:]}")
@@ -107,10 +117,17 @@ def main(argv=None) -> dict:
                 if lib not in best or rec["ms"] < best[lib]["ms"]:
                     best[lib] = rec
         ratio = best["adamlab"]["ms"] / best["optax"]["ms"]
-        res[case] = {"optax_ms": round(best["optax"]["ms"], 3), "adamlab_ms": round(best["adamlab"]["ms"], 3),
-                     "x_optax": round(ratio, 2), "compiles": [best["optax"]["compiles"], best["adamlab"]["compiles"]]}
-        print(f"{case:<22}{best['optax']['ms']:>10.3f}{best['adamlab']['ms']:>12.3f}{ratio:>9.2f}"
-              f"{best['optax']['compiles']:>14}/{best['adamlab']['compiles']}", flush=True)
+        res[case] = {
+            "optax_ms": round(best["optax"]["ms"], 3),
+            "adamlab_ms": round(best["adamlab"]["ms"], 3),
+            "x_optax": round(ratio, 2),
+            "compiles": [best["optax"]["compiles"], best["adamlab"]["compiles"]],
+        }
+        print(
+            f"{case:<22}{best['optax']['ms']:>10.3f}{best['adamlab']['ms']:>12.3f}{ratio:>9.2f}"
+            f"{best['optax']['compiles']:>14}/{best['adamlab']['compiles']}",
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(res, fh, indent=1)

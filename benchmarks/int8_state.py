@@ -54,9 +54,12 @@ def build(name: str):
         if not name.endswith("-nearest"):
             return adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=mask, state_dtype=jnp.int8)
         return adamlab.chain(
-            adamlab.scale_by_ema(B1, state_dtype=jnp.int8), adamlab.bias_correct(B1),
+            adamlab.scale_by_ema(B1, state_dtype=jnp.int8),
+            adamlab.bias_correct(B1),
             adamlab.scale_by_rms(B2, EPS, bias_correction=True, state_dtype=jnp.int8, rounding="nearest"),
-            adamlab.add_decoupled_weight_decay(wd, mask), adamlab.scale_by_learning_rate(s))
+            adamlab.add_decoupled_weight_decay(wd, mask),
+            adamlab.scale_by_learning_rate(s),
+        )
 
     return make
 
@@ -94,8 +97,9 @@ def round_trip(state, steps: int) -> dict:
             # of its tensor, as its step is
             errs["direction"].append((np.abs(dq - d) / (np.sqrt(np.mean(d**2)) + 1e-30)).ravel())
         q = [0.5, 0.9, 0.99, 0.999, 1.0]
-        out[code] = {k: [float(x) for x in np.quantile(np.concatenate([e.ravel() for e in v]), q)]
-                     for k, v in errs.items()}
+        out[code] = {
+            k: [float(x) for x in np.quantile(np.concatenate([e.ravel() for e in v]), q)] for k, v in errs.items()
+        }
         out[code]["m_flushed_to_zero"] = flushed / max(total, 1)
     return out
 
@@ -104,17 +108,30 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1])
-    p.add_argument("--variants", type=lambda s: s.split(","), default=["int8-log", "int8-dynamic"],
-                   help=f"of {','.join(VARIANTS[1:])} (float32 always runs: the reference)")
+    p.add_argument(
+        "--variants",
+        type=lambda s: s.split(","),
+        default=["int8-log", "int8-dynamic"],
+        help=f"of {','.join(VARIANTS[1:])} (float32 always runs: the reference)",
+    )
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     corpus = data.train_val_split()
-    out: dict = {"date": str(datetime.date.today()), "machine": f"{platform.machine()} x{os.cpu_count()}",
-                 "jax": jax.__version__, "steps": args.steps, "runs": {}}
-    print(f"# {out['date']} {out['machine']} {jax.devices()[0].platform}, jax {jax.__version__}; demo model, "
-          f"{args.steps} steps, AdamW b2={B2}")
-    print(f"{'seed':>4} {'state':>13} {'train':>7} {'val':>7} {'mean gap':>9} {'max gap':>8} {'val gap':>8} "
-          f"{'B/param':>8} {'ms/step':>8}")
+    out: dict = {
+        "date": str(datetime.date.today()),
+        "machine": f"{platform.machine()} x{os.cpu_count()}",
+        "jax": jax.__version__,
+        "steps": args.steps,
+        "runs": {},
+    }
+    print(
+        f"# {out['date']} {out['machine']} {jax.devices()[0].platform}, jax {jax.__version__}; demo model, "
+        f"{args.steps} steps, AdamW b2={B2}"
+    )
+    print(
+        f"{'seed':>4} {'state':>13} {'train':>7} {'val':>7} {'mean gap':>9} {'max gap':>8} {'val gap':>8} "
+        f"{'B/param':>8} {'ms/step':>8}"
+    )
     for seed in args.seeds:
         cfg = train.TrainConfig(steps=args.steps, seed=seed)
         curves = {}
@@ -127,15 +144,25 @@ def main(argv=None) -> None:
             ref_train, ref_val = curves["float32"]
             tr, va = curves[name]
             gap = np.abs(smooth(tr) - smooth(ref_train))
-            gap = gap[len(gap) // 2:]
-            row = {"final_train": float(smooth(tr)[-1]), "final_val": float(va[-1]), "mean_gap": float(gap.mean()),
-                   "max_gap": float(gap.max()), "val_gap": float(va[-1] - ref_val[-1]),
-                   "bytes_per_param": state_bytes(result.opt_state) / n_params, "step_ms": result.step_ms,
-                   "train_loss": tr.tolist(), "val_loss": va.tolist()}
+            gap = gap[len(gap) // 2 :]
+            row = {
+                "final_train": float(smooth(tr)[-1]),
+                "final_val": float(va[-1]),
+                "mean_gap": float(gap.mean()),
+                "max_gap": float(gap.max()),
+                "val_gap": float(va[-1] - ref_val[-1]),
+                "bytes_per_param": state_bytes(result.opt_state) / n_params,
+                "step_ms": result.step_ms,
+                "train_loss": tr.tolist(),
+                "val_loss": va.tolist(),
+            }
             out["runs"][f"seed={seed}/{name}"] = row
-            print(f"{seed:>4} {name:>13} {row['final_train']:7.4f} {row['final_val']:7.4f} {row['mean_gap']:9.4f} "
-                  f"{row['max_gap']:8.4f} {row['val_gap']:+8.4f} {row['bytes_per_param']:8.3f} "
-                  f"{row['step_ms']:8.1f}", flush=True)
+            print(
+                f"{seed:>4} {name:>13} {row['final_train']:7.4f} {row['final_val']:7.4f} {row['mean_gap']:9.4f} "
+                f"{row['max_gap']:8.4f} {row['val_gap']:+8.4f} {row['bytes_per_param']:8.3f} "
+                f"{row['step_ms']:8.1f}",
+                flush=True,
+            )
             if name == "float32" and seed == args.seeds[0]:
                 out["round_trip"] = round_trip(result.opt_state, args.steps)
     print("\nround trip on the float32 run's final moments (relative error quantiles 50/90/99/99.9/100%):")

@@ -27,9 +27,11 @@ from adamlab import numerics
 def variants() -> dict:
     bf16 = jnp.bfloat16
     naive = adamlab.chain(
-        adamlab.scale_by_ema(0.9, state_dtype=bf16), adamlab.bias_correct(0.9),
+        adamlab.scale_by_ema(0.9, state_dtype=bf16),
+        adamlab.bias_correct(0.9),
         adamlab.scale_by_rms(0.999, 1e-8, bias_correction=True, state_dtype=bf16, rounding="nearest"),
-        adamlab.add_decoupled_weight_decay(1e-4), adamlab.scale_by_learning_rate(1e-3),
+        adamlab.add_decoupled_weight_decay(1e-4),
+        adamlab.scale_by_learning_rate(1e-3),
     )
     return {
         "adamw": adamlab.adamw(1e-3),
@@ -53,6 +55,7 @@ def main(argv=None) -> None:
 
     steps, states, ps = {}, {}, {}
     for name, tx in variants().items():
+
         def step(p, s, g, tx=tx):
             u, s = tx.update(g, s, p)
             return adamlab.apply_updates(p, u), s
@@ -65,14 +68,16 @@ def main(argv=None) -> None:
     times = {name: [] for name in steps}
     names = list(steps)
     for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.perf_counter()
             ps[name], states[name] = steps[name](ps[name], states[name], grads)
             jax.block_until_ready(ps[name])
             times[name].append(time.perf_counter() - t0)
 
-    print(f"# {datetime.date.today()} {platform.node()} {jax.devices()[0].platform} x{os.cpu_count()} cores, "
-          f"jax {jax.__version__}; {4 * side * side / 1e6:.1f}M float32 params, {args.rounds} interleaved rounds")
+    print(
+        f"# {datetime.date.today()} {platform.node()} {jax.devices()[0].platform} x{os.cpu_count()} cores, "
+        f"jax {jax.__version__}; {4 * side * side / 1e6:.1f}M float32 params, {args.rounds} interleaved rounds"
+    )
     base = np.median(times["adamw"])
     for name in names:
         med = np.median(times[name])

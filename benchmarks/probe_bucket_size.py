@@ -38,6 +38,7 @@ def main():
         def f(p, s, g):
             u, s = t.update(g, s, p)
             return adamlab.apply_updates(p, u), s
+
         return f
 
     cases = {"optax_tree": (step(tx_o), [jnp.copy(x) for x in params], tx_o.init(params), grads)}

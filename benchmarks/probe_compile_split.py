@@ -70,9 +70,19 @@ def main() -> None:
     variants = args.variants.split(",")
     best: dict = {}
     for r in range(args.repeats):
-        for v in variants[r % len(variants):] + variants[:r % len(variants)]:
-            cmd = [sys.executable, "-m", "benchmarks.probe_compile_split", "--leaves", str(args.leaves), "--shape",
-                   args.shape, *(["--tree", args.tree] if args.tree else []), "--child", v]
+        for v in variants[r % len(variants) :] + variants[: r % len(variants)]:
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.probe_compile_split",
+                "--leaves",
+                str(args.leaves),
+                "--shape",
+                args.shape,
+                *(["--tree", args.tree] if args.tree else []),
+                "--child",
+                v,
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True).stdout
             rec = json.loads(out.strip().splitlines()[-1])
             best[v] = {k: min(x, best.get(v, rec)[k]) for k, x in rec.items()}

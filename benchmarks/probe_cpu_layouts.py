@@ -54,7 +54,7 @@ def run_case(name, shapes, bw, steps):
     flat_g = flat_p * 0.5 + 1e-3
 
     def split(f):
-        return [f[offs[i]:offs[i + 1]].reshape(s) for i, s in enumerate(shapes)]
+        return [f[offs[i] : offs[i + 1]].reshape(s) for i, s in enumerate(shapes)]
 
     def concat(t):
         return jnp.concatenate([x.ravel() for x in t])
@@ -66,6 +66,7 @@ def run_case(name, shapes, bw, steps):
         def step(p, s, g):
             u, s = tx.update(g, s, p)
             return optax.apply_updates(p, u), s
+
         return step
 
     def packed(p, s, g):  # tree in, tree out, flat state: concat g and p, slice u

@@ -85,12 +85,14 @@ def main(argv=None):
         compiled = steps[name].lower(*states[name], g).compile()
         entry = compiled.as_text().split("ENTRY", 1)[1]
         loops = re.findall(rf"%(\S+) = \(?f32\[{n}\][^=]* fusion\(", entry)
-        print(f"{name}: top-level loop fusions over the buffer: {loops or '(inside the while loop)'}; "
-              f"temp {compiled.memory_analysis().temp_size_in_bytes / 1e6:.1f} MB")
+        print(
+            f"{name}: top-level loop fusions over the buffer: {loops or '(inside the while loop)'}; "
+            f"temp {compiled.memory_analysis().temp_size_in_bytes / 1e6:.1f} MB"
+        )
         states[name] = jax.block_until_ready(steps[name](*states[name], g))
     times = {k: [] for k in variants}
     for r in range(args.rounds):
-        order = list(variants)[r % len(variants):] + list(variants)[:r % len(variants)]
+        order = list(variants)[r % len(variants) :] + list(variants)[: r % len(variants)]
         for name in order:
             t0 = time.perf_counter()
             for _ in range(3):
@@ -101,8 +103,10 @@ def main(argv=None):
     for name in variants:
         med = float(np.median(times[name]))
         diff = float(jnp.max(jnp.abs(states[name][0] - states["xla"][0])))
-        print(f"{name:14} {med * 1e3:8.2f} ms  x{med / ref:.2f}  {28 * n / med / 1e9:5.1f} GB/s at 28 B/param  "
-              f"max |p - p_xla| {diff:.1e}")
+        print(
+            f"{name:14} {med * 1e3:8.2f} ms  x{med / ref:.2f}  {28 * n / med / 1e9:5.1f} GB/s at 28 B/param  "
+            f"max |p - p_xla| {diff:.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -80,9 +80,20 @@ def main(argv=None):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     results = {v: [] for v in VARIANTS}
     for r in range(args.repeats):
-        for v in VARIANTS[r % 3:] + VARIANTS[:r % 3]:
-            cmd = [sys.executable, "-m", "benchmarks.probe_guard_cost", "--variant", v, "--leaves",
-                   str(args.leaves), "--shape", args.shape, "--rounds", str(args.rounds)]
+        for v in VARIANTS[r % 3 :] + VARIANTS[: r % 3]:
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.probe_guard_cost",
+                "--variant",
+                v,
+                "--leaves",
+                str(args.leaves),
+                "--shape",
+                args.shape,
+                "--rounds",
+                str(args.rounds),
+            ]
             out = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, check=True).stdout
             results[v].append(json.loads(out.strip().splitlines()[-1]))
     print(f"{args.leaves} leaves of {shape}, one process per run, {args.repeats} runs each")
@@ -90,8 +101,10 @@ def main(argv=None):
         steps = [r["step_ms"] for r in runs]
         comp = [r["compile_s"] for r in runs]
         ratio = [s / o["step_ms"] for s, o in zip(steps, results["optax"])]
-        print(f"{v:10} step {min(steps):6.2f}–{max(steps):6.2f} ms (x optax {min(ratio):.2f}–{max(ratio):.2f})  "
-              f"compile {min(comp):5.2f}–{max(comp):5.2f} s")
+        print(
+            f"{v:10} step {min(steps):6.2f}–{max(steps):6.2f} ms (x optax {min(ratio):.2f}–{max(ratio):.2f})  "
+            f"compile {min(comp):5.2f}–{max(comp):5.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,10 @@ def main(argv=None):
         "pass_donated": median_time(donated, jnp.copy(big), args.reps, donate=True),
     }
     malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
-    print(f"{args.leaves} leaves of {shape}: {4 * n / 2**20:.1f} MiB per buffer; {jax.default_backend()}; "
-          f"malloc settings: {malloc or 'default'}")
+    print(
+        f"{args.leaves} leaves of {shape}: {4 * n / 2**20:.1f} MiB per buffer; {jax.default_backend()}; "
+        f"malloc settings: {malloc or 'default'}"
+    )
     for name, t in results.items():
         print(f"{name:13} {t * 1e3:7.2f} ms  {nbytes / t / 1e9:6.1f} GB/s")
 

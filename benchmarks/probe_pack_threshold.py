@@ -37,6 +37,7 @@ def make_variants(tx_o, tx_a):
         def step(p, s, g):
             u, s = ptx.update(g, s, p)
             return adamlab.apply_updates(p, u), s
+
         return step
 
     def split_params_step(p, s, g):

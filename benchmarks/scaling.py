@@ -54,8 +54,9 @@ def _setup(n: int, mode: str, config: model.ModelConfig, batch: int, pin_grads: 
     mesh = Mesh(np.array(jax.devices()[:n]), ("data",))
     rep = NamedSharding(mesh, P())
     params = model.init_params(config, seed=0)
-    tx = adamlab.chain(adamlab.clip_by_global_norm(1.0),
-                       adamlab.adamw(1e-3, weight_decay=0.1, mask=adamlab.weight_decay_mask))
+    tx = adamlab.chain(
+        adamlab.clip_by_global_norm(1.0), adamlab.adamw(1e-3, weight_decay=0.1, mask=adamlab.weight_decay_mask)
+    )
     if mode == "fsdp":
         param_sh = shd.fsdp_shardings(params, mesh, "data", min_elements=1024)
         params = jax.device_put(params, param_sh)
@@ -77,8 +78,7 @@ def _setup(n: int, mode: str, config: model.ModelConfig, batch: int, pin_grads: 
         updates, s = tx.update(grads, s, p)
         return adamlab.apply_updates(p, updates), s, loss
 
-    step = jax.jit(train_step, out_shardings=(param_sh, shd.state_shardings(tx, params), rep),
-                   donate_argnums=(0, 1))
+    step = jax.jit(train_step, out_shardings=(param_sh, shd.state_shardings(tx, params), rep), donate_argnums=(0, 1))
     ids, _ = data.train_val_split()
     offsets = data.batch_offsets(len(ids), config.context, batch, 1, seed=0)[0]
     seqs = ids[offsets[:, None] + np.arange(config.context + 1)].astype(np.int32)
@@ -106,10 +106,17 @@ def measure(n: int, mode: str, config: model.ModelConfig, batch: int, repeats: i
         jax.block_until_ready(loss)
         times.append(time.perf_counter() - start)
     return {
-        "n": n, "mode": mode, "params": sum(v.nbytes for v in jax.tree.leaves(params)),
-        "params_dev": max(p_dev.values()), "state": sum(v.nbytes for v in jax.tree.leaves(state)),
-        "state_dev": max(s_dev.values()), "train_comm": train_comm, "update_comm": update_comm,
-        "step_ms": 1e3 * statistics.median(times), "compile_s": compile_s, "loss": float(loss),
+        "n": n,
+        "mode": mode,
+        "params": sum(v.nbytes for v in jax.tree.leaves(params)),
+        "params_dev": max(p_dev.values()),
+        "state": sum(v.nbytes for v in jax.tree.leaves(state)),
+        "state_dev": max(s_dev.values()),
+        "train_comm": train_comm,
+        "update_comm": update_comm,
+        "step_ms": 1e3 * statistics.median(times),
+        "compile_s": compile_s,
+        "loss": float(loss),
     }
 
 
@@ -124,13 +131,17 @@ def _comm(stats) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| placement | N | params / device (MiB) | opt state / device (MiB) | state split "
-             "| train-step collectives (per device, per step) | optimizer update collectives | step (ms) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| placement | N | params / device (MiB) | opt state / device (MiB) | state split "
+        "| train-step collectives (per device, per step) | optimizer update collectives | step (ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['mode']} | {r['n']} | {_mib(r['params_dev'])} of {_mib(r['params'])} | "
-                     f"{_mib(r['state_dev'])} of {_mib(r['state'])} | {r['state'] / r['state_dev']:.2f}x | "
-                     f"{_comm(r['train_comm'])} | {_comm(r['update_comm'])} | {r['step_ms']:.1f} |")
+        lines.append(
+            f"| {r['mode']} | {r['n']} | {_mib(r['params_dev'])} of {_mib(r['params'])} | "
+            f"{_mib(r['state_dev'])} of {_mib(r['state'])} | {r['state'] / r['state_dev']:.2f}x | "
+            f"{_comm(r['train_comm'])} | {_comm(r['update_comm'])} | {r['step_ms']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -140,7 +151,7 @@ def write_section(text: str) -> None:
     if HEADING in old:
         head, rest = old.split(HEADING, 1)
         nxt = rest.find("\n## ")
-        tail = rest[nxt + 1:] if nxt >= 0 else ""
+        tail = rest[nxt + 1 :] if nxt >= 0 else ""
         new = head + text.rstrip() + "\n" + ("\n" + tail if tail else "")
     else:
         new = old.rstrip() + "\n\n" + text.rstrip() + "\n"
@@ -158,44 +169,56 @@ def main() -> None:
     parser.add_argument("--modes", default="fsdp,zero1")
     parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args()
-    config = model.ModelConfig(vocab_size=len(data.VOCAB), context=args.context, d_model=args.d_model,
-                               layers=args.layers, heads=4)
+    config = model.ModelConfig(
+        vocab_size=len(data.VOCAB), context=args.context, d_model=args.d_model, layers=args.layers, heads=4
+    )
     rows = []
     for mode in args.modes.split(","):
         for n in (int(v) for v in args.devices.split(",")):
             r = measure(n, mode, config, args.batch, args.repeats)
             rows.append(r)
-            print(f"{mode:5s} N={n}: state {_mib(r['state_dev'])} MiB/device, step {r['step_ms']:.1f} ms, "
-                  f"compile {r['compile_s']:.1f} s, train comm: {_comm(r['train_comm'])}; "
-                  f"update comm: {_comm(r['update_comm'])}", flush=True)
+            print(
+                f"{mode:5s} N={n}: state {_mib(r['state_dev'])} MiB/device, step {r['step_ms']:.1f} ms, "
+                f"compile {r['compile_s']:.1f} s, train comm: {_comm(r['train_comm'])}; "
+                f"update comm: {_comm(r['update_comm'])}",
+                flush=True,
+            )
     if "zero1" in args.modes.split(",") and 8 in [int(v) for v in args.devices.split(",")]:
         rows.append(measure(8, "zero1-free", config, args.batch, args.repeats))
     n_params = sum(int(np.prod(s.shape)) for s in jax.tree.leaves(model.init_params(config, seed=0)))
     losses = {round(r["loss"], 4) for r in rows}
-    text = "\n".join([
-        HEADING, "",
-        f"`python benchmarks/scaling.py` on {platform.machine()} ({os.cpu_count()} CPU cores, shared with other "
-        f"work while measured), JAX {jax.__version__}, {datetime.date.today().isoformat()}. The demo transformer "
-        f"(d_model {args.d_model}, {args.layers} layers, {n_params:,} float32 params), global batch {args.batch} x "
-        f"{args.context} tokens, `chain(clip_by_global_norm(1.0), adamw(...))`. N simulated CPU devices "
-        "(`--xla_force_host_platform_device_count=8`) share the same cores, so step time shows the cost of "
-        "partitioning, not a speedup; memory and communication are the figures that carry over.", "",
-        table(rows), "",
-        "- *zero1-free*: ZeRO-1 without `with_sharding_constraint(grads, param_shardings)` after `jax.grad`: "
-        "XLA then assembles the gradient buckets split and gathers them again, an extra gradient-sized all-gather.",
-        "- With N = 1, `shard_map` keeps its collectives in the program; over one device they move nothing.",
-        "- *opt state / device*: the fullest device (replicated norm scales and biases count on every device in "
-        "FSDP; ZeRO-1 pads each buffer to a multiple of N). *state split* = total / fullest device.",
-        "- *collectives*: the compiled program's collectives, by kind: count and the bytes of their results on one "
-        "device, per step. FSDP's train step gathers every split weight and reduce-scatters its gradient; "
-        "ZeRO-1's gathers the updated slices back into the replicated params (its gradient all-reduce is the "
-        "data-parallel loss's). The optimizer update alone moves scalars only (the global norm's partial sums): "
-        "no moment is ever gathered or resharded.",
-        (f"- The loss after the timed steps is {losses.pop()} in every row (to 4 decimals): the placements change "
-         "where the arithmetic runs, not its result." if len(losses) == 1 else
-         f"- Losses after the timed steps, rounded to 4 decimals: {sorted(losses)} (reductions sum in an order "
-         "that depends on the placement)."),
-    ])
+    text = "\n".join(
+        [
+            HEADING,
+            "",
+            f"`python benchmarks/scaling.py` on {platform.machine()} ({os.cpu_count()} CPU cores, shared with other "
+            f"work while measured), JAX {jax.__version__}, {datetime.date.today().isoformat()}. The demo transformer "
+            f"(d_model {args.d_model}, {args.layers} layers, {n_params:,} float32 params), global batch {args.batch} x "
+            f"{args.context} tokens, `chain(clip_by_global_norm(1.0), adamw(...))`. N simulated CPU devices "
+            "(`--xla_force_host_platform_device_count=8`) share the same cores, so step time shows the cost of "
+            "partitioning, not a speedup; memory and communication are the figures that carry over.",
+            "",
+            table(rows),
+            "",
+            "- *zero1-free*: ZeRO-1 without `with_sharding_constraint(grads, param_shardings)` after `jax.grad`: "
+            "XLA then assembles the gradient buckets split and gathers them again, an extra gradient-sized all-gather.",
+            "- With N = 1, `shard_map` keeps its collectives in the program; over one device they move nothing.",
+            "- *opt state / device*: the fullest device (replicated norm scales and biases count on every device in "
+            "FSDP; ZeRO-1 pads each buffer to a multiple of N). *state split* = total / fullest device.",
+            "- *collectives*: the compiled program's collectives, by kind: count and the bytes of their results on one "
+            "device, per step. FSDP's train step gathers every split weight and reduce-scatters its gradient; "
+            "ZeRO-1's gathers the updated slices back into the replicated params (its gradient all-reduce is the "
+            "data-parallel loss's). The optimizer update alone moves scalars only (the global norm's partial sums): "
+            "no moment is ever gathered or resharded.",
+            (
+                f"- The loss after the timed steps is {losses.pop()} in every row (to 4 decimals): the placements "
+                "change where the arithmetic runs, not its result."
+                if len(losses) == 1
+                else f"- Losses after the timed steps, rounded to 4 decimals: {sorted(losses)} (reductions sum in an "
+                "order that depends on the placement)."
+            ),
+        ]
+    )
     print()
     print(text)
     if args.write:

@@ -84,14 +84,33 @@ DEFAULTS = {  # backend -> (shapes, scale, max leaves)
 }
 # The Adam family (issue 13): each against Optax's own where Optax has it; adam_atan2 and cautious against AdamW.
 FAMILY = ("amsgrad", "nadam", "ademamix", "lion")
-VARIANTS = ("optax", "pytree", "flat", "tree", "optax-adam", "adam", "optax-adam-l2", "adam-l2",
-            *FAMILY, *(f"optax-{n}" for n in FAMILY), "adam_atan2", "cautious_adamw",
-            "stable_adamw", "tree-int8", "flat-int8")
-BASELINE = {"adam": "optax-adam", "adam-l2": "optax-adam-l2", "optax-adam": "optax-adam",
-            "optax-adam-l2": "optax-adam-l2",
-            **{n: f"optax-{n}" for n in FAMILY}, **{f"optax-{n}": f"optax-{n}" for n in FAMILY},
-            "tree-int8": "tree", "flat-int8": "flat",  # 8-bit moments against float32 ones, same path
-            }  # every other variant is measured against "optax" (optax.adamw)
+VARIANTS = (
+    "optax",
+    "pytree",
+    "flat",
+    "tree",
+    "optax-adam",
+    "adam",
+    "optax-adam-l2",
+    "adam-l2",
+    *FAMILY,
+    *(f"optax-{n}" for n in FAMILY),
+    "adam_atan2",
+    "cautious_adamw",
+    "stable_adamw",
+    "tree-int8",
+    "flat-int8",
+)
+BASELINE = {
+    "adam": "optax-adam",
+    "adam-l2": "optax-adam-l2",
+    "optax-adam": "optax-adam",
+    "optax-adam-l2": "optax-adam-l2",
+    **{n: f"optax-{n}" for n in FAMILY},
+    **{f"optax-{n}": f"optax-{n}" for n in FAMILY},
+    "tree-int8": "tree",
+    "flat-int8": "flat",  # 8-bit moments against float32 ones, same path
+}  # every other variant is measured against "optax" (optax.adamw)
 
 
 def scaled(shapes, scale: float) -> list[tuple[int, ...]]:
@@ -134,11 +153,15 @@ def device_peak() -> int | None:
 
 def build(variant: str, params, grads, args):
     """(step, params, state, grads) for one variant, the params a private copy (they will be donated)."""
-    theirs = {"optax": lambda: optax.adamw(LR, weight_decay=WD), "optax-adam": lambda: optax.adam(LR),
-              "optax-adam-l2": lambda: optax.chain(optax.add_decayed_weights(WD), optax.adam(LR)),
-              "optax-amsgrad": lambda: optax.amsgrad(LR), "optax-nadam": lambda: optax.nadam(LR),
-              "optax-ademamix": lambda: optax.contrib.ademamix(LR, weight_decay=WD),
-              "optax-lion": lambda: optax.lion(LR, weight_decay=WD)}
+    theirs = {
+        "optax": lambda: optax.adamw(LR, weight_decay=WD),
+        "optax-adam": lambda: optax.adam(LR),
+        "optax-adam-l2": lambda: optax.chain(optax.add_decayed_weights(WD), optax.adam(LR)),
+        "optax-amsgrad": lambda: optax.amsgrad(LR),
+        "optax-nadam": lambda: optax.nadam(LR),
+        "optax-ademamix": lambda: optax.contrib.ademamix(LR, weight_decay=WD),
+        "optax-lion": lambda: optax.lion(LR, weight_decay=WD),
+    }
     if variant in theirs:
         tx = theirs[variant]()
 
@@ -147,15 +170,19 @@ def build(variant: str, params, grads, args):
             return optax.apply_updates(p, u), s
 
         return jax.jit(step, donate_argnums=(0, 1)), jax.tree.map(jnp.copy, params), tx.init(params), grads
-    ours = {"tree": lambda: adamlab.adamw(LR, weight_decay=WD), "adam": lambda: adamlab.adam(LR),
-            "adam-l2": lambda: adamlab.adam(LR, weight_decay=WD),
-            "amsgrad": lambda: adamlab.amsgrad(LR), "nadam": lambda: adamlab.nadam(LR),
-            "ademamix": lambda: adamlab.ademamix(LR, weight_decay=WD),
-            "lion": lambda: adamlab.lion(LR, weight_decay=WD),
-            "adam_atan2": lambda: adamlab.adam_atan2(LR, weight_decay=WD),
-            "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(LR, weight_decay=WD)),
-            "stable_adamw": lambda: adamlab.stable_adamw(LR, weight_decay=WD),
-            "tree-int8": lambda: adamlab.adamw(LR, weight_decay=WD, state_dtype=jnp.int8)}
+    ours = {
+        "tree": lambda: adamlab.adamw(LR, weight_decay=WD),
+        "adam": lambda: adamlab.adam(LR),
+        "adam-l2": lambda: adamlab.adam(LR, weight_decay=WD),
+        "amsgrad": lambda: adamlab.amsgrad(LR),
+        "nadam": lambda: adamlab.nadam(LR),
+        "ademamix": lambda: adamlab.ademamix(LR, weight_decay=WD),
+        "lion": lambda: adamlab.lion(LR, weight_decay=WD),
+        "adam_atan2": lambda: adamlab.adam_atan2(LR, weight_decay=WD),
+        "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(LR, weight_decay=WD)),
+        "stable_adamw": lambda: adamlab.stable_adamw(LR, weight_decay=WD),
+        "tree-int8": lambda: adamlab.adamw(LR, weight_decay=WD, state_dtype=jnp.int8),
+    }
     if variant in ours:
         tx = ours[variant]()
         return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads
@@ -196,7 +223,7 @@ def run_shape(name: str, shapes, variants, bw: float, args) -> dict:
         live[v] = [compiled, p, s, g]
         out["variants"][v] = rec
     for r in range(args.rounds):
-        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
         for v in order:
             compiled, p, s, g = live[v]
             for _ in range(args.steps):
@@ -252,7 +279,7 @@ def run_isolated(name: str, shapes, variants, bw: float, args, argv) -> dict:
     floor = BYTES_PER_PARAM * n / bw
     runs: dict = {v: [] for v in variants}
     for r in range(args.runs):
-        for v in variants[r % len(variants):] + variants[:r % len(variants)]:
+        for v in variants[r % len(variants) :] + variants[: r % len(variants)]:
             cmd = [sys.executable, "-m", "benchmarks.step", *argv, "--child", f"{name}:{v}"]
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
             if done.returncode != 0:
@@ -261,12 +288,20 @@ def run_isolated(name: str, shapes, variants, bw: float, args, argv) -> dict:
     recs = {}
     for v, rs in runs.items():
         step_ms = min(r["step_ms"] for r in rs)
-        recs[v] = {"compile_s": round(min(r["compile_s"] for r in rs), 3), "step_ms": round(step_ms, 3),
-                   "x_floor": round(step_ms / 1e3 / floor, 2),
-                   "runs": [{k: round(x, 4) for k, x in r.items()} for r in rs]}
+        recs[v] = {
+            "compile_s": round(min(r["compile_s"] for r in rs), 3),
+            "step_ms": round(step_ms, 3),
+            "x_floor": round(step_ms / 1e3 / floor, 2),
+            "runs": [{k: round(x, 4) for k, x in r.items()} for r in rs],
+        }
     add_ratios(recs)
-    return {"params_M": round(n / 1e6, 3), "leaves": len(shapes), "floor_ms": round(floor * 1e3, 4),
-            "runs": args.runs, "variants": recs}
+    return {
+        "params_M": round(n / 1e6, 3),
+        "leaves": len(shapes),
+        "floor_ms": round(floor * 1e3, 4),
+        "runs": args.runs,
+        "variants": recs,
+    }
 
 
 def main(argv=None) -> dict:
@@ -275,8 +310,12 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", default=shapes_default, help=f"comma list of {', '.join(SHAPES)}")
     ap.add_argument("--scale", type=float, default=scale_default, help="multiplies the first dimension of each leaf")
-    ap.add_argument("--max-leaves", type=int, default=leaves_default,
-                    help="keep only the first N leaves of each shape (CPU default 500: per-leaf compiles are slow)")
+    ap.add_argument(
+        "--max-leaves",
+        type=int,
+        default=leaves_default,
+        help="keep only the first N leaves of each shape (CPU default 500: per-leaf compiles are slow)",
+    )
     ap.add_argument("--variants", default="optax,pytree,flat", help=f"comma list of {', '.join(VARIANTS)}")
     ap.add_argument("--steps", type=int, default=3 if backend == "cpu" else 10, help="timed steps per round")
     ap.add_argument("--rounds", type=int, default=3 if backend == "cpu" else 5)
@@ -290,7 +329,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.child:
         name, variant = args.child.split(":")
-        shapes = scaled(SHAPES[name], args.scale)[:args.max_leaves or None]
+        shapes = scaled(SHAPES[name], args.scale)[: args.max_leaves or None]
         print(json.dumps(run_child(name, shapes, variant, args)))
         return {}
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -320,12 +359,18 @@ def main(argv=None) -> dict:
         "copy_bw_GBs": round(bw / 1e9, 2),
         "shapes": {},
     }
-    print(f"{res['device_kind']} ({backend}), copy bandwidth {bw / 1e9:.1f} GB/s, scale {args.scale}, "
-          f"max leaves {args.max_leaves}", flush=True)
-    print(f"{'shape':<15}{'variant':<14}{'params':>9}{'leaves':>7}{'compile s':>10}{'c x optax':>10}{'step ms':>10}"
-          f"{'x optax':>8}{'x floor':>8}{'temp MB':>9}", flush=True)
+    print(
+        f"{res['device_kind']} ({backend}), copy bandwidth {bw / 1e9:.1f} GB/s, scale {args.scale}, "
+        f"max leaves {args.max_leaves}",
+        flush=True,
+    )
+    print(
+        f"{'shape':<15}{'variant':<14}{'params':>9}{'leaves':>7}{'compile s':>10}{'c x optax':>10}{'step ms':>10}"
+        f"{'x optax':>8}{'x floor':>8}{'temp MB':>9}",
+        flush=True,
+    )
     for name in names:
-        shapes = scaled(SHAPES[name], args.scale)[:args.max_leaves or None]
+        shapes = scaled(SHAPES[name], args.scale)[: args.max_leaves or None]
         if args.isolate:
             child_argv = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--isolate"]
             r = run_isolated(name, shapes, variants, bw, args, child_argv)
@@ -334,9 +379,12 @@ def main(argv=None) -> dict:
         res["shapes"][name] = r
         for v, rec in r["variants"].items():
             temp = rec.get("memory_MB", {}).get("temporaries", float("nan"))
-            print(f"{name:<15}{v:<14}{r['params_M']:>8.2f}M{r['leaves']:>7}{rec['compile_s']:>10.2f}"
-                  f"{rec.get('compile_x_optax', float('nan')):>10.2f}{rec['step_ms']:>10.3f}"
-                  f"{rec.get('x_optax', float('nan')):>8.2f}{rec['x_floor']:>8.2f}{temp:>9.1f}", flush=True)
+            print(
+                f"{name:<15}{v:<14}{r['params_M']:>8.2f}M{r['leaves']:>7}{rec['compile_s']:>10.2f}"
+                f"{rec.get('compile_x_optax', float('nan')):>10.2f}{rec['step_ms']:>10.3f}"
+                f"{rec.get('x_optax', float('nan')):>8.2f}{rec['x_floor']:>8.2f}{temp:>9.1f}",
+                flush=True,
+            )
     res["wall_s"] = round(time.perf_counter() - t_start, 1)
     print(f"total {res['wall_s']} s", flush=True)
     if args.json:

@@ -66,8 +66,17 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="adamlab-chromium-")
 
     def _run(self, *args: str) -> str:
-        cmd = [self.binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--no-first-run", f"--user-data-dir={self.profile}", "--virtual-time-budget=15000", *args]
+        cmd = [
+            self.binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            f"--user-data-dir={self.profile}",
+            "--virtual-time-budget=15000",
+            *args,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -144,19 +153,23 @@ def main(argv=None) -> int:
         index = browser.dom(f"{base}/index.html")
         check("<h1>adamlab" in index or ">adamlab<" in index, "index renders its title")
         missing = [g for g in guides if f'href="guides/{g}.html"' not in index]
-        check(not missing, f"the index's sidebar links all {len(guides)} guides"
-              + (f" (missing {missing})" if missing else ""))
+        check(
+            not missing,
+            f"the index's sidebar links all {len(guides)} guides" + (f" (missing {missing})" if missing else ""),
+        )
         check('href="api/index.html"' in index, "the index's sidebar links the API reference")
         print("     screenshot", browser.screenshot(f"{base}/index.html", "index"))
 
         for page in [f"guides/{g}" for g in guides] + [f"api/{a}" for a in api_pages]:
             html = browser.dom(f"{base}/{page}.html")
             title = re.search(r"<h1[^>]*>(.*?)</h1>", html, re.S)
-            check(title is not None and "404" not in text_of(title.group(1)), f"{page} renders: "
-                  + (text_of(title.group(1)).strip().rstrip("#").strip() if title else "no <h1>"))
+            check(
+                title is not None and "404" not in text_of(title.group(1)),
+                f"{page} renders: " + (text_of(title.group(1)).strip().rstrip("#").strip() if title else "no <h1>"),
+            )
 
         ref = browser.dom(f"{base}/api/optimizers.html")
-        entry = ref[ref.find('id="adamlab.adamw"'):]
+        entry = ref[ref.find('id="adamlab.adamw"') :]
         entry = entry[: entry.find("</dl>", entry.find("Example"))] if "Example" in entry else entry[:20000]
         words = text_of(entry)
         check('id="adamlab.adamw"' in ref, "api/optimizers has an anchor for adamlab.adamw")
@@ -166,14 +179,18 @@ def main(argv=None) -> int:
         # adamw opens its page (headless Chromium paints nothing when a screenshot starts at an anchor).
         print("     screenshot", browser.screenshot(f"{base}/api/optimizers.html", "adamw", 1800))
 
-        for query, expected in [("adamw", "api/optimizers.html"), ("weight+decay", "guides/weight_decay.html"),
-                                ("MultiSteps", "guides/from_optax.html")]:
+        for query, expected in [
+            ("adamw", "api/optimizers.html"),
+            ("weight+decay", "guides/weight_decay.html"),
+            ("MultiSteps", "guides/from_optax.html"),
+        ]:
             url = f"{base}/search.html?q={query}"
             hits = search_results(browser.dom(url))
             shown = ", ".join(h.split("#")[0] for h in hits[:5])
-            check(any(h.startswith(expected) for h in hits),
-                  f"search '{query.replace('+', ' ')}': {len(hits)} results, first {shown or 'none'}; "
-                  f"expects {expected}")
+            check(
+                any(h.startswith(expected) for h in hits),
+                f"search '{query.replace('+', ' ')}': {len(hits)} results, first {shown or 'none'}; expects {expected}",
+            )
             print("     screenshot", browser.screenshot(url, f"search-{query.replace('+', '-')}"))
 
     names, listed = public_names(), inventory_names(args.site)

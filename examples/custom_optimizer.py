@@ -30,15 +30,20 @@ def my_adam(lr, b1=0.9, b2=0.999, eps=1e-8, bias_correction=True):
 
 def my_adamw(lr, wd, b1=0.9, b2=0.999, eps=1e-8):
     return adamlab.chain(
-        adamlab.scale_by_ema(b1), adamlab.bias_correct(b1), adamlab.scale_by_rms(b2, eps, bias_correction=True),
+        adamlab.scale_by_ema(b1),
+        adamlab.bias_correct(b1),
+        adamlab.scale_by_rms(b2, eps, bias_correction=True),
         adamlab.add_decoupled_weight_decay(wd, mask=adamlab.weight_decay_mask),  # + wd*p, after the scaling
         adamlab.scale_by_learning_rate(lr),
     )
 
 
 def rmsprop_ema_momentum(lr, decay=0.9, beta=0.9, eps=1e-8):
-    return adamlab.chain(adamlab.scale_by_rms(decay, eps, eps_in_sqrt=True), adamlab.scale_by_ema(beta),
-                         adamlab.scale_by_learning_rate(lr))
+    return adamlab.chain(
+        adamlab.scale_by_rms(decay, eps, eps_in_sqrt=True),
+        adamlab.scale_by_ema(beta),
+        adamlab.scale_by_learning_rate(lr),
+    )
 
 
 def main(steps: int = 200) -> dict:
@@ -59,13 +64,20 @@ def main(steps: int = 200) -> dict:
     first = {bc: my_adam(1e-3, bias_correction=bc) for bc in (True, False)}
     steps0 = {bc: tx.update(g0, tx.init(params), params)[0]["w"] for bc, tx in first.items()}
     ratio = float(jnp.median(steps0[False] / steps0[True]))
-    print(f"Adam without bias correction: first step {ratio:.3f}x Adam's (predicted (1-b1)/sqrt(1-b2) = "
-          f"{0.1 / np.sqrt(0.001):.3f})")
+    print(
+        f"Adam without bias correction: first step {ratio:.3f}x Adam's (predicted (1-b1)/sqrt(1-b2) = "
+        f"{0.1 / np.sqrt(0.001):.3f})"
+    )
     out["no_bias_correction_first_step_ratio"] = ratio
 
     beta = 0.9
-    report = testing.compare(rmsprop_ema_momentum(1e-2, beta=beta), adamlab.rmsprop(1e-2 * (1 - beta), momentum=beta),
-                             params, grads=grads, rtol=1e-5)
+    report = testing.compare(
+        rmsprop_ema_momentum(1e-2, beta=beta),
+        adamlab.rmsprop(1e-2 * (1 - beta), momentum=beta),
+        params,
+        grads=grads,
+        rtol=1e-5,
+    )
     print(f"RMSProp with EMA momentum vs rmsprop(lr*(1-beta), momentum=beta): max rel error {report.max_rel:.2g}")
     out["rmsprop_ema_vs_trace_max_rel"] = report.max_rel
     return out

@@ -21,9 +21,11 @@ def main(steps: int = 300, lr: float = 3e-3, wd: float = 0.05) -> dict:
     k = jax.random.split(jax.random.PRNGKey(0), 4)
     x = jax.random.normal(k[0], (512, 8))
     y = jnp.sin(x[:, :3].sum(axis=1, keepdims=True))
-    init = {"l1": {"w": jax.random.normal(k[1], (8, 64)) / jnp.sqrt(8), "bias": jnp.zeros(64)},
-            "l2": {"w": jax.random.normal(k[2], (64, 64)) / 8, "bias": jnp.zeros(64)},
-            "out": {"w": jax.random.normal(k[3], (64, 1)) / 8, "bias": jnp.zeros(1)}}
+    init = {
+        "l1": {"w": jax.random.normal(k[1], (8, 64)) / jnp.sqrt(8), "bias": jnp.zeros(64)},
+        "l2": {"w": jax.random.normal(k[2], (64, 64)) / 8, "bias": jnp.zeros(64)},
+        "out": {"w": jax.random.normal(k[3], (64, 1)) / 8, "bias": jnp.zeros(1)},
+    }
 
     def loss(p):
         h = jax.nn.gelu(x @ p["l1"]["w"] + p["l1"]["bias"])
@@ -32,17 +34,21 @@ def main(steps: int = 300, lr: float = 3e-3, wd: float = 0.05) -> dict:
 
     mask = adamlab.weight_decay_mask
     out = {}
-    for name, opt, coupled in [("Adam+L2", adamlab.adam(lr, weight_decay=wd, mask=mask), True),
-                               ("AdamW", adamlab.adamw(lr, weight_decay=wd, mask=mask), False)]:
+    for name, opt, coupled in [
+        ("Adam+L2", adamlab.adam(lr, weight_decay=wd, mask=mask), True),
+        ("AdamW", adamlab.adamw(lr, weight_decay=wd, mask=mask), False),
+    ]:
 
         @jax.jit
         def step(params, state, opt=opt, coupled=coupled):
             value, grads = jax.value_and_grad(loss)(params)
             updates, state = opt.update(grads, state, params)
             decay = diagnostics.effective_decay(state, params, lr, wd, coupled=coupled, mask=mask)
-            logs = {"loss": value,
-                    "decay_q05_q50_q95": diagnostics.tree_quantiles(decay, [0.05, 0.5, 0.95], mask=mask),
-                    "update_ratio": {k: v["w"] for k, v in diagnostics.update_weight_ratio(updates, params).items()}}
+            logs = {
+                "loss": value,
+                "decay_q05_q50_q95": diagnostics.tree_quantiles(decay, [0.05, 0.5, 0.95], mask=mask),
+                "update_ratio": {k: v["w"] for k, v in diagnostics.update_weight_ratio(updates, params).items()},
+            }
             return adamlab.apply_updates(params, updates), state, logs
 
         params, state = init, opt.init(init)
@@ -51,8 +57,10 @@ def main(steps: int = 300, lr: float = 3e-3, wd: float = 0.05) -> dict:
             if (i + 1) % max(1, steps // 3) == 0:
                 q = [f"{v:.2e}" for v in logs["decay_q05_q50_q95"]]
                 ratios = " ".join(f"{k} {float(v):.1e}" for k, v in logs["update_ratio"].items())
-                print(f"{name:8} step {i + 1:4d} loss {float(logs['loss']):.4f}  effective decay 5/50/95%: "
-                      f"{' '.join(q)}  update/weight: {ratios}")
+                print(
+                    f"{name:8} step {i + 1:4d} loss {float(logs['loss']):.4f}  effective decay 5/50/95%: "
+                    f"{' '.join(q)}  update/weight: {ratios}"
+                )
         out[name] = {"loss": float(logs["loss"]), "decay_quantiles": [float(v) for v in logs["decay_q05_q50_q95"]]}
     return out
 

@@ -1,7 +1,7 @@
 """A jit-compiled training loop: a one-hidden-layer MLP fits y = sin(x0 + x1) with AdamW.
 
-    python examples/mlp_regression.py            # 500 steps
-    ADAMLAB_EXAMPLE_STEPS=50 python examples/mlp_regression.py
+python examples/mlp_regression.py            # 500 steps
+ADAMLAB_EXAMPLE_STEPS=50 python examples/mlp_regression.py
 """
 
 import os
@@ -16,8 +16,10 @@ def main(steps: int = 500) -> dict:
     kx, k1, k2 = jax.random.split(jax.random.PRNGKey(0), 3)
     x = jax.random.uniform(kx, (512, 2), minval=-2, maxval=2)
     y = jnp.sin(x[:, :1] + x[:, 1:])
-    params = {"hidden": {"w": jax.random.normal(k1, (2, 64)) * 0.5, "bias": jnp.zeros(64)},
-              "out": {"w": jax.random.normal(k2, (64, 1)) * 0.1, "bias": jnp.zeros(1)}}
+    params = {
+        "hidden": {"w": jax.random.normal(k1, (2, 64)) * 0.5, "bias": jnp.zeros(64)},
+        "out": {"w": jax.random.normal(k2, (64, 1)) * 0.1, "bias": jnp.zeros(1)},
+    }
 
     def loss(params):
         h = jnp.tanh(x @ params["hidden"]["w"] + params["hidden"]["bias"])

@@ -41,8 +41,10 @@ def _early_device_count(argv) -> int:
 
 if __name__ == "__main__" and "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     # Affects only the host (CPU) platform: with GPUs or TPUs present, those remain JAX's devices.
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count="
-                               f"{max(_early_device_count(sys.argv[1:]), 1)}").strip()
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count="
+        f"{max(_early_device_count(sys.argv[1:]), 1)}"
+    ).strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -59,21 +61,32 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:.3f} MiB"
 
 
-def main(steps: int = 100, devices: int = _DEFAULT_DEVICES, *, batch: int = 32, d_model: int = 128,
-         layers: int = 2, context: int = 64, zero1: bool = False, log_every: int = 10) -> dict:
+def main(
+    steps: int = 100,
+    devices: int = _DEFAULT_DEVICES,
+    *,
+    batch: int = 32,
+    d_model: int = 128,
+    layers: int = 2,
+    context: int = 64,
+    zero1: bool = False,
+    log_every: int = 10,
+) -> dict:
     available = jax.devices()
     if devices > len(available):
-        raise ValueError(f"--devices {devices} but JAX sees {len(available)} ({available[0].platform}); on a CPU run "
-                         "this script directly so that it can ask for simulated devices")
+        raise ValueError(
+            f"--devices {devices} but JAX sees {len(available)} ({available[0].platform}); on a CPU run "
+            "this script directly so that it can ask for simulated devices"
+        )
     if batch % devices:
         raise ValueError(f"batch ({batch}) must be divisible by the device count ({devices})")
     mesh = Mesh(np.array(available[:devices]), ("fsdp",))
-    config = model.ModelConfig(vocab_size=len(data.VOCAB), context=context, d_model=d_model, layers=layers,
-                               heads=4)
+    config = model.ModelConfig(vocab_size=len(data.VOCAB), context=context, d_model=d_model, layers=layers, heads=4)
     params = model.init_params(config, seed=0)
     schedule = adamlab.schedules.warmup_cosine_decay(0.0, 3e-3, max(steps // 10, 1), max(steps, 2))
-    tx = adamlab.chain(adamlab.clip_by_global_norm(1.0),
-                       adamlab.adamw(schedule, weight_decay=0.1, mask=adamlab.weight_decay_mask))
+    tx = adamlab.chain(
+        adamlab.clip_by_global_norm(1.0), adamlab.adamw(schedule, weight_decay=0.1, mask=adamlab.weight_decay_mask)
+    )
     replicated = NamedSharding(mesh, P())
 
     if zero1:  # replicated params in a flat layout; the optimizer state split N ways along its buffers
@@ -119,13 +132,19 @@ def main(steps: int = 100, devices: int = _DEFAULT_DEVICES, *, batch: int = 32, 
     p_dev, s_dev = shd.bytes_per_device(params), shd.bytes_per_device(state)
     p_total = sum(x.nbytes for x in jax.tree.leaves(params))
     s_total = sum(x.nbytes for x in jax.tree.leaves(state))
-    print(f"{devices} x {available[0].platform} devices, mesh {dict(mesh.shape)}, "
-          f"{'ZeRO-1' if zero1 else 'FSDP'}, {model.count_params(params if not zero1 else params.unflatten()):,} "
-          "params")
-    print(f"params           : {_mib(p_total)} in all, {_mib(max(p_dev.values()))} on the fullest device "
-          f"({p_total / max(p_dev.values()):.2f}x split)")
-    print(f"optimizer state  : {_mib(s_total)} in all, {_mib(max(s_dev.values()))} on the fullest device "
-          f"({s_total / max(s_dev.values()):.2f}x split)")
+    print(
+        f"{devices} x {available[0].platform} devices, mesh {dict(mesh.shape)}, "
+        f"{'ZeRO-1' if zero1 else 'FSDP'}, {model.count_params(params if not zero1 else params.unflatten()):,} "
+        "params"
+    )
+    print(
+        f"params           : {_mib(p_total)} in all, {_mib(max(p_dev.values()))} on the fullest device "
+        f"({p_total / max(p_dev.values()):.2f}x split)"
+    )
+    print(
+        f"optimizer state  : {_mib(s_total)} in all, {_mib(max(s_dev.values()))} on the fullest device "
+        f"({s_total / max(s_dev.values()):.2f}x split)"
+    )
     print(f"train step collectives : {comms}")
     print(f"optimizer update alone : {update_comms}")
 
@@ -138,12 +157,20 @@ def main(steps: int = 100, devices: int = _DEFAULT_DEVICES, *, batch: int = 32, 
         if (i + 1) % log_every == 0 or i == 0 or i + 1 == steps:
             print(f"step {i + 1:5d}  loss {losses[-1]:.4f}")
     return {
-        "devices": devices, "platform": available[0].platform, "mode": "zero1" if zero1 else "fsdp",
-        "param_bytes_total": p_total, "param_bytes_max_device": max(p_dev.values()),
-        "state_bytes_total": s_total, "state_bytes_max_device": max(s_dev.values()),
+        "devices": devices,
+        "platform": available[0].platform,
+        "mode": "zero1" if zero1 else "fsdp",
+        "param_bytes_total": p_total,
+        "param_bytes_max_device": max(p_dev.values()),
+        "state_bytes_total": s_total,
+        "state_bytes_max_device": max(s_dev.values()),
         "state_bytes_min_device": min(s_dev.values()),
-        "collectives": comms.counts, "collective_bytes": comms.bytes, "update_collectives": update_comms.counts,
-        "update_collective_bytes": update_comms.bytes, "first_loss": losses[0], "final_loss": losses[-1],
+        "collectives": comms.counts,
+        "collective_bytes": comms.bytes,
+        "update_collectives": update_comms.counts,
+        "update_collective_bytes": update_comms.bytes,
+        "first_loss": losses[0],
+        "final_loss": losses[-1],
         "state_specs": sorted({str(getattr(x.sharding, "spec", x.sharding)) for x in jax.tree.leaves(s)}),
     }
 
@@ -151,8 +178,12 @@ def main(steps: int = 100, devices: int = _DEFAULT_DEVICES, *, batch: int = 32, 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=int(os.environ.get("ADAMLAB_EXAMPLE_STEPS", 100)))
-    parser.add_argument("--devices", type=int, default=None,
-                        help=f"mesh size (default: every GPU/TPU, or {_DEFAULT_DEVICES} simulated CPU devices)")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help=f"mesh size (default: every GPU/TPU, or {_DEFAULT_DEVICES} simulated CPU devices)",
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
@@ -161,8 +192,15 @@ if __name__ == "__main__":
     parser.add_argument("--json", help="also write the summary as JSON to this file")
     args = parser.parse_args()
     n = args.devices or (len(jax.devices()) if jax.default_backend() != "cpu" else _DEFAULT_DEVICES)
-    summary = main(args.steps, n, batch=args.batch, d_model=args.d_model, layers=args.layers,
-                   context=args.context, zero1=args.zero1)
+    summary = main(
+        args.steps,
+        n,
+        batch=args.batch,
+        d_model=args.d_model,
+        layers=args.layers,
+        context=args.context,
+        zero1=args.zero1,
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=1)

@@ -35,8 +35,17 @@ from adamlab import sharding as shd  # noqa: E402
 from adamlab.accumulate import accumulate_gradients  # noqa: E402
 
 STEPS = 2
-ONE_DEVICE_COMPARED = ("adamw", "clip_adam", "accumulate", "amsgrad", "ademamix", "lion", "adam_atan2",
-                       "cautious_adamw", "stable_adamw")
+ONE_DEVICE_COMPARED = (
+    "adamw",
+    "clip_adam",
+    "accumulate",
+    "amsgrad",
+    "ademamix",
+    "lion",
+    "adam_atan2",
+    "cautious_adamw",
+    "stable_adamw",
+)
 
 
 def auto_mesh(shape, names):
@@ -48,13 +57,18 @@ def mixed_params():
     mesh = auto_mesh((2, 4), ("data", "model"))
     k = jax.random.split(jax.random.PRNGKey(0), 5)
     specs = {
-        "embed": P("data", None), "mlp": {"w": P(None, "model"), "bias": P()}, "attn": P("data", "model"),
-        "ln": {"scale": P()}, "steps": P(),
+        "embed": P("data", None),
+        "mlp": {"w": P(None, "model"), "bias": P()},
+        "attn": P("data", "model"),
+        "ln": {"scale": P()},
+        "steps": P(),
     }
     values = {
         "embed": jax.random.normal(k[0], (16, 8)),
         "mlp": {"w": jax.random.normal(k[1], (8, 12)), "bias": jnp.zeros(12)},
-        "attn": jax.random.normal(k[2], (8, 8)), "ln": {"scale": jnp.ones(8)}, "steps": jnp.arange(4, dtype=jnp.int32),
+        "attn": jax.random.normal(k[2], (8, 8)),
+        "ln": {"scale": jnp.ones(8)},
+        "steps": jnp.arange(4, dtype=jnp.int32),
     }
     shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
     return jax.device_put(values, shardings), shardings
@@ -63,8 +77,10 @@ def mixed_params():
 def grads_like(params, seed, scale=1.0):
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-    out = [scale * jax.random.normal(k, p.shape, p.dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p
-           for k, p in zip(keys, leaves)]
+    out = [
+        scale * jax.random.normal(k, p.shape, p.dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p
+        for k, p in zip(keys, leaves)
+    ]
     return jax.device_put(jax.tree.unflatten(treedef, out), jax.tree.map(lambda p: p.sharding, params))
 
 
@@ -76,11 +92,16 @@ def optimizers():
         "clip_adam": adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adam(1e-2)),
         "optax_adam": adamlab.chain(optax.adam(1e-2)),
         "accumulate": accumulate_gradients(adamlab.adamw(1e-2), 2),
-        "schedule_bf16": adamlab.adamw(adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 10),
-                                       state_dtype=jnp.bfloat16),
+        "schedule_bf16": adamlab.adamw(
+            adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 10), state_dtype=jnp.bfloat16
+        ),
         "amsgrad": adamlab.amsgrad(1e-2, max_of="raw"),
-        "ademamix": adamlab.ademamix(1e-2, b3=adamlab.schedules.ademamix_b3(0.9999, 10),
-                                     alpha=adamlab.schedules.ademamix_alpha(5.0, 10), weight_decay=0.1),
+        "ademamix": adamlab.ademamix(
+            1e-2,
+            b3=adamlab.schedules.ademamix_b3(0.9999, 10),
+            alpha=adamlab.schedules.ademamix_alpha(5.0, 10),
+            weight_decay=0.1,
+        ),
         "lion": adamlab.lion(1e-3, weight_decay=0.1, mask=adamlab.weight_decay_mask),
         "adam_atan2": adamlab.adam_atan2(1e-2),
         "cautious_adamw": adamlab.cautious(adamlab.adamw(1e-2, weight_decay=0.1)),
@@ -131,7 +152,8 @@ def bitwise(a, b) -> bool:
     la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
     return len(la) == len(lb) and all(
         x.shape == y.shape and x.dtype == y.dtype and np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
-        for x, y in zip(la, lb))
+        for x, y in zip(la, lb)
+    )
 
 
 def max_rel(a, b) -> float:
@@ -161,7 +183,8 @@ def check_follow_params():
         r["init_mismatches"] = moment_mismatches(built, params)
         r["state_shardings_match_init"] = all(
             s.is_equivalent_to(x.sharding, x.ndim)
-            for s, x in zip(jax.tree.leaves(shd.state_shardings(tx, params)), jax.tree.leaves(built)))
+            for s, x in zip(jax.tree.leaves(shd.state_shardings(tx, params)), jax.tree.leaves(built))
+        )
 
         def step(p, s, g, tx=tx):
             u, s = tx.update(g, s, p)
@@ -180,9 +203,11 @@ def check_follow_params():
             except TypeError:  # optax.adam turns the int32 moment of an int param into float32 after one step
                 p, s = fn(p, s, g)
         r["step_mismatches"] = moment_mismatches(s, params)
-        r["param_mismatches"] = [jax.tree_util.keystr(k) for (k, a), b in zip(
-            jax.tree_util.tree_flatten_with_path(p)[0], jax.tree.leaves(params))
-            if not a.sharding.is_equivalent_to(b.sharding, b.ndim)]
+        r["param_mismatches"] = [
+            jax.tree_util.keystr(k)
+            for (k, a), b in zip(jax.tree_util.tree_flatten_with_path(p)[0], jax.tree.leaves(params))
+            if not a.sharding.is_equivalent_to(b.sharding, b.ndim)
+        ]
         if name in ONE_DEVICE_COMPARED:
             lp, ls = local, tx.init(local)
             for g in grads:
@@ -197,8 +222,11 @@ def check_explicit_mesh():
     """A mesh of Explicit axes (jax.make_mesh's default): eager init, `init` and jitted steps keep the shardings."""
     mesh = jax.make_mesh((8,), ("fsdp",), axis_types=(AxisType.Explicit,))
     params = {"w": jnp.ones((16, 4)), "v": jnp.ones((8,)), "b": jnp.zeros(3)}
-    shardings = {"w": NamedSharding(mesh, P("fsdp", None)), "v": NamedSharding(mesh, P("fsdp")),
-                 "b": NamedSharding(mesh, P())}
+    shardings = {
+        "w": NamedSharding(mesh, P("fsdp", None)),
+        "v": NamedSharding(mesh, P("fsdp")),
+        "b": NamedSharding(mesh, P()),
+    }
     params = jax.device_put(params, shardings)
     tx = adamlab.adamw(1e-2)
     built = shd.init(tx, params)
@@ -214,34 +242,44 @@ def check_explicit_mesh():
         zu, zs = jax.jit(ztx.update)(fp, shd.init(ztx, fp), fp)
     local = flat.flatten(tree)
     ru, _ = jax.jit(tx.update)(local, tx.init(local), local)
-    return {"init_mismatches": moment_mismatches(built, params), "eager_mismatches": moment_mismatches(
-        tx.init(params), params), "step_mismatches": moment_mismatches(s, params), "collectives": stats.counts,
+    return {
+        "init_mismatches": moment_mismatches(built, params),
+        "eager_mismatches": moment_mismatches(tx.init(params), params),
+        "step_mismatches": moment_mismatches(s, params),
+        "collectives": stats.counts,
         "zero1_bitwise": bitwise(zu, ru),
-        "zero1_specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(zs) if b.ndim == 1 and b.size})}
+        "zero1_specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(zs) if b.ndim == 1 and b.size}),
+    }
 
 
 def check_fsdp_memory():
     """FSDP placement by `fsdp_shardings`: each device holds 1/8 of params and state (replicated small leaves aside)."""
     mesh = auto_mesh((8,), ("fsdp",))
     k = jax.random.split(jax.random.PRNGKey(1), 3)
-    params = {"w1": jax.random.normal(k[0], (64, 32)), "w2": jax.random.normal(k[1], (32, 64)),
-              "b": jnp.zeros(32)}
+    params = {"w1": jax.random.normal(k[0], (64, 32)), "w2": jax.random.normal(k[1], (32, 64)), "b": jnp.zeros(32)}
     params = jax.device_put(params, shd.fsdp_shardings(params, mesh, "fsdp", min_elements=256))
     tx = adamlab.adamw(1e-3)
     state = shd.init(tx, params)
     per_dev = shd.bytes_per_device(state)
     full = sum(x.nbytes for x in jax.tree.leaves(state))
-    return {"specs": {k: str(v.sharding.spec) for k, v in params.items()}, "devices": len(per_dev),
-            "max_state_bytes": max(per_dev.values()), "full_state_bytes": full,
-            "replicated_bytes": 2 * 32 * 4 + 2 * 4}
+    return {
+        "specs": {k: str(v.sharding.spec) for k, v in params.items()},
+        "devices": len(per_dev),
+        "max_state_bytes": max(per_dev.values()),
+        "full_state_bytes": full,
+        "replicated_bytes": 2 * 32 * 4 + 2 * 4,
+    }
 
 
 def check_fsdp_loss():
     """`fsdp_loss`: the plain loss and gradient on the whole batch, each gradient split like its param."""
     mesh = auto_mesh((8,), ("fsdp",))
     k = jax.random.split(jax.random.PRNGKey(2), 4)
-    params = {"w1": jax.random.normal(k[0], (16, 64)) * 0.3, "b1": jnp.zeros(64),
-              "w2": jax.random.normal(k[1], (64, 8)) * 0.3}
+    params = {
+        "w1": jax.random.normal(k[0], (16, 64)) * 0.3,
+        "b1": jnp.zeros(64),
+        "w2": jax.random.normal(k[1], (64, 8)) * 0.3,
+    }
     x = jax.random.normal(k[2], (32, 16))
     y = jax.random.normal(k[3], (32, 8))
 
@@ -257,16 +295,19 @@ def check_fsdp_loss():
     value, grads = compiled(placed, xs, ys)
     ref_value, ref_grads = jax.value_and_grad(mse)(params, x, y)
     errors = {}
-    for name, call in {"odd_batch": lambda: loss(placed, x[:12], y[:12]),
-                       "bad_axis": lambda: shd.fsdp_loss(mse, sh, "data"),
-                       "not_shardings": lambda: shd.fsdp_loss(mse, {"w": P("fsdp")}, "fsdp")}.items():
+    for name, call in {
+        "odd_batch": lambda: loss(placed, x[:12], y[:12]),
+        "bad_axis": lambda: shd.fsdp_loss(mse, sh, "data"),
+        "not_shardings": lambda: shd.fsdp_loss(mse, {"w": P("fsdp")}, "fsdp"),
+    }.items():
         try:
             call()
             errors[name] = None
         except (ValueError, TypeError) as e:
             errors[name] = f"{type(e).__name__}: {e}"
     return {
-        "value": float(value), "ref_value": float(ref_value),
+        "value": float(value),
+        "ref_value": float(ref_value),
         "grad_max_rel": max(max_rel(grads[n], ref_grads[n]) for n in params),
         "param_specs": {n: str(s.spec) for n, s in sh.items()},
         "grads_split_like_params": {n: g.sharding.is_equivalent_to(sh[n], g.ndim) for n, g in grads.items()},
@@ -278,9 +319,12 @@ def check_fsdp_loss():
 def _flat_setup(group):
     mesh = auto_mesh((8,), ("data",))
     k = jax.random.split(jax.random.PRNGKey(2), 4)
-    tree = {"w": jax.random.normal(k[0], (13, 7)), "b": jax.random.normal(k[1], (7,)),
-            "blocks": [{"kernel": jax.random.normal(k[2], (5, 3))}, {"scale": jnp.ones(3)}],
-            "steps": jnp.arange(3, dtype=jnp.int32)}
+    tree = {
+        "w": jax.random.normal(k[0], (13, 7)),
+        "b": jax.random.normal(k[1], (7,)),
+        "blocks": [{"kernel": jax.random.normal(k[2], (5, 3))}, {"scale": jnp.ones(3)}],
+        "steps": jnp.arange(3, dtype=jnp.int32),
+    }
     params = flat.flatten(tree, group=group)
     rep = NamedSharding(mesh, P())
     return mesh, tree, jax.device_put(params, rep), rep
@@ -327,7 +371,8 @@ def _zero1_case(group) -> dict:
         "state_bytes_per_device": sorted(set(per_dev.values())),
         "unsharded_state_bytes": sum(x.nbytes for x in jax.tree.leaves(fs)),
         "padded_float_bytes": sum(b.nbytes for b in jax.tree.leaves(s[0]) if b.size),
-        "collectives": stats.counts, "collective_bytes": stats.bytes,
+        "collectives": stats.counts,
+        "collective_bytes": stats.bytes,
         "bitwise_vs_flat": bitwise(p, fp) and bitwise(shd.zero1_state_to_flat(s), fs),
         "max_rel_vs_tree": max_rel(p.unflatten(), tp),
         "bitwise_vs_tree": bitwise(p.unflatten(), tp) and bitwise(flat.state_to_tree(shd.zero1_state_to_flat(s)), ts),
@@ -347,9 +392,10 @@ def check_zero1():
     g["steps"] = tree["steps"]
     u, s = jax.jit(ptx.update)(jax.device_put(g, rep), s, rtree)
     ru, _ = jax.jit(tx.update)(g, tx.init(tree), tree)
-    out["packed"] = {"bitwise_updates": bitwise(u, ru),
-                     "moment_specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(s) if b.ndim == 1
-                                             and b.shape[0] > 0})}
+    out["packed"] = {
+        "bitwise_updates": bitwise(u, ru),
+        "moment_specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(s) if b.ndim == 1 and b.shape[0] > 0}),
+    }
     return out
 
 
@@ -361,8 +407,12 @@ def check_accumulate():
     fn = jax.jit(lambda p, s, g: tx.update(g, s, p))
     stats = shd.collectives(fn.lower(params, state, params).compile())
     _, s = fn(params, state, grads_like(params, 0))
-    return {"mismatches": moment_mismatches(state, params), "after_step": moment_mismatches(s, params),
-            "accumulator_is_matched": n_moment_leaves(state.accumulator, params), "collectives": stats.counts}
+    return {
+        "mismatches": moment_mismatches(state, params),
+        "after_step": moment_mismatches(s, params),
+        "accumulator_is_matched": n_moment_leaves(state.accumulator, params),
+        "collectives": stats.counts,
+    }
 
 
 def check_groups():
@@ -385,14 +435,20 @@ def check_groups():
     for name, st in (("init", state), ("after", s)):
         trained = st.inner_states["trained"]
         for moment in (trained[0].moment, trained[2].second_moment):
-            for (path, m), (_, par) in zip(jax.tree_util.tree_flatten_with_path(moment)[0],
-                                           jax.tree_util.tree_flatten_with_path(
-                                               {"mlp": params["mlp"], "attn": params["attn"]})[0]):
+            for (path, m), (_, par) in zip(
+                jax.tree_util.tree_flatten_with_path(moment)[0],
+                jax.tree_util.tree_flatten_with_path({"mlp": params["mlp"], "attn": params["attn"]})[0],
+            ):
                 matched += 1
                 if not m.sharding.is_equivalent_to(par.sharding, par.ndim):
                     bad.append(f"{name}{jax.tree_util.keystr(path)}: {m.sharding} vs {par.sharding}")
-    return {"mismatches": bad, "matched": matched, "collectives": stats.counts, "bitwise": bitwise(p, lp),
-            "frozen_unchanged": bitwise(p["embed"], params["embed"])}
+    return {
+        "mismatches": bad,
+        "matched": matched,
+        "collectives": stats.counts,
+        "bitwise": bitwise(p, lp),
+        "frozen_unchanged": bitwise(p["embed"], params["embed"]),
+    }
 
 
 def check_checkpoint():
@@ -424,13 +480,18 @@ def check_checkpoint():
             path = checkpoint.save_orbax(os.path.join(tmp, "ck_orbax"), {"params": p, "opt": s})
             restored = checkpoint.restore_orbax(path, {"params": like[0], "opt": like[1]})
         rp, rs = restored["params"], restored["opt"]
-        same_sharding = all(a.sharding.is_equivalent_to(b.sharding, b.ndim)
-                            for a, b in zip(jax.tree.leaves((rp, rs)), jax.tree.leaves((p, s))))
+        same_sharding = all(
+            a.sharding.is_equivalent_to(b.sharding, b.ndim)
+            for a, b in zip(jax.tree.leaves((rp, rs)), jax.tree.leaves((p, s)))
+        )
         same_types = jax.tree.structure((rp, rs)) == jax.tree.structure((p, s))
         for g in grads[STEPS:]:
             rp, rs = fn(rp, rs, g)
-        out[fmt] = {"same_sharding": same_sharding, "same_types": same_types,
-                    "resumed_bitwise": bitwise((rp, rs), full)}
+        out[fmt] = {
+            "same_sharding": same_sharding,
+            "same_types": same_types,
+            "resumed_bitwise": bitwise((rp, rs), full),
+        }
     # ZeRO-1 state through Orbax, restored onto its 1/8 shards.
     mesh, tree, fparams, _ = _flat_setup(adamlab.weight_decay_mask)
     ztx = shd.zero1(adamlab.adamw(1e-2), mesh, "data")
@@ -438,8 +499,11 @@ def check_checkpoint():
     path = checkpoint.save_orbax(os.path.join(tmp, "zero1"), zs)
     like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), zs)
     back = checkpoint.restore_orbax(path, like)
-    out["zero1"] = {"bitwise": bitwise(back, zs), "same_types": jax.tree.structure(back) == jax.tree.structure(zs),
-                    "specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(back) if b.ndim == 1 and b.size})}
+    out["zero1"] = {
+        "bitwise": bitwise(back, zs),
+        "same_types": jax.tree.structure(back) == jax.tree.structure(zs),
+        "specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(back) if b.ndim == 1 and b.size}),
+    }
     return out
 
 
@@ -449,8 +513,11 @@ def check_int8():
     mesh = auto_mesh((2, 4), ("data", "model"))
     k = jax.random.split(jax.random.PRNGKey(3), 3)
     specs = {"fsdp": P("data", None), "tp_wide": P(None, "model"), "both": P("data", "model")}
-    values = {"fsdp": jax.random.normal(k[0], (512, 64)), "tp_wide": jax.random.normal(k[1], (16, 4096)),
-              "both": jax.random.normal(k[2], (256, 2048))}
+    values = {
+        "fsdp": jax.random.normal(k[0], (512, 64)),
+        "tp_wide": jax.random.normal(k[1], (16, 4096)),
+        "both": jax.random.normal(k[2], (256, 2048)),
+    }
     params = jax.device_put(values, jax.tree.map(lambda s: NamedSharding(mesh, s), specs))
     tx = adamlab.adamw(1e-2, weight_decay=0.1, state_dtype=jnp.int8)
     state = shd.init(tx, params)
@@ -476,25 +543,35 @@ def check_int8():
     fp = flat.flatten(ztree, group=None)
     ztx = shd.zero1(tx, zmesh, "data")
     zstate = shd.init(ztx, fp)
-    zq = [x for x in jax.tree.leaves(zstate, is_leaf=lambda x: type(x).__name__ == "Quantized")
-          if type(x).__name__ == "Quantized"]
+    zq = [
+        x
+        for x in jax.tree.leaves(zstate, is_leaf=lambda x: type(x).__name__ == "Quantized")
+        if type(x).__name__ == "Quantized"
+    ]
     zstep = jax.jit(lambda p, s, g: (lambda u, s: (adamlab.apply_updates(p, u), s))(*ztx.update(g, s, p)))
     zp, zs = fp, zstate
     for g in grads:
         zp, zs = zstep(zp, zs, fp.layout.flatten(jax.device_put(g, NamedSharding(zmesh, P()))))
-    return {"zero1_quantized": len(zq), "zero1_code_specs": sorted({str(x.codes.sharding.spec) for x in zq}),
-            "zero1_scale_specs": sorted({str(x.scales.sharding.spec) for x in zq}),
-            "zero1_lengths_whole_blocks": all(x.codes.shape[0] % (8 * 256) == 0 for x in zq),
-            "zero1_finite": bool(all(jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(zp))),
-            "quantized_leaves": len(q),
-            "code_mismatches": moment_mismatches(s, params),
-            "scale_specs": [str(x.scales.sharding.spec) for x in jax.tree.leaves(
-                s, is_leaf=lambda x: type(x).__name__ == "Quantized") if type(x).__name__ == "Quantized"],
-            "collectives": shd.collectives(compiled).counts,
-            "bitwise_vs_one_device": bitwise(p, lp), "max_rel_vs_one_device": max_rel(p, lp)}
+    return {
+        "zero1_quantized": len(zq),
+        "zero1_code_specs": sorted({str(x.codes.sharding.spec) for x in zq}),
+        "zero1_scale_specs": sorted({str(x.scales.sharding.spec) for x in zq}),
+        "zero1_lengths_whole_blocks": all(x.codes.shape[0] % (8 * 256) == 0 for x in zq),
+        "zero1_finite": bool(all(jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(zp))),
+        "quantized_leaves": len(q),
+        "code_mismatches": moment_mismatches(s, params),
+        "scale_specs": [
+            str(x.scales.sharding.spec)
+            for x in jax.tree.leaves(s, is_leaf=lambda x: type(x).__name__ == "Quantized")
+            if type(x).__name__ == "Quantized"
+        ],
+        "collectives": shd.collectives(compiled).counts,
+        "bitwise_vs_one_device": bitwise(p, lp),
+        "max_rel_vs_one_device": max_rel(p, lp),
+    }
 
 
-CHECKS = {name[len("check_"):]: fn for name, fn in list(globals().items()) if name.startswith("check_")}
+CHECKS = {name[len("check_") :]: fn for name, fn in list(globals().items()) if name.startswith("check_")}
 
 
 def main(names) -> dict:

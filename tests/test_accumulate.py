@@ -26,8 +26,12 @@ def _adamw():
 FAMILY = {
     "adamw": _adamw,
     "amsgrad": lambda: adamlab.amsgrad(adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 10)),
-    "ademamix": lambda: adamlab.ademamix(1e-2, b3=adamlab.schedules.ademamix_b3(0.9999, 4),
-                                         alpha=adamlab.schedules.ademamix_alpha(5.0, 4), weight_decay=0.1),
+    "ademamix": lambda: adamlab.ademamix(
+        1e-2,
+        b3=adamlab.schedules.ademamix_b3(0.9999, 4),
+        alpha=adamlab.schedules.ademamix_alpha(5.0, 4),
+        weight_decay=0.1,
+    ),
     "lion": lambda: adamlab.lion(adamlab.schedules.warmup_cosine_decay(0.0, 1e-3, 2, 10)),
     "adam_atan2": lambda: adamlab.adam_atan2(1e-2),
     "cautious_adamw": lambda: adamlab.cautious(_adamw()),
@@ -52,6 +56,7 @@ def _run(tx, params, grads):
 
 def _means(grads, k):
     """The mean of each group of k consecutive gradients, (g1 + g2 + ... + gk) / k, in NumPy's IEEE float32."""
+
     def mean(x):
         x = np.asarray(x).reshape(-1, k, *x.shape[1:])
         total = x[:, 0]
@@ -63,8 +68,9 @@ def _means(grads, k):
 
 
 def _bitwise(a, b):
-    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))) \
-        and jax.tree.structure(a) == jax.tree.structure(b)
+    return all(
+        np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    ) and jax.tree.structure(a) == jax.tree.structure(b)
 
 
 @pytest.mark.parametrize("name", list(FAMILY))

@@ -26,14 +26,19 @@ def _params():
 def _grads(params, seed):
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-    return jax.tree.unflatten(treedef, [jax.random.normal(k, p.shape, jnp.float32).astype(p.dtype)
-                                        if jnp.issubdtype(p.dtype, jnp.floating) else p
-                                        for k, p in zip(keys, leaves)])
+    return jax.tree.unflatten(
+        treedef,
+        [
+            jax.random.normal(k, p.shape, jnp.float32).astype(p.dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p
+            for k, p in zip(keys, leaves)
+        ],
+    )
 
 
 def _tx():
-    return adamlab.adamw(adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 20), weight_decay=0.1,
-                         mask=adamlab.weight_decay_mask)
+    return adamlab.adamw(
+        adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 20), weight_decay=0.1, mask=adamlab.weight_decay_mask
+    )
 
 
 @jax.jit
@@ -45,7 +50,8 @@ def _step(p, s, g):
 def _bitwise(a, b):
     return jax.tree.structure(a) == jax.tree.structure(b) and all(
         x.dtype == y.dtype and x.shape == y.shape and np.array_equal(np.asarray(x), np.asarray(y))
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
 
 
 def _save(fmt, path, tree):
@@ -100,8 +106,10 @@ def test_round_trip_keeps_values_dtypes_and_state_types(fmt, tmp_path):
     path = _save(fmt, tmp_path, tree)
     back = _load(fmt, path, tree)
     assert _bitwise(_load(fmt, path, jax.eval_shape(lambda: tree))["opt"], tree["opt"])  # a shapes-only template
-    assert _bitwise(jax.tree.map(lambda x: x, {k: v for k, v in back.items() if k != "key"}),
-                    {k: v for k, v in tree.items() if k != "key"})
+    assert _bitwise(
+        jax.tree.map(lambda x: x, {k: v for k, v in back.items() if k != "key"}),
+        {k: v for k, v in tree.items() if k != "key"},
+    )
     # NamedTuples come back as NamedTuples (not lists or dicts), with their field names.
     assert isinstance(back["opt"][0], EmaState) and isinstance(back["opt"][2], RmsState)
     assert back["opt"][2].gradient_mean == () and back["opt"][0].moment["steps"].shape == (0,)
@@ -124,8 +132,9 @@ def test_npz_is_plain_numpy_for_numpy_dtypes(tmp_path):
 def test_restore_places_leaves_on_the_template_sharding(fmt, tmp_path):
     device = jax.devices()[-1]
     tree = {"w": jnp.ones((2, 2)), "v": jnp.zeros(3)}
-    like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                                      sharding=jax.sharding.SingleDeviceSharding(device)), tree)
+    like = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=jax.sharding.SingleDeviceSharding(device)), tree
+    )
     back = _load(fmt, _save(fmt, tmp_path, tree), like)
     assert all(x.sharding == jax.sharding.SingleDeviceSharding(device) for x in jax.tree.leaves(back))
 

@@ -45,8 +45,10 @@ def test_schedules_match_optax_pointwise():
         (adamlab.schedules.constant(0.3), optax.constant_schedule(0.3)),
         (adamlab.schedules.linear_warmup(0.1, 1.0, 20), optax.linear_schedule(0.1, 1.0, 20)),
         (adamlab.schedules.cosine_decay(1.0, 100, alpha=0.1), optax.cosine_decay_schedule(1.0, 100, alpha=0.1)),
-        (adamlab.schedules.warmup_cosine_decay(0.0, 1.0, 10, 100, end_value=0.05),
-         optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100, end_value=0.05)),
+        (
+            adamlab.schedules.warmup_cosine_decay(0.0, 1.0, 10, 100, end_value=0.05),
+            optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100, end_value=0.05),
+        ),
     ]
     for ours, theirs in pairs:
         np.testing.assert_allclose(jax.vmap(ours)(steps), jax.vmap(theirs)(steps), rtol=1e-6, atol=1e-7)
@@ -131,8 +133,10 @@ def test_inject_hyperparams_of_adamlab_adam_jits():
     """optax.inject_hyperparams(adamlab.adam) under jax.jit: `weight_decay` is then an array (concrete in init,
     traced in update), which once hit `if weight_decay:`. Optax's own test expects -lr on the first step."""
     params = jnp.ones(3)
-    for tx in (optax.inject_hyperparams(adamlab.adam)(learning_rate=0.1),
-               optax.inject_hyperparams(adamlab.adam)(learning_rate=0.1, weight_decay=0.0)):
+    for tx in (
+        optax.inject_hyperparams(adamlab.adam)(learning_rate=0.1),
+        optax.inject_hyperparams(adamlab.adam)(learning_rate=0.1, weight_decay=0.0),
+    ):
         state = jax.jit(tx.init)(params)
         updates, state = jax.jit(tx.update)(jnp.ones(3), state, params)
         np.testing.assert_allclose(np.asarray(updates), [-0.1, -0.1, -0.1], rtol=1e-6)
@@ -171,11 +175,12 @@ def test_a_callable_pytree_mask_is_a_mask_not_a_function(decay):
 def test_schedules_take_step_counts_beyond_int32():
     """Optax evaluates its schedules at counts of 2**31 and more; 975.52826 is Optax's value."""
     schedules = adamlab.schedules
-    np.testing.assert_allclose(float(schedules.cosine_decay(1000.0, decay_steps=10**10)(10**9)), 975.52826,
-                               rtol=1e-6)
+    np.testing.assert_allclose(float(schedules.cosine_decay(1000.0, decay_steps=10**10)(10**9)), 975.52826, rtol=1e-6)
     np.testing.assert_allclose(
         float(schedules.cosine_decay(1000.0, decay_steps=10**10)(10**9)),
-        float(optax.cosine_decay_schedule(1000.0, decay_steps=10**10)(10**9)), rtol=1e-6)
+        float(optax.cosine_decay_schedule(1000.0, decay_steps=10**10)(10**9)),
+        rtol=1e-6,
+    )
     np.testing.assert_allclose(float(schedules.linear_warmup(0.0, 1.0, 10**10)(3 * 10**9)), 0.3, rtol=1e-6)
     ours = schedules.warmup_cosine_decay(0.0, 1.0, 10**9, 10**10)
     theirs = optax.warmup_cosine_decay_schedule(0.0, 1.0, 10**9, 10**10)

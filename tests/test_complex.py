@@ -31,22 +31,37 @@ def complex_params():
 
 
 CASES = {
-    "adam": (lambda: adamlab.adam(1e-2), lambda: optax.adam(1e-2),
-             lambda p, g: reference.adam(p, g, 1e-2)),
-    "adamw": (lambda: adamlab.adamw(1e-2, weight_decay=0.1), lambda: optax.adamw(1e-2, weight_decay=0.1),
-              lambda p, g: reference.adam(p, g, 1e-2, decoupled_wd=0.1)),
-    "adam_l2": (lambda: adamlab.adam(1e-2, weight_decay=0.1),
-                lambda: optax.chain(optax.add_decayed_weights(0.1), optax.adam(1e-2)),
-                lambda p, g: reference.adam(p, g, 1e-2, l2=0.1)),
-    "rmsprop": (lambda: adamlab.rmsprop(1e-2), lambda: optax.rmsprop(1e-2),
-                lambda p, g: reference.rmsprop(p, g, 1e-2, eps=1e-8)),
-    "rmsprop_centered": (lambda: adamlab.rmsprop(1e-2, centered=True), lambda: optax.rmsprop(1e-2, centered=True),
-                         None),
-    "sgd_nesterov": (lambda: adamlab.sgd(1e-2, momentum=0.9, nesterov=True),
-                     lambda: optax.sgd(1e-2, momentum=0.9, nesterov=True),
-                     lambda p, g: reference.sgd(p, g, 1e-2, momentum=0.9, nesterov=True)),
-    "clip_adam": (lambda: adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adam(1e-2)),
-                  lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2)), None),
+    "adam": (lambda: adamlab.adam(1e-2), lambda: optax.adam(1e-2), lambda p, g: reference.adam(p, g, 1e-2)),
+    "adamw": (
+        lambda: adamlab.adamw(1e-2, weight_decay=0.1),
+        lambda: optax.adamw(1e-2, weight_decay=0.1),
+        lambda p, g: reference.adam(p, g, 1e-2, decoupled_wd=0.1),
+    ),
+    "adam_l2": (
+        lambda: adamlab.adam(1e-2, weight_decay=0.1),
+        lambda: optax.chain(optax.add_decayed_weights(0.1), optax.adam(1e-2)),
+        lambda p, g: reference.adam(p, g, 1e-2, l2=0.1),
+    ),
+    "rmsprop": (
+        lambda: adamlab.rmsprop(1e-2),
+        lambda: optax.rmsprop(1e-2),
+        lambda p, g: reference.rmsprop(p, g, 1e-2, eps=1e-8),
+    ),
+    "rmsprop_centered": (
+        lambda: adamlab.rmsprop(1e-2, centered=True),
+        lambda: optax.rmsprop(1e-2, centered=True),
+        None,
+    ),
+    "sgd_nesterov": (
+        lambda: adamlab.sgd(1e-2, momentum=0.9, nesterov=True),
+        lambda: optax.sgd(1e-2, momentum=0.9, nesterov=True),
+        lambda p, g: reference.sgd(p, g, 1e-2, momentum=0.9, nesterov=True),
+    ),
+    "clip_adam": (
+        lambda: adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adam(1e-2)),
+        lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2)),
+        None,
+    ),
 }
 
 
@@ -88,12 +103,15 @@ def test_complex_state_dtypes_are_stable_and_the_second_moment_is_real(stream):
     assert bf16[0].moment["z"].dtype == C64 and bf16[2].second_moment["z"].dtype == jnp.bfloat16
 
 
-@pytest.mark.parametrize("mu_dtype, real_moment, complex_moment", [
-    (jnp.float32, jnp.float32, C64),
-    (C64, jnp.float32, C64),
-    (jnp.bfloat16, jnp.bfloat16, C64),  # no complex type is narrower than complex64
-    (jnp.complex128, jnp.float64, jnp.complex128),
-])
+@pytest.mark.parametrize(
+    "mu_dtype, real_moment, complex_moment",
+    [
+        (jnp.float32, jnp.float32, C64),
+        (C64, jnp.float32, C64),
+        (jnp.bfloat16, jnp.bfloat16, C64),  # no complex type is narrower than complex64
+        (jnp.complex128, jnp.float64, jnp.complex128),
+    ],
+)
 def test_a_state_dtype_sets_the_precision_and_the_param_whether_complex(mu_dtype, real_moment, complex_moment):
     """`mu_dtype`/`accumulator_dtype` on a mixed tree: the first moment of a complex param stays complex (a real
     dtype would drop its imaginary part), a real param's stays real; the updates equal the run without a dtype."""

@@ -35,7 +35,8 @@ def test_adamw_rebuilt_from_primitives_is_adamw():
 
 def test_adam_without_bias_correction_matches_reference():
     tx = adamlab.chain(
-        adamlab.scale_by_ema(0.9), adamlab.scale_by_rms(0.999, 1e-8), adamlab.scale_by_learning_rate(1e-3))
+        adamlab.scale_by_ema(0.9), adamlab.scale_by_rms(0.999, 1e-8), adamlab.scale_by_learning_rate(1e-3)
+    )
     params = mixed_params()
     stream = testing.gradient_stream(params, 200, seed=3)
     final = testing.run(tx, params, stream)
@@ -46,7 +47,8 @@ def test_adam_without_bias_correction_matches_reference():
 def test_rmsprop_with_ema_momentum():
     """EMA of the RMS-scaled step: d_t = b*d_{t-1} + (1-b) * g_t / (sqrt(v_t) + eps)."""
     tx = adamlab.chain(
-        adamlab.scale_by_rms(0.99, 1e-8), adamlab.scale_by_ema(0.9), adamlab.scale_by_learning_rate(1e-2))
+        adamlab.scale_by_rms(0.99, 1e-8), adamlab.scale_by_ema(0.9), adamlab.scale_by_learning_rate(1e-2)
+    )
     params = {"w": jnp.zeros(4)}
     stream = testing.gradient_stream(params, 50, seed=4)
     final = testing.run(tx, params, stream)
@@ -135,7 +137,8 @@ def test_updates_keep_the_param_dtype_and_moments_are_float32():
                 assert leaf.dtype == jnp.float32
         assert jax.tree.map(lambda x: (x.dtype, x.shape), state) == jax.tree.map(lambda x: (x.dtype, x.shape), state2)
         assert jax.tree.map(lambda x: x.dtype, adamlab.apply_updates(params, u)) == jax.tree.map(
-            lambda x: x.dtype, params)
+            lambda x: x.dtype, params
+        )
 
 
 def test_state_dtype_option():

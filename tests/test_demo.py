@@ -16,8 +16,25 @@ from adamlab.demo import data, model, train
 # The three runs the demo's checks need (the decay histogram and the Optax comparison): XLA compiles dominate a
 # tiny run, so the other optimizers are checked separately below, on a small problem.
 SMOKE_OPTIMIZERS = ["adam_l2", "adamw", "optax_adamw"]
-TINY = ["--steps", "6", "--d-model", "16", "--layers", "1", "--heads", "2", "--context", "16", "--batch", "4",
-        "--eval-every", "3", "--no-progress", "--optimizers", ",".join(SMOKE_OPTIMIZERS)]
+TINY = [
+    "--steps",
+    "6",
+    "--d-model",
+    "16",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--context",
+    "16",
+    "--batch",
+    "4",
+    "--eval-every",
+    "3",
+    "--no-progress",
+    "--optimizers",
+    ",".join(SMOKE_OPTIMIZERS),
+]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -95,13 +112,16 @@ def test_trajectories_subcommand(tmp_path):
     assert (tmp_path / "trajectories.png").read_bytes().startswith(PNG)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--optimizers", "adam,sophia"], "unknown optimizer"),
-    (["--d-model", "30", "--heads", "4"], "divisible by heads"),
-    (["--weight-decay", "-1"], "weight_decay must be >= 0"),
-    (["--lr", "adam"], "NAME=LR"),
-    (["--steps", "0"], "must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--optimizers", "adam,sophia"], "unknown optimizer"),
+        (["--d-model", "30", "--heads", "4"], "divisible by heads"),
+        (["--weight-decay", "-1"], "weight_decay must be >= 0"),
+        (["--lr", "adam"], "NAME=LR"),
+        (["--steps", "0"], "must be >= 1"),
+    ],
+)
 def test_cli_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         demo.main(argv)

@@ -60,7 +60,7 @@ def test_the_data_is_reproducible_and_the_labels_are_noisy():
 @pytest.mark.parametrize("slope", [-1, 0, 1])
 def test_summary_reads_the_tilt_of_the_good_region(slope):
     lrs = [1e-4, 1e-3, 1e-2]
-    wds = [10.0 ** e for e in range(-6, 3)]
+    wds = [10.0**e for e in range(-6, 3)]
     log_lr, log_wd = np.meshgrid(np.log10(lrs), np.log10(wds), indexing="ij")
     centre = -2 + slope * (log_lr + 3)  # the best log10(wd) for each lr
     loss = 1.0 + 0.1 * (log_wd - centre) ** 2
@@ -72,8 +72,22 @@ def test_summary_reads_the_tilt_of_the_good_region(slope):
 
 
 def test_grid_subcommand_writes_json_and_heatmap(tmp_path):
-    demo.main(["grid", "--steps", "20", "--lrs", "1e-3,1e-2", "--wds", "1e-4,1e-2", "--wds", "adamw=0.1,1",
-               "--no-progress", "--out", str(tmp_path)])
+    demo.main(
+        [
+            "grid",
+            "--steps",
+            "20",
+            "--lrs",
+            "1e-3,1e-2",
+            "--wds",
+            "1e-4,1e-2",
+            "--wds",
+            "adamw=0.1,1",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     out = json.loads((tmp_path / "grid.json").read_text())
     assert set(out["results"]) == set(grid.OPTIMIZERS)
     assert out["results"]["adamw"]["wds"] == [0.1, 1.0]
@@ -84,12 +98,15 @@ def test_grid_subcommand_writes_json_and_heatmap(tmp_path):
     assert (tmp_path / "grid.png").read_bytes().startswith(PNG)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["grid", "--lrs", "1e-3,-1"], "positive numbers"),
-    (["grid", "--wds", "lion=0.1"], "'lion' is not one of"),
-    (["grid", "--optimizers", "adam_l2,sgd"], "unknown sgd"),
-    (["grid", "--steps", "0"], "must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["grid", "--lrs", "1e-3,-1"], "positive numbers"),
+        (["grid", "--wds", "lion=0.1"], "'lion' is not one of"),
+        (["grid", "--optimizers", "adam_l2,sgd"], "unknown sgd"),
+        (["grid", "--steps", "0"], "must be >= 1"),
+    ],
+)
 def test_grid_cli_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         demo.main(argv)

@@ -12,18 +12,23 @@ from adamlab import diagnostics as D
 
 def _params():
     k = jax.random.split(jax.random.PRNGKey(3), 3)
-    return {"dense": {"w": jax.random.normal(k[0], (4, 3)), "bias": jax.random.normal(k[1], (3,))},
-            "emb": jax.random.normal(k[2], (5, 2)), "steps": jnp.arange(3)}
+    return {
+        "dense": {"w": jax.random.normal(k[0], (4, 3)), "bias": jax.random.normal(k[1], (3,))},
+        "emb": jax.random.normal(k[2], (5, 2)),
+        "steps": jnp.arange(3),
+    }
 
 
 def _grads(params, step, spread=True):
     """Gradients whose scale differs by orders of magnitude between weights (as in a real model)."""
+
     def g(path, p):
         if not jnp.issubdtype(p.dtype, jnp.floating):
             return p
         key = jax.random.fold_in(jax.random.PRNGKey(step), hash(jax.tree_util.keystr(path)) % 2**31)
         scale = jnp.logspace(-4, 0, p.size).reshape(p.shape) if spread else 1.0
         return scale * jax.random.normal(key, p.shape)
+
     return jax.tree_util.tree_map_with_path(g, params)
 
 
@@ -55,8 +60,7 @@ def test_second_moment_hat_matches_a_float64_recomputation():
     for t in range(7):
         v = 0.95 * v + 0.05 * np.asarray(_grads(params, t)["dense"]["w"], np.float64) ** 2
     np.testing.assert_allclose(D.second_moment_hat(state, b2=0.95)["dense"]["w"], v / (1 - 0.95**7), rtol=1e-5)
-    np.testing.assert_allclose(D.second_moment_hat(state, b2=0.95, bias_correction=False)["dense"]["w"], v,
-                               rtol=1e-5)
+    np.testing.assert_allclose(D.second_moment_hat(state, b2=0.95, bias_correction=False)["dense"]["w"], v, rtol=1e-5)
 
 
 def test_coupled_decay_is_the_share_of_the_update_that_multiplies_the_weight():
@@ -120,7 +124,9 @@ def test_diagnostics_are_jit_friendly_and_find_the_state_inside_optax_chain():
     q = summary(state, params)
     eager = D.tree_quantiles(
         D.effective_decay(state, params, 1e-3, 0.1, coupled=True, mask=adamlab.weight_decay_mask),
-        [0.05, 0.5, 0.95], mask=adamlab.weight_decay_mask)
+        [0.05, 0.5, 0.95],
+        mask=adamlab.weight_decay_mask,
+    )
     np.testing.assert_allclose(q, eager, rtol=1e-6)
     assert q[0] < q[1] < q[2]
 
@@ -142,8 +148,12 @@ def test_find_state_errors_name_what_is_missing():
 
 def test_update_weight_ratio():
     params = {"w": jnp.full((2, 2), 2.0), "zero": jnp.zeros(3), "both": jnp.zeros(2), "n": jnp.arange(2)}
-    updates = {"w": jnp.asarray([[0.1, -0.1], [0.1, -0.1]]), "zero": jnp.ones(3), "both": jnp.zeros(2),
-               "n": jnp.arange(2)}
+    updates = {
+        "w": jnp.asarray([[0.1, -0.1], [0.1, -0.1]]),
+        "zero": jnp.ones(3),
+        "both": jnp.zeros(2),
+        "n": jnp.arange(2),
+    }
     r = D.update_weight_ratio(updates, params)
     assert float(r["w"]) == pytest.approx(0.05)
     assert float(r["zero"]) == np.inf

@@ -54,6 +54,7 @@ def public_names() -> set[str]:
 def test_every_public_name_is_in_the_reference():
     documented = documented_names()
     # A name re-exported at the top level may be documented there or under its submodule.
-    missing = sorted(n for n in public_names() if n not in documented
-                     and f"adamlab.{n.rsplit('.', 1)[1]}" not in documented)
+    missing = sorted(
+        n for n in public_names() if n not in documented and f"adamlab.{n.rsplit('.', 1)[1]}" not in documented
+    )
     assert not missing, f"not in docs/api: {missing}"

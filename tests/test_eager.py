@@ -15,8 +15,9 @@ from adamlab import testing
 
 COMPILES: list = []
 jax.monitoring.register_event_duration_secs_listener(
-    lambda event, duration, **kw: COMPILES.append(event) if event == "/jax/core/compile/backend_compile_duration"
-    else None
+    lambda event, duration, **kw: (
+        COMPILES.append(event) if event == "/jax/core/compile/backend_compile_duration" else None
+    )
 )
 
 PARAMS = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "b": jnp.zeros(4), "n": jnp.arange(2)}
@@ -67,8 +68,10 @@ def test_global_norm_eagerly_compiles_once_per_tree_structure():
     before = len(COMPILES)
     norms = [float(adamlab.global_norm(grads(i))) for i in (1, 2, 3)]
     assert len(COMPILES) == before
-    expected = [np.sqrt(sum(np.sum(np.square(np.asarray(x, np.float64))) for k, x in grads(i).items() if k != "n"))
-                for i in (1, 2, 3)]
+    expected = [
+        np.sqrt(sum(np.sum(np.square(np.asarray(x, np.float64))) for k, x in grads(i).items() if k != "n"))
+        for i in (1, 2, 3)
+    ]
     np.testing.assert_allclose(norms, expected, rtol=1e-6)
 
 

@@ -29,8 +29,11 @@ def test_decay_rates_outside_unit_interval(make, name, value):
         make(value)
 
 
-@pytest.mark.parametrize("make, name", [(lambda v: adamlab.trace(v), "decay"),
-                                        (lambda v: adamlab.sgd(0.1, momentum=v), "momentum")], ids=["trace", "sgd"])
+@pytest.mark.parametrize(
+    "make, name",
+    [(lambda v: adamlab.trace(v), "decay"), (lambda v: adamlab.sgd(0.1, momentum=v), "momentum")],
+    ids=["trace", "sgd"],
+)
 @pytest.mark.parametrize("value", [1.5, -0.1, float("nan")])
 def test_momentum_outside_closed_unit_interval(make, name, value):
     """Momentum may be 1 (the running sum of the updates, as in Optax and PyTorch), not more, less than 0 or NaN."""
@@ -181,16 +184,25 @@ def test_a_schedule_that_cannot_take_the_step_is_refused_when_built(build, name)
 
 def test_a_tree_mismatch_names_the_optimizer_and_the_key():
     params = {"w": jnp.ones(3), "b": jnp.zeros(2)}
-    for tx, called in [(adamlab.adamw(1e-3), "adamw"), (adamlab.nadam(1e-3), "nadam"),
-                       (adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adamw(1e-3)), "adamw")]:
+    for tx, called in [
+        (adamlab.adamw(1e-3), "adamw"),
+        (adamlab.nadam(1e-3), "nadam"),
+        (adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adamw(1e-3)), "adamw"),
+    ]:
         state = tx.init(params)
-        with pytest.raises(ValueError, match=rf"^{called}: .*missing leaf at \['b'\]: in the params given to init, "
-                                             r"not in the updates \(raised by its scale_by_ema stage\)"):
+        with pytest.raises(
+            ValueError,
+            match=rf"^{called}: .*missing leaf at \['b'\]: in the params given to init, "
+            r"not in the updates \(raised by its scale_by_ema stage\)",
+        ):
             tx.update({"w": jnp.ones(3)}, state, params)
         with pytest.raises(ValueError, match=rf"^{called}: .*extra leaf at \['e'\]: in the updates"):
             tx.update({**params, "e": jnp.ones(1)}, state, params)
-    with pytest.raises(ValueError, match=r"^adamw: mask does not match the params.*\['x'\] in the mask where the "
-                                         r"params have \['b'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"^adamw: mask does not match the params.*\['x'\] in the mask where the "
+        r"params have \['b'\]",
+    ):
         adamlab.adamw(1e-3, mask={"w": True, "x": False}).init(params)
     # An unnamed chain of primitives keeps the stage's own name.
     tx = adamlab.chain(adamlab.scale_by_ema(0.9))
@@ -199,8 +211,11 @@ def test_a_tree_mismatch_names_the_optimizer_and_the_key():
 
 
 def test_params_with_no_float_leaf_warn_that_nothing_trains():
-    with pytest.warns(UserWarning, match=r"adamw: the params have 2 leaves and none is floating point \(bool, int32\): "
-                                         "nothing will be trained"):
+    with pytest.warns(
+        UserWarning,
+        match=r"adamw: the params have 2 leaves and none is floating point \(bool, int32\): "
+        "nothing will be trained",
+    ):
         adamlab.adamw(1e-3).init({"step": jnp.zeros((), jnp.int32), "flag": jnp.array(True)})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -208,13 +223,16 @@ def test_params_with_no_float_leaf_warn_that_nothing_trains():
         adamlab.adamw(1e-3).init({})  # no leaves at all (JAX's empty tree, as in Optax): silent
 
 
-@pytest.mark.parametrize("build, name", [
-    (lambda: adamlab.sgd(1e-3, momentum=1.5), "momentum"),
-    (lambda: adamlab.rmsprop(1e-3, momentum=2.0), "momentum"),
-    (lambda: adamlab.lion(1e-3, b1=1.5), "b1"),
-    (lambda: adamlab.lion(1e-3, b2=-0.1), "b2"),
-    (lambda: adamlab.ademamix(1e-3, b3=1.0), "b3"),
-])
+@pytest.mark.parametrize(
+    "build, name",
+    [
+        (lambda: adamlab.sgd(1e-3, momentum=1.5), "momentum"),
+        (lambda: adamlab.rmsprop(1e-3, momentum=2.0), "momentum"),
+        (lambda: adamlab.lion(1e-3, b1=1.5), "b1"),
+        (lambda: adamlab.lion(1e-3, b2=-0.1), "b2"),
+        (lambda: adamlab.ademamix(1e-3, b3=1.0), "b3"),
+    ],
+)
 def test_a_bad_rate_is_named_as_the_caller_wrote_it(build, name):
     """The stages below call these `decay` or `output_decay`; the message uses the optimizer's own argument."""
     with pytest.raises(ValueError, match=rf"^{name} must be in \[0, 1"):

@@ -63,13 +63,20 @@ OPTIMIZERS = {
     "rmsprop_centered": lambda: adamlab.rmsprop(1e-3, centered=True, momentum=0.5),
     # Rounded to nearest: stochastic rounding draws its bits per leaf, so per bucket it draws others.
     "adamw_bf16_state": lambda: adamlab.chain(
-        adamlab.scale_by_ema(0.9, state_dtype=jnp.bfloat16), adamlab.bias_correct(0.9),
+        adamlab.scale_by_ema(0.9, state_dtype=jnp.bfloat16),
+        adamlab.bias_correct(0.9),
         adamlab.scale_by_rms(0.999, bias_correction=True, state_dtype=jnp.bfloat16, rounding="nearest"),
-        adamlab.add_decoupled_weight_decay(1e-2), adamlab.scale_by_learning_rate(1e-3)),
+        adamlab.add_decoupled_weight_decay(1e-2),
+        adamlab.scale_by_learning_rate(1e-3),
+    ),
     "amsgrad_raw": lambda: adamlab.amsgrad(3e-3, max_of="raw"),
     "ademamix_scheduled": lambda: adamlab.ademamix(
-        3e-3, b3=adamlab.schedules.ademamix_b3(0.9999, 50), alpha=adamlab.schedules.ademamix_alpha(5.0, 50),
-        weight_decay=0.1, mask=adamlab.weight_decay_mask),
+        3e-3,
+        b3=adamlab.schedules.ademamix_b3(0.9999, 50),
+        alpha=adamlab.schedules.ademamix_alpha(5.0, 50),
+        weight_decay=0.1,
+        mask=adamlab.weight_decay_mask,
+    ),
     "lion": lambda: adamlab.lion(3e-4, weight_decay=0.1, mask=adamlab.weight_decay_mask),
     "adam_atan2": lambda: adamlab.adam_atan2(3e-3, weight_decay=0.1, mask=adamlab.weight_decay_mask),
     # Its count of agreeing signs is per tensor: on the flat layout per leaf within the bucket (flat.leaf_totals).
@@ -210,8 +217,9 @@ def test_decay_mask_selects_elements_inside_a_shared_bucket():
     new = adamlab.apply_updates(fp, u).unflatten()
     np.testing.assert_array_equal(new["w"], np.full((3, 2), 2.0 - lr * wd * 2.0, np.float32))
     np.testing.assert_array_equal(new["b"], params["b"])
-    np.testing.assert_array_equal(new["v"], np.asarray([5 - lr * wd * 5, 5, 5 - lr * wd * 5, 5, 5 - lr * wd * 5],
-                                                       np.float32))
+    np.testing.assert_array_equal(
+        new["v"], np.asarray([5 - lr * wd * 5, 5, 5 - lr * wd * 5, 5, 5 - lr * wd * 5], np.float32)
+    )
 
 
 def test_mask_forms_on_flat_buffers():
@@ -222,8 +230,15 @@ def test_mask_forms_on_flat_buffers():
     decayed = {fp.layout.slots[i].path for b, x in zip(fp.layout.buckets, m.buckets) if x for i in b.leaves}
     assert decayed == {"['dense']['w']", "['blocks'][1]['kernel']", "['half']['w']", "['empty']"}
     # A prefix mask, a resolved Flat mask and the callable give the same steps.
-    prefix = {"dense": {"w": True, "b": False}, "scalar": False, "one": False, "blocks": [False, {"kernel": True}],
-              "half": {"w": True, "bias": False}, "steps": False, "empty": True}
+    prefix = {
+        "dense": {"w": True, "b": False},
+        "scalar": False,
+        "one": False,
+        "blocks": [False, {"kernel": True}],
+        "half": {"w": True, "bias": False},
+        "steps": False,
+        "empty": True,
+    }
     grads = jax.tree.map(lambda g: g[0], jax.vmap(fp.layout.flatten)(grads_like(params, seed=5, steps=1)))
 
     def one_step(mk):
@@ -261,8 +276,12 @@ def test_gradient_through_the_views_is_the_flat_gradient_of_the_tree():
 
 def test_train_step_on_flat_buffers_matches_the_pytree_train_step():
     k = jax.random.split(jax.random.PRNGKey(0), 4)
-    params = {"w1": jax.random.normal(k[0], (4, 8)) * 0.5, "b1": jnp.zeros(8), "w2": jax.random.normal(k[1], (8, 1)),
-              "seen": jnp.asarray(0, jnp.int32)}
+    params = {
+        "w1": jax.random.normal(k[0], (4, 8)) * 0.5,
+        "b1": jnp.zeros(8),
+        "w2": jax.random.normal(k[1], (8, 1)),
+        "seen": jnp.asarray(0, jnp.int32),
+    }
     x, y = jax.random.normal(k[2], (32, 4)), jax.random.normal(k[3], (32, 1))
 
     def loss(p, x, y):

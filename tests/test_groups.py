@@ -31,12 +31,24 @@ def state_bytes(state) -> int:
 def test_torch_style_parameter_groups_match_optax_partition():
     params = model_params()
     stream = testing.gradient_stream(params, 50, seed=5)
-    ours = adamlab.partition({"embed": adamlab.adam(1e-2), "frozen": adamlab.set_to_zero(),
-                              "decay": adamlab.adamw(1e-3, weight_decay=0.1),
-                              "no_decay": adamlab.adamw(1e-3, weight_decay=0.0)}, LABELS)
-    theirs = optax.partition({"embed": optax.adam(1e-2), "frozen": optax.set_to_zero(),
-                              "decay": optax.adamw(1e-3, weight_decay=0.1),
-                              "no_decay": optax.adamw(1e-3, weight_decay=0.0)}, LABELS)
+    ours = adamlab.partition(
+        {
+            "embed": adamlab.adam(1e-2),
+            "frozen": adamlab.set_to_zero(),
+            "decay": adamlab.adamw(1e-3, weight_decay=0.1),
+            "no_decay": adamlab.adamw(1e-3, weight_decay=0.0),
+        },
+        LABELS,
+    )
+    theirs = optax.partition(
+        {
+            "embed": optax.adam(1e-2),
+            "frozen": optax.set_to_zero(),
+            "decay": optax.adamw(1e-3, weight_decay=0.1),
+            "no_decay": optax.adamw(1e-3, weight_decay=0.0),
+        },
+        LABELS,
+    )
     final = testing.run(ours, params, stream)
     testing.assert_bitwise_equal(final, testing.run(theirs, params, stream))
     testing.assert_bitwise_equal(final["encoder"], params["encoder"])  # frozen: not a bit moved
@@ -46,8 +58,10 @@ def test_torch_style_parameter_groups_match_optax_partition():
 def test_groups_keep_no_moments_for_leaves_they_do_not_train():
     params = model_params()
     n = {k: sum(x.size for x in jax.tree.leaves(v)) for k, v in params.items()}
-    groups = adamlab.partition({"frozen": adamlab.set_to_zero(), "trained": adamlab.adamw(1e-3)},
-                               {"embed": "frozen", "encoder": "frozen", "head": "trained"})
+    groups = adamlab.partition(
+        {"frozen": adamlab.set_to_zero(), "trained": adamlab.adamw(1e-3)},
+        {"embed": "frozen", "encoder": "frozen", "head": "trained"},
+    )
     # AdamW keeps two float32 moments per trained weight and two int32 counters; nothing for the frozen ones.
     assert state_bytes(groups.init(params)) == 2 * 4 * n["head"] + 2 * 4
     only_head = adamlab.masked(adamlab.adam(1e-3), {"embed": False, "encoder": False, "head": True})
@@ -71,8 +85,9 @@ def test_masked_passes_the_other_leaves_through_and_matches_optax_under_jit():
 
 def test_freeze_last_in_a_chain_holds_frozen_leaves_bit_for_bit_weight_decay_included():
     params = model_params()
-    tx = adamlab.chain(adamlab.adamw(1e-2, weight_decay=0.5), adamlab.freeze({"embed": True, "encoder": False,
-                                                                               "head": False}))
+    tx = adamlab.chain(
+        adamlab.adamw(1e-2, weight_decay=0.5), adamlab.freeze({"embed": True, "encoder": False, "head": False})
+    )
     final = testing.run(tx, params, testing.gradient_stream(params, 20, seed=1))
     testing.assert_bitwise_equal(final["embed"], params["embed"])
     assert not np.allclose(final["head"]["w"], params["head"]["w"])
@@ -81,10 +96,18 @@ def test_freeze_last_in_a_chain_holds_frozen_leaves_bit_for_bit_weight_decay_inc
 def test_groups_inside_a_chain_see_the_clipped_gradient():
     params = model_params()
     stream = testing.gradient_stream(params, 20, seed=2, scale=10.0)
-    ours = adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.partition(
-        {"a": adamlab.adam(1e-2), "b": adamlab.sgd(1e-2, momentum=0.9)}, {"embed": "a", "encoder": "b", "head": "a"}))
-    theirs = optax.chain(optax.clip_by_global_norm(1.0), optax.partition(
-        {"a": optax.adam(1e-2), "b": optax.sgd(1e-2, momentum=0.9)}, {"embed": "a", "encoder": "b", "head": "a"}))
+    ours = adamlab.chain(
+        adamlab.clip_by_global_norm(1.0),
+        adamlab.partition(
+            {"a": adamlab.adam(1e-2), "b": adamlab.sgd(1e-2, momentum=0.9)}, {"embed": "a", "encoder": "b", "head": "a"}
+        ),
+    )
+    theirs = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.partition(
+            {"a": optax.adam(1e-2), "b": optax.sgd(1e-2, momentum=0.9)}, {"embed": "a", "encoder": "b", "head": "a"}
+        ),
+    )
     a, b = testing.run(ours, params, stream), testing.run(theirs, params, stream)
     assert max(e.max_rel for e in testing.compare_trees(a, b)) <= 1e-6
 
@@ -106,8 +129,10 @@ def test_groups_on_the_flat_layout_work_per_bucket_and_equal_the_pytree_run():
 
     params = model_params()
     labels = {"embed": "embed", "encoder": "frozen", "head": "trained"}
-    tx = adamlab.partition({"embed": adamlab.adam(1e-2), "frozen": adamlab.set_to_zero(),
-                            "trained": adamlab.sgd(1e-2, momentum=0.9)}, labels)
+    tx = adamlab.partition(
+        {"embed": adamlab.adam(1e-2), "frozen": adamlab.set_to_zero(), "trained": adamlab.sgd(1e-2, momentum=0.9)},
+        labels,
+    )
     layout = flat.Layout.of(params, group=labels)
     stream = testing.gradient_stream(params, 20, seed=6)
     fp, fs = layout.flatten(params), tx.init(layout.flatten(params))

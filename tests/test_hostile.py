@@ -71,9 +71,16 @@ def optimizers(draw):
         # Centered RMSProp divides by sqrt(variance) + eps, and the variance of identical samples is 0: with eps
         # outside the root its step is g / eps, 1e12 for eps = 1e-12, beyond float16 by the formula itself.
         centered = draw(st.booleans())
-        return adamlab.rmsprop(lr, draw(decays), draw(epsilons), eps_in_sqrt=centered or draw(st.booleans()),
-                               centered=centered, momentum=draw(st.one_of(st.none(), decays)),
-                               bias_correction=draw(st.booleans()), state_dtype=sd)
+        return adamlab.rmsprop(
+            lr,
+            draw(decays),
+            draw(epsilons),
+            eps_in_sqrt=centered or draw(st.booleans()),
+            centered=centered,
+            momentum=draw(st.one_of(st.none(), decays)),
+            bias_correction=draw(st.booleans()),
+            state_dtype=sd,
+        )
     b1, b2, eps, wd = draw(decays), draw(decays), draw(epsilons), draw(st.sampled_from([0.0, 0.1]))
     if kind == "adam":
         return adamlab.adam(lr, b1, b2, eps, weight_decay=wd, state_dtype=sd)
@@ -151,10 +158,21 @@ hostile_values = st.one_of(
     st.booleans(),
     st.none(),
     st.text(max_size=3),
-    st.sampled_from([
-        jnp.asarray(0.5, BF16), jnp.asarray(0.9, jnp.float16), jnp.ones(2), jnp.asarray(0.9), np.float32(0.99),
-        jnp.asarray(1, jnp.int32), np.asarray([0.1]), jnp.asarray(True), [0.9], (0.9,), jnp.asarray(1 + 0j),
-    ]),
+    st.sampled_from(
+        [
+            jnp.asarray(0.5, BF16),
+            jnp.asarray(0.9, jnp.float16),
+            jnp.ones(2),
+            jnp.asarray(0.9),
+            np.float32(0.99),
+            jnp.asarray(1, jnp.int32),
+            np.asarray([0.1]),
+            jnp.asarray(True),
+            [0.9],
+            (0.9,),
+            jnp.asarray(1 + 0j),
+        ]
+    ),
 )
 
 
@@ -203,8 +221,12 @@ def mutate(tree, how: str, rng: np.random.Generator):
 
 
 @SETTINGS
-@given(params=trees, tx=optimizers(), how=st.sampled_from(["shape", "python_scalar", "int_for_float", "string",
-                                                          "extra_key", "container"]), seed=st.integers(0, 99))
+@given(
+    params=trees,
+    tx=optimizers(),
+    how=st.sampled_from(["shape", "python_scalar", "int_for_float", "string", "extra_key", "container"]),
+    seed=st.integers(0, 99),
+)
 def test_mismatched_gradients_are_named(params, tx, how, seed):
     """A gradient tree that does not fit the params raises, by apply_updates at the latest, naming where."""
     assume(params is not None)  # update(g, state, None) means "no params given": weight decay says so instead

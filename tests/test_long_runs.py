@@ -17,9 +17,7 @@ INT32_MAX = 2**31 - 1
 
 def set_counters(state, value: int):
     """Every int32 scalar in the state is a step counter: set them all."""
-    return jax.tree.map(
-        lambda x: jnp.asarray(value, jnp.int32) if x.dtype == jnp.int32 and x.ndim == 0 else x, state
-    )
+    return jax.tree.map(lambda x: jnp.asarray(value, jnp.int32) if x.dtype == jnp.int32 and x.ndim == 0 else x, state)
 
 
 def counters(state) -> list[int]:
@@ -80,8 +78,9 @@ def test_adam_at_step_a_billion_is_adam_without_bias_correction():
     tx = adamlab.adam(1e-3)
     state = tx.init(params)
     m, v = jnp.asarray([0.1, 0.2, -0.3]), jnp.asarray([0.04, 0.5, 1.0])
-    state = set_counters((state[0]._replace(moment={"w": m}), state[1], state[2]._replace(second_moment={"w": v}),
-                          *state[3:]), 10**9 - 1)
+    state = set_counters(
+        (state[0]._replace(moment={"w": m}), state[1], state[2]._replace(second_moment={"w": v}), *state[3:]), 10**9 - 1
+    )
     updates, state = jax.jit(tx.update)(g, state, params)
     m1 = 0.1 * g["w"] + 0.9 * m
     v1 = 0.001 * g["w"] ** 2 + 0.999 * v

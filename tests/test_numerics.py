@@ -70,8 +70,9 @@ OPTIMIZERS = {
     "amsgrad": lambda: adamlab.amsgrad(LR),
     "amsgrad_raw_bf16_state": lambda: adamlab.amsgrad(LR, max_of="raw", state_dtype=BF16),
     "nadamw": lambda: adamlab.nadamw(LR, weight_decay=0.1),
-    "ademamix": lambda: adamlab.ademamix(LR, b3=adamlab.schedules.ademamix_b3(0.9999, 10),
-                                         alpha=adamlab.schedules.ademamix_alpha(5.0, 10)),
+    "ademamix": lambda: adamlab.ademamix(
+        LR, b3=adamlab.schedules.ademamix_b3(0.9999, 10), alpha=adamlab.schedules.ademamix_alpha(5.0, 10)
+    ),
     "lion": lambda: adamlab.lion(LR),
     "adam_atan2": lambda: adamlab.adam_atan2(LR),
     "cautious_adamw": lambda: adamlab.cautious(adamlab.adamw(LR, weight_decay=0.1)),
@@ -80,8 +81,20 @@ OPTIMIZERS = {
 }
 
 
-NO_DECAY = {"sgd", "sgd_momentum", "sgd_nesterov", "rmsprop", "rmsprop_eps_outside", "rmsprop_centered", "adam",
-            "adam_eps0", "amsgrad", "amsgrad_raw_bf16_state", "ademamix", "cautious_lion"}
+NO_DECAY = {
+    "sgd",
+    "sgd_momentum",
+    "sgd_nesterov",
+    "rmsprop",
+    "rmsprop_eps_outside",
+    "rmsprop_centered",
+    "adam",
+    "adam_eps0",
+    "amsgrad",
+    "amsgrad_raw_bf16_state",
+    "ademamix",
+    "cautious_lion",
+}
 
 
 def dtypes_and_shapes(tree):
@@ -220,8 +233,9 @@ def test_stochastic_round_is_unbiased_and_picks_a_neighbour():
     np.testing.assert_allclose(float(jnp.mean(r == BF16(1.0 + 2**-7))), 0.125, atol=0.008)
     exact = jnp.asarray([0.0, -0.0, 1.0, -2.5, 3.0e38, jnp.inf, -jnp.inf], F32)
     testing.assert_bitwise_equal(numerics.stochastic_round(exact, BF16, jax.random.key(1))[:5], exact[:5].astype(BF16))
-    special = numerics.stochastic_round(jnp.asarray([jnp.finfo(F32).max, jnp.inf, jnp.nan], F32), BF16,
-                                        jax.random.key(2))
+    special = numerics.stochastic_round(
+        jnp.asarray([jnp.finfo(F32).max, jnp.inf, jnp.nan], F32), BF16, jax.random.key(2)
+    )
     assert float(special[0]) == float(jnp.finfo(BF16).max) and float(special[1]) == np.inf and np.isnan(special[2])
     h = numerics.stochastic_round(jnp.full((65_536,), 1.0 + 2**-12, F32), F16, 7)  # float16, and a seed not a key
     assert set(np.unique(np.float32(h)).tolist()) == {1.0, 1.0 + 2**-10}
@@ -378,8 +392,10 @@ def test_bfloat16_second_moment_decays():
     """Optax keeps bfloat16 params' moments in bfloat16, where 0.999 * v == v: v never decays. adamlab: float32."""
     params = {"w": jnp.ones(3, BF16)}
     one, zero = {"w": jnp.ones(3, BF16)}, {"w": jnp.zeros(3, BF16)}
-    runs = {"optax": (optax.adam(LR), lambda s: s[0].nu["w"]),
-            "adamlab": (adamlab.adam(LR), lambda s: s[2].second_moment["w"])}
+    runs = {
+        "optax": (optax.adam(LR), lambda s: s[0].nu["w"]),
+        "adamlab": (adamlab.adam(LR), lambda s: s[2].second_moment["w"]),
+    }
     ratios = {}
     for name, (tx, nu) in runs.items():
         _, s = tx.update(one, tx.init(params), params)

@@ -35,39 +35,57 @@ def cases():
     return {
         "adam": (adamlab.adam(1e-3), optax.adam(1e-3), lambda p, g: reference.adam(p, g, 1e-3)),
         "adam_schedule": (
-            adamlab.adam(SCHEDULE), optax.adam(OPTAX_SCHEDULE), lambda p, g: reference.adam(p, g, SCHEDULE)),
+            adamlab.adam(SCHEDULE),
+            optax.adam(OPTAX_SCHEDULE),
+            lambda p, g: reference.adam(p, g, SCHEDULE),
+        ),
         "adamw": (
-            adamlab.adamw(1e-3, weight_decay=0.1), optax.adamw(1e-3, weight_decay=0.1),
-            lambda p, g: reference.adam(p, g, 1e-3, decoupled_wd=0.1)),
+            adamlab.adamw(1e-3, weight_decay=0.1),
+            optax.adamw(1e-3, weight_decay=0.1),
+            lambda p, g: reference.adam(p, g, 1e-3, decoupled_wd=0.1),
+        ),
         "adamw_mask": (
             adamlab.adamw(1e-3, weight_decay=0.1, mask=no_decay_on_biases),
             optax.adamw(1e-3, weight_decay=0.1, mask=no_decay_on_biases),
-            lambda p, g: reference.adam(p, g, 1e-3, decoupled_wd=0.1, mask=ref_mask)),
+            lambda p, g: reference.adam(p, g, 1e-3, decoupled_wd=0.1, mask=ref_mask),
+        ),
         "adamw_schedule_mask": (
             adamlab.adamw(SCHEDULE, weight_decay=0.05, mask=mask),
             optax.adamw(OPTAX_SCHEDULE, weight_decay=0.05, mask=mask),
-            lambda p, g: reference.adam(p, g, SCHEDULE, decoupled_wd=0.05, mask=ref_mask)),
+            lambda p, g: reference.adam(p, g, SCHEDULE, decoupled_wd=0.05, mask=ref_mask),
+        ),
         "adam_l2": (
             adamlab.adam(1e-3, weight_decay=0.1),
             optax.chain(optax.add_decayed_weights(0.1), optax.adam(1e-3)),
-            lambda p, g: reference.adam(p, g, 1e-3, l2=0.1)),
+            lambda p, g: reference.adam(p, g, 1e-3, l2=0.1),
+        ),
         "rmsprop_eps_in_sqrt": (
-            adamlab.rmsprop(1e-3, eps=1e-6), optax.rmsprop(1e-3, eps=1e-6),
-            lambda p, g: reference.rmsprop(p, g, 1e-3, eps=1e-6, eps_in_sqrt=True)),
+            adamlab.rmsprop(1e-3, eps=1e-6),
+            optax.rmsprop(1e-3, eps=1e-6),
+            lambda p, g: reference.rmsprop(p, g, 1e-3, eps=1e-6, eps_in_sqrt=True),
+        ),
         "rmsprop_eps_outside": (
-            adamlab.rmsprop(1e-3, eps=1e-6, eps_in_sqrt=False), optax.rmsprop(1e-3, eps=1e-6, eps_in_sqrt=False),
-            lambda p, g: reference.rmsprop(p, g, 1e-3, eps=1e-6, eps_in_sqrt=False)),
+            adamlab.rmsprop(1e-3, eps=1e-6, eps_in_sqrt=False),
+            optax.rmsprop(1e-3, eps=1e-6, eps_in_sqrt=False),
+            lambda p, g: reference.rmsprop(p, g, 1e-3, eps=1e-6, eps_in_sqrt=False),
+        ),
         "rmsprop_momentum": (
-            adamlab.rmsprop(1e-3, momentum=0.9), optax.rmsprop(1e-3, momentum=0.9),
-            lambda p, g: reference.rmsprop(p, g, 1e-3, momentum=0.9)),
+            adamlab.rmsprop(1e-3, momentum=0.9),
+            optax.rmsprop(1e-3, momentum=0.9),
+            lambda p, g: reference.rmsprop(p, g, 1e-3, momentum=0.9),
+        ),
         "rmsprop_centered": (adamlab.rmsprop(1e-3, centered=True), optax.rmsprop(1e-3, centered=True), None),
         "sgd": (adamlab.sgd(1e-2), optax.sgd(1e-2), lambda p, g: reference.sgd(p, g, 1e-2)),
         "sgd_momentum": (
-            adamlab.sgd(1e-2, momentum=0.9), optax.sgd(1e-2, momentum=0.9),
-            lambda p, g: reference.sgd(p, g, 1e-2, momentum=0.9)),
+            adamlab.sgd(1e-2, momentum=0.9),
+            optax.sgd(1e-2, momentum=0.9),
+            lambda p, g: reference.sgd(p, g, 1e-2, momentum=0.9),
+        ),
         "sgd_nesterov": (
-            adamlab.sgd(1e-2, momentum=0.9, nesterov=True), optax.sgd(1e-2, momentum=0.9, nesterov=True),
-            lambda p, g: reference.sgd(p, g, 1e-2, momentum=0.9, nesterov=True)),
+            adamlab.sgd(1e-2, momentum=0.9, nesterov=True),
+            optax.sgd(1e-2, momentum=0.9, nesterov=True),
+            lambda p, g: reference.sgd(p, g, 1e-2, momentum=0.9, nesterov=True),
+        ),
     }
 
 
@@ -149,7 +167,8 @@ def test_reference_would_catch_a_formula_error(stream):
         final = testing.run(wrong, params, stream)
         assert max(e.max_rel for e in testing.compare_trees(as_dict(final), expected)) > REF_RTOL
     no_bc = adamlab.chain(
-        adamlab.scale_by_ema(0.9), adamlab.scale_by_rms(0.999, 1e-8), adamlab.scale_by_learning_rate(1e-3))
+        adamlab.scale_by_ema(0.9), adamlab.scale_by_rms(0.999, 1e-8), adamlab.scale_by_learning_rate(1e-3)
+    )
     expected_no_bc = reference.adam(as_dict(params), as_dict(stream), 1e-3, bias_correction=False)
     final = testing.run(no_bc, params, stream)
     assert max(e.max_rel for e in testing.compare_trees(as_dict(final), expected_no_bc)) <= REF_RTOL

@@ -107,4 +107,3 @@ def test_clip_by_global_norm_bounds_the_norm(tree, seed, max_norm):
         testing.assert_bitwise_equal(out, g)
     theirs, _ = optax.clip_by_global_norm(max_norm).update(g, ())
     assert max(e.max_rel for e in testing.compare_trees(out, theirs)) <= 1e-6
-

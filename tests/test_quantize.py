@@ -18,8 +18,12 @@ HALF = STEP**0.5 - 1  # the largest relative error of rounding to the nearest en
 
 def big_params():
     k = jax.random.split(jax.random.PRNGKey(0), 3)
-    return {"w": jax.random.normal(k[0], (96, 128)) * 0.1, "emb": jax.random.normal(k[1], (40, 256)) * 0.1,
-            "b": jnp.zeros(128), "steps": jnp.zeros((), jnp.int32)}
+    return {
+        "w": jax.random.normal(k[0], (96, 128)) * 0.1,
+        "emb": jax.random.normal(k[1], (40, 256)) * 0.1,
+        "b": jnp.zeros(128),
+        "steps": jnp.zeros((), jnp.int32),
+    }
 
 
 def round_trip(x, signed, code=None):
@@ -221,10 +225,13 @@ FAMILY = {
 def test_every_optimizer_minimises_as_well_with_8bit_state(name):
     """200 noisy steps on a badly scaled quadratic (curvatures over 4 decades): the 8-bit run ends within 10% of
     the float32 run's loss, both far below the start; every large moment was stored in 8 bits."""
-    params = {"w": jax.random.normal(jax.random.PRNGKey(1), (64, 128)) * 0.1,
-              "v": jax.random.normal(jax.random.PRNGKey(2), (8192,)) * 0.1}
-    assert any(isinstance(x, Quantized) for x in jax.tree.leaves(FAMILY[name](I8).init(params),
-                                                                  is_leaf=quantize.is_quantized))
+    params = {
+        "w": jax.random.normal(jax.random.PRNGKey(1), (64, 128)) * 0.1,
+        "v": jax.random.normal(jax.random.PRNGKey(2), (8192,)) * 0.1,
+    }
+    assert any(
+        isinstance(x, Quantized) for x in jax.tree.leaves(FAMILY[name](I8).init(params), is_leaf=quantize.is_quantized)
+    )
     start, f32 = minimise(FAMILY[name](None), params)
     _, int8 = minimise(FAMILY[name](I8), params)
     assert f32 < 0.2 * start
@@ -237,8 +244,7 @@ def test_skip_nonfinite_keeps_the_8bit_state_bit_for_bit():
     state = tx.init(params)
     good = jax.tree.map(lambda p: jnp.cos(p) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
     _, state = jax.jit(tx.update)(good, state, params)
-    bad = jax.tree.map(lambda g: g.at[(0,) * g.ndim].set(jnp.nan) if jnp.issubdtype(g.dtype, jnp.floating) else g,
-                       good)
+    bad = jax.tree.map(lambda g: g.at[(0,) * g.ndim].set(jnp.nan) if jnp.issubdtype(g.dtype, jnp.floating) else g, good)
     updates, after = jax.jit(tx.update)(bad, state, params)
     testing.assert_bitwise_equal(after.inner_state, state.inner_state)
     assert int(after.skipped) == 1
@@ -247,8 +253,10 @@ def test_skip_nonfinite_keeps_the_8bit_state_bit_for_bit():
 
 def test_accumulate_gradients_runs_the_8bit_optimizer_on_the_mean():
     params = big_params()
-    grads = [jax.tree.map(lambda p, i=i: jnp.sin(p * (i + 2)) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
-             for i in range(4)]
+    grads = [
+        jax.tree.map(lambda p, i=i: jnp.sin(p * (i + 2)) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
+        for i in range(4)
+    ]
     acc = adamlab.accumulate_gradients(adamlab.adamw(1e-3, state_dtype=I8), 4)
     state = acc.init(params)
     for g in grads:
@@ -264,8 +272,9 @@ def test_checkpoint_round_trips_codes_and_scales_and_refuses_a_float32_template(
     params = big_params()
     tx = adamlab.adamw(1e-3, state_dtype=I8)
     state = tx.init(params)
-    _, state = jax.jit(tx.update)(jax.tree.map(lambda p: jnp.sin(p) if p.dtype == jnp.float32 else p, params),
-                                  state, params)
+    _, state = jax.jit(tx.update)(
+        jax.tree.map(lambda p: jnp.sin(p) if p.dtype == jnp.float32 else p, params), state, params
+    )
     path = checkpoint.save_npz(tmp_path / "s.npz", state)
     restored = checkpoint.load_npz(path, state)
     testing.assert_bitwise_equal(restored, state)
@@ -281,8 +290,10 @@ def test_flat_layout_quantizes_each_bucket():
     """On the flat layout a bucket is one tensor to quantize: a packed bucket is read as one row, so a block may
     straddle two leaves (its scale is then shared by their neighbouring elements, as within one leaf). It
     minimises as the float32 flat run does."""
-    params = {"w": jax.random.normal(jax.random.PRNGKey(1), (64, 128)) * 0.1,
-              "v": jax.random.normal(jax.random.PRNGKey(2), (8192,)) * 0.1}
+    params = {
+        "w": jax.random.normal(jax.random.PRNGKey(1), (64, 128)) * 0.1,
+        "v": jax.random.normal(jax.random.PRNGKey(2), (8192,)) * 0.1,
+    }
     loss = quadratic(params)
     fp = flat.flatten(params, group=None, solo_above=1 << 30)  # one packed bucket
     assert len(fp.buckets) == 1
@@ -301,7 +312,8 @@ def test_flat_layout_quantizes_each_bucket():
             slot = next(sl for sl in fp.layout.slots if "v" in sl.path)
             np.testing.assert_array_equal(
                 as_tree[2].second_moment["v"],
-                quantize.decode(s[2].second_moment.buckets[0])[slot.offset:slot.offset + slot.size])
+                quantize.decode(s[2].second_moment.buckets[0])[slot.offset : slot.offset + slot.size],
+            )
         finals[name] = float(loss(p.unflatten()))
     assert finals["f32"] < 0.2 * float(loss(params))
     assert finals["int8"] <= 1.1 * finals["f32"] + 1e-3 * float(loss(params))

@@ -34,19 +34,45 @@ def reports(tmp_path_factory):
     out = tmp_path_factory.mktemp("sharded")
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("XLA_FLAGS", None)
-    checks = subprocess.Popen([sys.executable, str(ROOT / "tests" / "sharded_checks.py")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checks = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "sharded_checks.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     example = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "sharded_train.py"), "--steps", "8", "--d-model", "32",
-         "--layers", "1", "--context", "16", "--batch", "16", "--json", str(out / "example.json")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(ROOT / "examples" / "sharded_train.py"),
+            "--steps",
+            "8",
+            "--d-model",
+            "32",
+            "--layers",
+            "1",
+            "--context",
+            "16",
+            "--batch",
+            "16",
+            "--json",
+            str(out / "example.json"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     c_out, c_err = checks.communicate(timeout=600)
     e_out, e_err = example.communicate(timeout=600)
     assert checks.returncode == 0, c_err[-3000:]
     assert example.returncode == 0, e_err[-3000:]
     line = next(x for x in c_out.splitlines() if x.startswith("RESULTS "))
-    return {"checks": json.loads(line[len("RESULTS "):]), "example": json.loads((out / "example.json").read_text()),
-            "example_stdout": e_out}
+    return {
+        "checks": json.loads(line[len("RESULTS ") :]),
+        "example": json.loads((out / "example.json").read_text()),
+        "example_stdout": e_out,
+    }
 
 
 def _check(reports, name):
@@ -61,9 +87,22 @@ def _check(reports, name):
 def test_every_moment_takes_its_params_sharding(reports):
     """FSDP-split, tensor-parallel, 2-D split and replicated leaves: eagerly, through `init`, and after steps."""
     results = _check(reports, "follow_params")
-    assert set(results) >= {"adamw", "sgd_nesterov", "rmsprop_centered", "clip_adam", "optax_adam", "accumulate",
-                            "schedule_bf16", "amsgrad", "ademamix", "lion", "adam_atan2", "cautious_adamw",
-                            "stable_adamw", "seconds"}
+    assert set(results) >= {
+        "adamw",
+        "sgd_nesterov",
+        "rmsprop_centered",
+        "clip_adam",
+        "optax_adam",
+        "accumulate",
+        "schedule_bf16",
+        "amsgrad",
+        "ademamix",
+        "lion",
+        "adam_atan2",
+        "cautious_adamw",
+        "stable_adamw",
+        "seconds",
+    }
     for name, r in results.items():
         if name == "seconds":
             continue

@@ -43,14 +43,14 @@ def test_optax_arguments_in_optax_order_with_optax_defaults(name):
     ours, theirs = (inspect.signature(f).parameters for f in PAIRS[name])
     positional = [p for p in theirs.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
     ours_positional = [p for p in ours.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
-    assert [p.name for p in ours_positional[:len(positional)]] == [p.name for p in positional]
+    assert [p.name for p in ours_positional[: len(positional)]] == [p.name for p in positional]
     for p in theirs.values():
         assert p.name in ours, f"{name} lacks Optax's argument {p.name}"
         if p.kind is p.KEYWORD_ONLY:
             assert ours[p.name].kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         expected = DIFFERENT.get((name, p.name), (p.default, p.default))
         assert (ours[p.name].default, p.default) == expected, (name, p.name)
-    extra = [p.name for p in ours_positional[len(positional):]]
+    extra = [p.name for p in ours_positional[len(positional) :]]
     assert not extra, f"{name}: adamlab's own arguments must be keyword-only: {extra}"
 
 
@@ -60,8 +60,9 @@ def run_both(ours, theirs, steps=100):
     return testing.run(ours, params, stream), testing.run(theirs, params, stream)
 
 
-@pytest.mark.parametrize("case", ["positional_adamw", "eps_root", "nesterov", "nadamw", "initial_scale",
-                                  "rmsprop_positional"])
+@pytest.mark.parametrize(
+    "case", ["positional_adamw", "eps_root", "nesterov", "nadamw", "initial_scale", "rmsprop_positional"]
+)
 def test_optax_arguments_mean_what_they_mean_in_optax(case):
     ours, theirs = {
         # Optax's fifth positional of adamw is eps_root: the decay stays at its default 1e-4.
@@ -70,8 +71,10 @@ def test_optax_arguments_mean_what_they_mean_in_optax(case):
         "nesterov": (adamlab.adam(1e-3, nesterov=True), optax.nadam(1e-3)),
         "nadamw": (adamlab.adamw(1e-3, weight_decay=0.1, nesterov=True), optax.nadamw(1e-3, weight_decay=0.1)),
         "initial_scale": (adamlab.rmsprop(1e-3, initial_scale=0.5), optax.rmsprop(1e-3, initial_scale=0.5)),
-        "rmsprop_positional": (adamlab.rmsprop(1e-3, 0.95, 1e-6, 0.1, False, False, 0.9, True),
-                               optax.rmsprop(1e-3, 0.95, 1e-6, 0.1, False, False, 0.9, True)),
+        "rmsprop_positional": (
+            adamlab.rmsprop(1e-3, 0.95, 1e-6, 0.1, False, False, 0.9, True),
+            optax.rmsprop(1e-3, 0.95, 1e-6, 0.1, False, False, 0.9, True),
+        ),
     }[case]
     a, b = run_both(ours, theirs)
     assert max(e.max_rel for e in testing.compare_trees(a, b)) <= 1e-6
@@ -93,8 +96,11 @@ def test_moment_dtypes_map_onto_state_dtypes():
     # b1 keeps m's dtype), so adamlab stays closer to the float32 run (docs/guides/numerics.md: differences from Optax).
     for make_ours, make_theirs, make_full in (
         (lambda dt: adamlab.adam(1e-3, mu_dtype=dt), lambda dt: optax.adam(1e-3, mu_dtype=dt), adamlab.adam(1e-3)),
-        (lambda dt: adamlab.sgd(1e-2, 0.9, accumulator_dtype=dt), lambda dt: optax.sgd(1e-2, 0.9, accumulator_dtype=dt),
-         adamlab.sgd(1e-2, 0.9)),
+        (
+            lambda dt: adamlab.sgd(1e-2, 0.9, accumulator_dtype=dt),
+            lambda dt: optax.sgd(1e-2, 0.9, accumulator_dtype=dt),
+            adamlab.sgd(1e-2, 0.9),
+        ),
     ):
         ours, theirs = run_both(make_ours(jnp.bfloat16), make_theirs(jnp.bfloat16))
         full, _ = run_both(make_full, make_full)

@@ -42,8 +42,12 @@ def scale_by_amsgrad_rms(b2: float = 0.999, eps: float = 1e-8) -> adamlab.Gradie
 
 
 def amsgrad(lr: float) -> adamlab.GradientTransformation:
-    return adamlab.chain(adamlab.scale_by_ema(0.9), adamlab.bias_correct(0.9), scale_by_amsgrad_rms(0.999),
-                         adamlab.scale_by_learning_rate(lr))
+    return adamlab.chain(
+        adamlab.scale_by_ema(0.9),
+        adamlab.bias_correct(0.9),
+        scale_by_amsgrad_rms(0.999),
+        adamlab.scale_by_learning_rate(lr),
+    )
 
 
 def reference_amsgrad(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
@@ -63,8 +67,10 @@ def reference_amsgrad(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
 def test_amsgrad_from_its_formula_matches_optax_and_float64():
     params = mixed_params()
     # Gradients that shrink over the run, so that the maximum differs from the running v (AMSGrad != Adam).
-    stream = jax.tree.map(lambda g: g * jnp.linspace(3.0, 0.1, STEPS).reshape((-1,) + (1,) * (g.ndim - 1)),
-                          testing.gradient_stream(params, STEPS, seed=3))
+    stream = jax.tree.map(
+        lambda g: g * jnp.linspace(3.0, 0.1, STEPS).reshape((-1,) + (1,) * (g.ndim - 1)),
+        testing.gradient_stream(params, STEPS, seed=3),
+    )
     final = testing.run(amsgrad(1e-3), params, stream)
     theirs = testing.run(optax.amsgrad(1e-3), params, stream)
     testing.assert_bitwise_equal(final, theirs)
@@ -101,7 +107,12 @@ def test_stage_info_is_read_off_the_transformation_and_survives_rewrapping():
     info = adamlab.stage_info(tx)
     assert info.name == "chain" and info.role == "moment"
     assert [adamlab.stage_info(s).name for s in info.stages] == [
-        "scale_by_ema", "bias_correct", "scale_by_rms", "add_decoupled_weight_decay", "scale"]
+        "scale_by_ema",
+        "bias_correct",
+        "scale_by_rms",
+        "add_decoupled_weight_decay",
+        "scale",
+    ]
     rewrapped = optax.GradientTransformation(tx.init, tx.update)
     assert adamlab.stage_info(rewrapped) == info
     assert adamlab.stage_info(optax.adam(1e-3)).role == "any"  # a foreign transformation may stand anywhere

@@ -18,30 +18,48 @@ ETA = adamlab.schedules.warmup_cosine_decay(0.0, 1.0, 2, 10)
 CASES = {
     "scale_by_ema+bias_correct": (
         lambda decay: adamlab.chain(adamlab.scale_by_ema(decay), adamlab.bias_correct(decay)),
-        {"decay": [0.0, 0.5, 0.9]}),
+        {"decay": [0.0, 0.5, 0.9]},
+    ),
     "scale_by_rms": (
         lambda decay, eps, initial_scale: adamlab.chain(adamlab.scale_by_rms(decay, eps, initial_scale)),
-        {"decay": [0.5, 0.9, 0.999], "eps": [1e-8, 1e-3, 0.0], "initial_scale": [0.0, 1.0, 0.5]}),
+        {"decay": [0.5, 0.9, 0.999], "eps": [1e-8, 1e-3, 0.0], "initial_scale": [0.0, 1.0, 0.5]},
+    ),
     "trace": (lambda decay: adamlab.trace(decay, nesterov=True), {"decay": [0.0, 0.9, 1.0]}),
     "scale": (lambda factor: adamlab.scale(factor), {"factor": [0.5, -2.0, 0.0]}),
     "scale_by_learning_rate": (lambda lr: adamlab.scale_by_learning_rate(lr), {"lr": [1e-3, 0.1, 0.0]}),
-    "scale_by_learning_rate(schedule)": (lambda lr: adamlab.scale_by_learning_rate(lambda t: lr * ETA(t)),
-                                         {"lr": [1e-3, 0.1, 1.0]}),
+    "scale_by_learning_rate(schedule)": (
+        lambda lr: adamlab.scale_by_learning_rate(lambda t: lr * ETA(t)),
+        {"lr": [1e-3, 0.1, 1.0]},
+    ),
     "add_coupled_weight_decay": (lambda wd: adamlab.add_coupled_weight_decay(wd), {"wd": [0.0, 0.1, 2.0]}),
-    "add_decoupled_weight_decay": (lambda wd: adamlab.add_decoupled_weight_decay(wd, mask=adamlab.weight_decay_mask),
-                                   {"wd": [0.0, 0.1, 2.0]}),
+    "add_decoupled_weight_decay": (
+        lambda wd: adamlab.add_decoupled_weight_decay(wd, mask=adamlab.weight_decay_mask),
+        {"wd": [0.0, 0.1, 2.0]},
+    ),
     "clip_by_global_norm": (lambda max_norm: adamlab.clip_by_global_norm(max_norm), {"max_norm": [0.1, 1.0, 100.0]}),
     "sgd": (lambda lr, momentum: adamlab.sgd(lr, momentum), {"lr": [1e-2, 0.1, 1.0], "momentum": [0.0, 0.5, 0.9]}),
-    "rmsprop": (lambda lr, decay, eps, momentum: adamlab.rmsprop(lr, decay, eps, momentum=momentum, centered=True),
-                {"lr": [1e-3, 1e-2, 0.1], "decay": [0.5, 0.9, 0.99], "eps": [1e-8, 1e-4, 1e-2],
-                 "momentum": [0.0, 0.5, 0.9]}),
-    "adam": (lambda lr, b1, b2, eps, weight_decay: adamlab.adam(lr, b1, b2, eps, weight_decay=weight_decay),
-             {"lr": [1e-3, 1e-2, 0.1], "b1": [0.0, 0.9, 0.95], "b2": [0.9, 0.99, 0.999], "eps": [1e-8, 1e-3, 0.0],
-              "weight_decay": [0.0, 0.1, 1.0]}),
-    "adamw": (lambda lr, weight_decay: adamlab.adamw(lambda t: lr * ETA(t), weight_decay=weight_decay),
-              {"lr": [1e-3, 1e-2, 0.1], "weight_decay": [0.0, 1e-2, 1.0]}),
-    "adamw(schedule=eta)": (lambda lr, weight_decay: adamlab.adamw(lr, weight_decay=weight_decay, schedule=ETA),
-                            {"lr": [1e-3, 1e-2, 0.1], "weight_decay": [0.0, 1e-2, 1.0]}),
+    "rmsprop": (
+        lambda lr, decay, eps, momentum: adamlab.rmsprop(lr, decay, eps, momentum=momentum, centered=True),
+        {"lr": [1e-3, 1e-2, 0.1], "decay": [0.5, 0.9, 0.99], "eps": [1e-8, 1e-4, 1e-2], "momentum": [0.0, 0.5, 0.9]},
+    ),
+    "adam": (
+        lambda lr, b1, b2, eps, weight_decay: adamlab.adam(lr, b1, b2, eps, weight_decay=weight_decay),
+        {
+            "lr": [1e-3, 1e-2, 0.1],
+            "b1": [0.0, 0.9, 0.95],
+            "b2": [0.9, 0.99, 0.999],
+            "eps": [1e-8, 1e-3, 0.0],
+            "weight_decay": [0.0, 0.1, 1.0],
+        },
+    ),
+    "adamw": (
+        lambda lr, weight_decay: adamlab.adamw(lambda t: lr * ETA(t), weight_decay=weight_decay),
+        {"lr": [1e-3, 1e-2, 0.1], "weight_decay": [0.0, 1e-2, 1.0]},
+    ),
+    "adamw(schedule=eta)": (
+        lambda lr, weight_decay: adamlab.adamw(lr, weight_decay=weight_decay, schedule=ETA),
+        {"lr": [1e-3, 1e-2, 0.1], "weight_decay": [0.0, 1e-2, 1.0]},
+    ),
 }
 
 

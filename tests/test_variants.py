@@ -46,20 +46,25 @@ def stream():
 
 # ----------------------------------------------------------------------------------------------- Optax parity
 
+
 def optax_cases():
     mask = no_decay_on_biases(mixed_params())
     return {
         "amsgrad": (adamlab.amsgrad(1e-3), optax.amsgrad(1e-3)),
         "amsgrad_no_bias_correction": (
             adamlab.amsgrad(1e-3, bias_correction_mu=False, bias_correction_nu=False),
-            optax.amsgrad(1e-3, bias_correction_mu=False, bias_correction_nu=False)),
+            optax.amsgrad(1e-3, bias_correction_mu=False, bias_correction_nu=False),
+        ),
         "nadam": (adamlab.nadam(1e-3), optax.nadam(1e-3)),
         "nadamw": (adamlab.nadamw(1e-3, weight_decay=0.1), optax.nadamw(1e-3, weight_decay=0.1)),
         "ademamix_wd_mask": (
             adamlab.ademamix(1e-3, weight_decay=0.1, mask=mask),
-            optax.contrib.ademamix(1e-3, weight_decay=0.1, mask=mask)),
+            optax.contrib.ademamix(1e-3, weight_decay=0.1, mask=mask),
+        ),
         "ademamix_schedules": (
-            adamlab.ademamix(1e-3, b3=B3, alpha=ALPHA), optax.contrib.ademamix(1e-3, b3=B3, alpha=ALPHA)),
+            adamlab.ademamix(1e-3, b3=B3, alpha=ALPHA),
+            optax.contrib.ademamix(1e-3, b3=B3, alpha=ALPHA),
+        ),
         "lion": (adamlab.lion(1e-4), optax.lion(1e-4)),
         "lion_schedule": (adamlab.lion(LION_SCHEDULE), optax.lion(LION_SCHEDULE)),
     }
@@ -75,38 +80,52 @@ def test_matches_optax_bitwise_under_jit(name, stream):
 
 # ------------------------------------------------------------------------------------------ float64 reference
 
+
 def reference_cases():
     return {
         "amsgrad_optax": (adamlab.amsgrad(1e-3), lambda p, g: reference.amsgrad(p, g, 1e-3, convention="optax")),
         "amsgrad_raw_pytorch": (
-            adamlab.amsgrad(1e-3, max_of="raw"), lambda p, g: reference.amsgrad(p, g, 1e-3, convention="pytorch")),
+            adamlab.amsgrad(1e-3, max_of="raw"),
+            lambda p, g: reference.amsgrad(p, g, 1e-3, convention="pytorch"),
+        ),
         "amsgrad_paper": (
             adamlab.amsgrad(1e-3, bias_correction_mu=False, bias_correction_nu=False),
-            lambda p, g: reference.amsgrad(p, g, 1e-3, convention="paper")),
+            lambda p, g: reference.amsgrad(p, g, 1e-3, convention="paper"),
+        ),
         "ademamix_wd_mask": (
             adamlab.ademamix(1e-3, weight_decay=0.1, mask=no_decay_on_biases),
-            lambda p, g: reference.ademamix(p, g, 1e-3, wd=0.1, mask=ref_mask())),
+            lambda p, g: reference.ademamix(p, g, 1e-3, wd=0.1, mask=ref_mask()),
+        ),
         "ademamix_schedules": (
             adamlab.ademamix(1e-3, b3=B3, alpha=ALPHA),
-            lambda p, g: reference.ademamix(p, g, 1e-3, b3=B3, alpha=ALPHA)),
+            lambda p, g: reference.ademamix(p, g, 1e-3, b3=B3, alpha=ALPHA),
+        ),
         # Lion's steps all have one size: float32 rounds ``p - lr * (1 + wd * p)`` the same way step after step,
         # a storage bias that reaches 1e-5 relative over 300 steps with lion(1e-4)'s defaults and is no formula
         # error. Without decay a step of 2**-13 is exact in float32, so only the formula is tested; the
         # scheduled case below (steps of varying size) tests the decay.
         "lion": (adamlab.lion(2.0**-13, weight_decay=0.0), lambda p, g: reference.lion(p, g, 2.0**-13)),
         "lion_schedule_wd": (
-            adamlab.lion(LION_SCHEDULE, weight_decay=0.1), lambda p, g: reference.lion(p, g, LION_SCHEDULE, wd=0.1)),
+            adamlab.lion(LION_SCHEDULE, weight_decay=0.1),
+            lambda p, g: reference.lion(p, g, LION_SCHEDULE, wd=0.1),
+        ),
         "adam_atan2": (adamlab.adam_atan2(1e-3), lambda p, g: reference.adam_atan2(p, g, 1e-3, wd=1e-4)),
         "adam_atan2_ab_wd": (
             adamlab.adam_atan2(1e-3, a=2.0, b=0.5, weight_decay=0.1),
-            lambda p, g: reference.adam_atan2(p, g, 1e-3, a=2.0, b=0.5, wd=0.1)),
+            lambda p, g: reference.adam_atan2(p, g, 1e-3, a=2.0, b=0.5, wd=0.1),
+        ),
         "cautious_adamw": (
             adamlab.cautious(adamlab.adamw(1e-3, weight_decay=0.1)),
-            lambda p, g: reference.cautious_adamw(p, g, 1e-3, wd=0.1)),
-        "stable_adamw": (adamlab.stable_adamw(1e-3, weight_decay=0.1),
-                         lambda p, g: reference.stable_adamw(p, g, 1e-3, wd=0.1)),
-        "stable_adamw_spikes": (adamlab.stable_adamw(1e-3, weight_decay=0.1),
-                                lambda p, g: reference.stable_adamw(p, g, 1e-3, wd=0.1)),
+            lambda p, g: reference.cautious_adamw(p, g, 1e-3, wd=0.1),
+        ),
+        "stable_adamw": (
+            adamlab.stable_adamw(1e-3, weight_decay=0.1),
+            lambda p, g: reference.stable_adamw(p, g, 1e-3, wd=0.1),
+        ),
+        "stable_adamw_spikes": (
+            adamlab.stable_adamw(1e-3, weight_decay=0.1),
+            lambda p, g: reference.stable_adamw(p, g, 1e-3, wd=0.1),
+        ),
     }
 
 
@@ -141,6 +160,7 @@ def test_references_tell_the_variants_apart(stream):
 
 # ------------------------------------------------------------------------------------ AMSGrad's two conventions
 
+
 def spike_then_small(steps=STEPS, seed=2):
     """Small gradients after one large first gradient: the maximum of the bias-corrected ``v`` is the first
     ``g**2`` for good, while the maximum of the raw ``v`` is ``(1 - b2) * g**2``, corrected by the growing
@@ -171,6 +191,7 @@ def test_amsgrad_rejects_unknown_max_of():
 
 # ------------------------------------------------------------------------------------------------- cautious
 
+
 def test_cautious_stage_order():
     for tx in (adamlab.adamw(1e-3, weight_decay=0.1), adamlab.lion(1e-4)):
         plain = stage_names(tx)
@@ -182,8 +203,11 @@ def test_cautious_stage_order():
     assert lion_c.index("scale_by_sign") < lion_c.index("cautious_mask") < lion_c.index("add_decoupled_weight_decay")
 
 
-@pytest.mark.parametrize("tx", [lambda: adamlab.rmsprop(1e-3, momentum=0.9), lambda: adamlab.scale(1.0)],
-                         ids=["rmsprop_momentum", "no_moment"])
+@pytest.mark.parametrize(
+    "tx",
+    [lambda: adamlab.rmsprop(1e-3, momentum=0.9), lambda: adamlab.scale(1.0)],
+    ids=["rmsprop_momentum", "no_moment"],
+)
 def test_cautious_rejects(tx):
     with pytest.raises(ValueError, match="cautious"):
         adamlab.cautious(tx())
@@ -223,6 +247,7 @@ def test_cautious_zeroes_disagreeing_coordinates():
 
 
 # ------------------------------------------------------------------------------------------------- adam_atan2
+
 
 def hostile_stream(params, steps=60, seed=5):
     """Normal gradients scaled per element and step by 10**k, k uniform in [-30, 15]: float32 ``g**2`` of the
@@ -290,6 +315,7 @@ def test_adam_atan2_zero_gradient_gives_zero_update():
 
 # -------------------------------------------------------------------------------------- AdEMAMix's schedulers
 
+
 def test_ademamix_b3_scheduler():
     np.testing.assert_allclose(float(B3(0)), 0.9, rtol=1e-6)
     np.testing.assert_allclose(float(B3(100)), 0.9999, rtol=1e-6)
@@ -333,14 +359,23 @@ def test_stable_adamw_is_adamw_until_a_gradient_outgrows_v(stream):
     params = mixed_params()
     # The first gradient, shrinking by 0.98 a step: each g_t**2 is below every earlier one, so below v_hat.
     shrinking = jax.tree.map(
-        lambda x: x[:1] * (0.98 ** jnp.arange(x.shape[0], dtype=jnp.float32)).reshape(-1, *[1] * (x.ndim - 1)),
-        stream)
-    same = testing.compare(adamlab.stable_adamw(1e-3, weight_decay=0.1),
-                           adamlab.adamw(1e-3, 0.9, 0.99, 1e-6, weight_decay=0.1), params, grads=shrinking, jit=True)
+        lambda x: x[:1] * (0.98 ** jnp.arange(x.shape[0], dtype=jnp.float32)).reshape(-1, *[1] * (x.ndim - 1)), stream
+    )
+    same = testing.compare(
+        adamlab.stable_adamw(1e-3, weight_decay=0.1),
+        adamlab.adamw(1e-3, 0.9, 0.99, 1e-6, weight_decay=0.1),
+        params,
+        grads=shrinking,
+        jit=True,
+    )
     assert same.max_rel == 0.0, str(same)
-    differs = testing.compare(adamlab.stable_adamw(1e-3, weight_decay=0.1),
-                              adamlab.adamw(1e-3, 0.9, 0.99, 1e-6, weight_decay=0.1), params, grads=spiky(stream),
-                              jit=True)
+    differs = testing.compare(
+        adamlab.stable_adamw(1e-3, weight_decay=0.1),
+        adamlab.adamw(1e-3, 0.9, 0.99, 1e-6, weight_decay=0.1),
+        params,
+        grads=spiky(stream),
+        jit=True,
+    )
     assert differs.max_rel > 1e-3
     # One spike after quiet steps: the update, decay included, is AdamW's divided by that tensor's RMS_t.
     p = {"w": jnp.linspace(-1.0, 1.0, 8)}

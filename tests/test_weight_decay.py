@@ -30,11 +30,12 @@ def no_decay_on_biases(params):
 def paper_chain(alpha, wd, eta, mask=None, b1=0.9, b2=0.999, eps=1e-8):
     """The chain for the paper's AdamW (docs/guides/getting_started.md), written out."""
     return adamlab.chain(
-        adamlab.scale_by_ema(b1), adamlab.bias_correct(b1),
-        adamlab.scale_by_rms(b2, eps, bias_correction=True),   # m_hat / (sqrt(v_hat) + eps)
-        adamlab.scale(alpha),                                   # * alpha, the base rate
-        adamlab.add_decoupled_weight_decay(wd, mask),           # + wd * p
-        adamlab.scale_by_learning_rate(eta),                    # * -eta_t
+        adamlab.scale_by_ema(b1),
+        adamlab.bias_correct(b1),
+        adamlab.scale_by_rms(b2, eps, bias_correction=True),  # m_hat / (sqrt(v_hat) + eps)
+        adamlab.scale(alpha),  # * alpha, the base rate
+        adamlab.add_decoupled_weight_decay(wd, mask),  # + wd * p
+        adamlab.scale_by_learning_rate(eta),  # * -eta_t
     )
 
 
@@ -51,8 +52,9 @@ def test_paper_adamw_matches_a_float64_algorithm_2(stream):
     errors = testing.compare_trees(as_dict(final), expected)
     assert max(e.max_rel for e in errors) <= 1e-5, errors
     # The reference can tell the forms apart: Optax's (decay lr_t * wd = alpha * eta_t * wd) is far off.
-    optax_form = reference.adam(as_dict(params), as_dict(stream), lambda i: ALPHA * float(ETA(i)), decoupled_wd=WD,
-                                mask=as_dict(mask))
+    optax_form = reference.adam(
+        as_dict(params), as_dict(stream), lambda i: ALPHA * float(ETA(i)), decoupled_wd=WD, mask=as_dict(mask)
+    )
     assert max(e.max_rel for e in testing.compare_trees(optax_form, expected)) > 1e-3
 
 
@@ -63,8 +65,12 @@ def test_paper_adamw_is_its_chain_bit_for_bit_and_optax_agrees(stream):
     report = testing.compare(ours, paper_chain(ALPHA, WD, ETA, mask), params, grads=stream, jit=True)
     assert report.max_rel == 0.0, str(report)
     optax_eta = optax.warmup_cosine_decay_schedule(0.0, 1.0, 30, STEPS, end_value=0.1)
-    theirs = optax.chain(optax.scale_by_adam(), optax.scale(ALPHA), optax.add_decayed_weights(WD, mask),
-                         optax.scale_by_learning_rate(optax_eta))
+    theirs = optax.chain(
+        optax.scale_by_adam(),
+        optax.scale(ALPHA),
+        optax.add_decayed_weights(WD, mask),
+        optax.scale_by_learning_rate(optax_eta),
+    )
     report = testing.compare(ours, theirs, params, grads=stream, jit=True)
     assert report.max_rel <= 1e-6, str(report)
 
@@ -109,8 +115,13 @@ def test_paper_adamw_refuses_two_schedules():
 
 def test_without_a_schedule_adamw_is_unchanged(stream):
     params = mixed_params()
-    report = testing.compare(adamlab.adamw(ALPHA, weight_decay=WD, schedule=None), optax.adamw(ALPHA, weight_decay=WD),
-                             params, grads=stream, jit=True)
+    report = testing.compare(
+        adamlab.adamw(ALPHA, weight_decay=WD, schedule=None),
+        optax.adamw(ALPHA, weight_decay=WD),
+        params,
+        grads=stream,
+        jit=True,
+    )
     assert report.max_rel == 0.0, str(report)
 
 
@@ -123,8 +134,9 @@ def test_timescale_and_weight_decay_are_inverse():
     tau = adamlab.decay_timescale(lr, wd)
     np.testing.assert_allclose(tau, 1 / (lr * wd), rtol=1e-15)
     np.testing.assert_allclose(adamlab.weight_decay_for_timescale(tau, lr), wd, rtol=1e-15)
-    np.testing.assert_allclose(adamlab.decay_timescale(lr, adamlab.weight_decay_for_timescale(tau, lr)), tau,
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        adamlab.decay_timescale(lr, adamlab.weight_decay_for_timescale(tau, lr)), tau, rtol=1e-15
+    )
     assert adamlab.decay_timescale(1e-3, 0.1) == pytest.approx(10_000.0)
     assert adamlab.weight_decay_for_timescale(10_000, 1e-3) == pytest.approx(0.1)
     # JAX arrays, also under jit (traced values are not checked, only computed).

@@ -13,8 +13,18 @@ import numpy as np
 
 # Printable ASCII plus newline; the few typographic characters in the help text are mapped to ASCII.
 VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))
-_ASCII = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2013": "-", "\u2014": "--",
-          "\u2026": "...", "\u00b0": " deg", "\u00df": "ss", "\t": "    "}
+_ASCII = {
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u2013": "-",
+    "\u2014": "--",
+    "\u2026": "...",
+    "\u00b0": " deg",
+    "\u00df": "ss",
+    "\t": "    ",
+}
 _UNKNOWN = "?"
 _INDEX = {c: i for i, c in enumerate(VOCAB)}
 assert set(string.ascii_letters + string.digits) <= set(VOCAB)
@@ -48,7 +58,7 @@ def train_val_split(every: int = 10) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(every, int) or every < 2:
         raise ValueError(f"every must be an int >= 2, got {every!r}")
     ids = encode("\n\n".join(corpus_topics().values()))
-    chunks = [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+    chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
     val = [c for i, c in enumerate(chunks) if i % every == every // 2]
     train = [c for i, c in enumerate(chunks) if i % every != every // 2]
     return np.concatenate(train), np.concatenate(val)

@@ -43,7 +43,8 @@ class GridConfig(NamedTuple):
     def multiplier(self) -> Callable:
         """eta_t: linear warmup from 0 to 1, then cosine to `final_fraction`."""
         return adamlab.schedules.warmup_cosine_decay(
-            0.0, 1.0, max(1, int(self.warmup_fraction * self.steps)), self.steps, end_value=self.final_fraction)
+            0.0, 1.0, max(1, int(self.warmup_fraction * self.steps)), self.steps, end_value=self.final_fraction
+        )
 
 
 class GridOptimizer(NamedTuple):
@@ -65,15 +66,18 @@ OPTIMIZERS: dict[str, GridOptimizer] = {
     "adam_l2": GridOptimizer(
         "Adam + L2 (g + wd·p)",
         lambda lr, wd, eta: adamlab.adam(lambda t: lr * eta(t), weight_decay=wd, mask=_mask),
-        _decades(-4, 0)),
+        _decades(-4, 0),
+    ),
     "adamw": GridOptimizer(
         "AdamW, Optax/PyTorch (shrink lr_t·wd)",
         lambda lr, wd, eta: adamlab.adamw(lambda t: lr * eta(t), weight_decay=wd, mask=_mask),
-        _decades(-2, 2)),
+        _decades(-2, 2),
+    ),
     "adamw_paper": GridOptimizer(
         "AdamW, paper (shrink η_t·wd)",
         lambda lr, wd, eta: adamlab.adamw(lr, weight_decay=wd, mask=_mask, schedule=eta),
-        _decades(-5, -1)),
+        _decades(-5, -1),
+    ),
 }
 DEFAULT_LRS = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 
@@ -164,10 +168,15 @@ def train_grid(name: str, lrs, wds, cfg: GridConfig, data: dict, progress: bool 
         bar.update(chunk)
     bar.close()
     train_loss, val_loss = (np.asarray(v, np.float64).reshape(lr_grid.shape) for v in evaluate(params))
-    return {"label": opt.label, "lrs": [float(v) for v in lrs], "wds": [float(v) for v in wds],
-            "train_loss": _listify(train_loss), "val_loss": _listify(val_loss),
-            "seconds": time.perf_counter() - started,
-            **summarize(val_loss, lrs, wds, cfg.margin)}
+    return {
+        "label": opt.label,
+        "lrs": [float(v) for v in lrs],
+        "wds": [float(v) for v in wds],
+        "train_loss": _listify(train_loss),
+        "val_loss": _listify(val_loss),
+        "seconds": time.perf_counter() - started,
+        **summarize(val_loss, lrs, wds, cfg.margin),
+    }
 
 
 def summarize(val_loss: np.ndarray, lrs, wds, margin: float) -> dict[str, Any]:
@@ -179,11 +188,19 @@ def summarize(val_loss: np.ndarray, lrs, wds, margin: float) -> dict[str, Any]:
     best_wd_per_lr = [float(wds[int(np.argmin(row))]) for row in finite]
     # How the best wd moves with lr, in decades per decade: 0 is an axis-aligned good region, -1 a diagonal
     # along lr * wd = const, +1 one along lr / wd = const.
-    slope = float(np.polyfit(np.log10(np.asarray(lrs, np.float64)), np.log10(best_wd_per_lr), 1)[0]) \
-        if len(lrs) > 1 else float("nan")
-    return {"best": {"lr": float(lrs[i]), "wd": float(wds[j]), "val_loss": best},
-            "within_margin": int(good.sum()), "cells": int(good.size), "good": good.tolist(),
-            "best_wd_per_lr": best_wd_per_lr, "slope": slope}
+    slope = (
+        float(np.polyfit(np.log10(np.asarray(lrs, np.float64)), np.log10(best_wd_per_lr), 1)[0])
+        if len(lrs) > 1
+        else float("nan")
+    )
+    return {
+        "best": {"lr": float(lrs[i]), "wd": float(wds[j]), "val_loss": best},
+        "within_margin": int(good.sum()),
+        "cells": int(good.size),
+        "good": good.tolist(),
+        "best_wd_per_lr": best_wd_per_lr,
+        "slope": slope,
+    }
 
 
 def _listify(a: np.ndarray) -> list:
@@ -196,11 +213,20 @@ def count_params(cfg: GridConfig) -> int:
 
 def table(results: dict[str, dict], margin: float) -> str:
     """One row per optimizer: its best cell, how many cells lie within `margin` of it, and the good region's tilt."""
-    head = ["optimizer", "best val loss", "at lr", "at wd", f"cells within {margin:g}", "best wd vs lr (slope)",
-            "seconds"]
+    head = [
+        "optimizer",
+        "best val loss",
+        "at lr",
+        "at wd",
+        f"cells within {margin:g}",
+        "best wd vs lr (slope)",
+        "seconds",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for r in results.values():
         b = r["best"]
-        lines.append(f"| {r['label']} | {b['val_loss']:.3f} | {b['lr']:.3g} | {b['wd']:.3g} | "
-                     f"{r['within_margin']} of {r['cells']} | {r['slope']:+.2f} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['label']} | {b['val_loss']:.3f} | {b['lr']:.3g} | {b['wd']:.3g} | "
+            f"{r['within_margin']} of {r['cells']} | {r['slope']:+.2f} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)

@@ -54,12 +54,18 @@ def init_params(config: ModelConfig, seed: int) -> Params:
 
     blocks = []
     for _ in range(config.layers):
-        blocks.append({
-            "ln_1": _layer_norm_params(d),
-            "attn": {"qkv": normal((d, 3 * d)), "qkv_bias": jnp.zeros((3 * d,)), "proj": normal((d, d), resid_std)},
-            "ln_2": _layer_norm_params(d),
-            "mlp": {"fc": normal((d, hidden)), "fc_bias": jnp.zeros((hidden,)), "proj": normal((hidden, d), resid_std)},
-        })
+        blocks.append(
+            {
+                "ln_1": _layer_norm_params(d),
+                "attn": {"qkv": normal((d, 3 * d)), "qkv_bias": jnp.zeros((3 * d,)), "proj": normal((d, d), resid_std)},
+                "ln_2": _layer_norm_params(d),
+                "mlp": {
+                    "fc": normal((d, hidden)),
+                    "fc_bias": jnp.zeros((hidden,)),
+                    "proj": normal((hidden, d), resid_std),
+                },
+            }
+        )
     return {
         "embed": {"tokens": normal((config.vocab_size, d)), "positions": normal((config.context, d), 0.01)},
         "blocks": blocks,

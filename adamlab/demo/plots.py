@@ -16,8 +16,9 @@ def _pyplot():
     matplotlib.use("Agg")  # files only: works on machines without a display
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-                         "axes.spines.right": False})
+    plt.rcParams.update(
+        {"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+    )
     return plt
 
 
@@ -90,15 +91,23 @@ def _group(path: str) -> str:
     return ".".join(keys[-2:]) if keys[0] == "blocks" else ".".join(keys)
 
 
-def effective_decay(decays: dict[str, dict[str, np.ndarray]], labels: dict[str, str], colors: dict[str, str],
-                    lr: float, weight_decay: float, path: pathlib.Path, title: str) -> None:
+def effective_decay(
+    decays: dict[str, dict[str, np.ndarray]],
+    labels: dict[str, str],
+    colors: dict[str, str],
+    lr: float,
+    weight_decay: float,
+    path: pathlib.Path,
+    title: str,
+) -> None:
     """Histogram (log x) of every decayed weight's effective decay per step, and the median per kind of tensor.
 
     `decays` maps a run name to ``{tensor path: per-weight decays}``.
     """
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True,
-                                   gridspec_kw={"width_ratios": [1.35, 1]})
+    fig, (ax1, ax2) = plt.subplots(
+        1, 2, figsize=(12, 4.6), constrained_layout=True, gridspec_kw={"width_ratios": [1.35, 1]}
+    )
     nominal = lr * weight_decay
     values = {name: np.concatenate(list(d.values())) for name, d in decays.items()}
     positive = np.concatenate([v[v > 0] for v in values.values()] + [np.asarray([nominal])])
@@ -107,13 +116,24 @@ def effective_decay(decays: dict[str, dict[str, np.ndarray]], labels: dict[str, 
     for name, v in values.items():
         n = len(v)
         if np.ptp(v) == 0:  # AdamW: one value for every weight, a single bar
-            ax1.bar(v[0], n, width=v[0] * 0.12, color=colors[name], alpha=0.9,
-                    label=f"{labels[name]}: lr·wd = {v[0]:.2g} for all {n:,} weights")
+            ax1.bar(
+                v[0],
+                n,
+                width=v[0] * 0.12,
+                color=colors[name],
+                alpha=0.9,
+                label=f"{labels[name]}: lr·wd = {v[0]:.2g} for all {n:,} weights",
+            )
         else:
             spread = np.log10(np.percentile(v, 99) / np.percentile(v, 1))
-            ax1.hist(v, bins=bins, color=colors[name], alpha=0.7,
-                     label=f"{labels[name]}: lr·wd/(√v̂+ε), median {np.median(v):.2g},\n"
-                           f"1st–99th percentile span {spread:.1f} decades")
+            ax1.hist(
+                v,
+                bins=bins,
+                color=colors[name],
+                alpha=0.7,
+                label=f"{labels[name]}: lr·wd/(√v̂+ε), median {np.median(v):.2g},\n"
+                f"1st–99th percentile span {spread:.1f} decades",
+            )
     ax1.set_xscale("log")
     ax1.set_yscale("log")
     ax1.set_xlabel("effective decay per step (fraction of the weight removed)")
@@ -172,20 +192,29 @@ def grid_heatmaps(results: dict[str, dict], cfg, path: pathlib.Path) -> None:
     within the margin outlined; one colour scale for all panels."""
     plt = _pyplot()
     names = list(results)
-    fig, axes = plt.subplots(1, len(names), figsize=(5.4 * len(names), 5.0), squeeze=False, dpi=DPI,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(5.4 * len(names), 5.0), squeeze=False, dpi=DPI, layout="constrained"
+    )
     best = min(r["best"]["val_loss"] for r in results.values())
     vmin, vmax = best, best + 0.6
     image = None
     for ax, name in zip(axes[0], names):
         r = results[name]
         loss = np.array([[np.nan if v is None else v for v in row] for row in r["val_loss"]], np.float64)
-        image = ax.imshow(np.clip(loss, vmin, vmax), origin="lower", cmap="viridis_r", vmin=vmin, vmax=vmax,
-                          aspect="auto")
+        image = ax.imshow(
+            np.clip(loss, vmin, vmax), origin="lower", cmap="viridis_r", vmin=vmin, vmax=vmax, aspect="auto"
+        )
         ax.grid(False)
         for (i, j), v in np.ndenumerate(loss):
-            ax.text(j, i, "div" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if np.isfinite(v) and v > vmin + 0.6 * (vmax - vmin) else "black")
+            ax.text(
+                j,
+                i,
+                "div" if not np.isfinite(v) else f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if np.isfinite(v) and v > vmin + 0.6 * (vmax - vmin) else "black",
+            )
             if r["good"][i][j]:
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
         bi, bj = r["lrs"].index(r["best"]["lr"]), r["wds"].index(r["best"]["wd"])
@@ -194,10 +223,16 @@ def grid_heatmaps(results: dict[str, dict], cfg, path: pathlib.Path) -> None:
         ax.set_yticks(range(len(r["lrs"])), [f"{v:g}" for v in r["lrs"]], fontsize=8)
         ax.set_xlabel("weight decay wd")
         ax.set_ylabel("base learning rate α" if name == "adamw_paper" else "peak learning rate")
-        ax.set_title(f"{r['label']}\nbest {r['best']['val_loss']:.3f}; {r['within_margin']} cells within "
-                     f"{cfg.margin:g} nats; slope {r['slope']:+.2f}", fontsize=9)
+        ax.set_title(
+            f"{r['label']}\nbest {r['best']['val_loss']:.3f}; {r['within_margin']} cells within "
+            f"{cfg.margin:g} nats; slope {r['slope']:+.2f}",
+            fontsize=9,
+        )
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label="final validation loss (nats)")
-    fig.suptitle(f"lr x wd grid: {cfg.steps} steps, same data, init and warmup-cosine multiplier in every cell "
-                 "(★ best, red outline: within the margin)", fontsize=10)
+    fig.suptitle(
+        f"lr x wd grid: {cfg.steps} steps, same data, init and warmup-cosine multiplier in every cell "
+        "(★ best, red outline: within the margin)",
+        fontsize=10,
+    )
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)

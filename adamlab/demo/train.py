@@ -89,37 +89,90 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     spec.name: spec
     for spec in [
         OptimizerSpec("sgd", "SGD+momentum", 0.03, "none", lambda s, wd: adamlab.sgd(s, momentum=0.9), "tab:gray"),
-        OptimizerSpec("rmsprop", "RMSProp", 3e-4, "none", lambda s, wd: adamlab.rmsprop(s, decay=B2, eps=EPS),
-                      "tab:purple"),
+        OptimizerSpec(
+            "rmsprop", "RMSProp", 3e-4, "none", lambda s, wd: adamlab.rmsprop(s, decay=B2, eps=EPS), "tab:purple"
+        ),
         OptimizerSpec("adam", "Adam", 1e-3, "none", lambda s, wd: adamlab.adam(s, B1, B2, EPS), "tab:blue"),
-        OptimizerSpec("adam_l2", "Adam+L2", 1e-3, "coupled",
-                      lambda s, wd: adamlab.adam(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
-                      "tab:red"),
-        OptimizerSpec("adamw", "AdamW", 1e-3, "decoupled",
-                      lambda s, wd: adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
-                      "tab:green"),
+        OptimizerSpec(
+            "adam_l2",
+            "Adam+L2",
+            1e-3,
+            "coupled",
+            lambda s, wd: adamlab.adam(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
+            "tab:red",
+        ),
+        OptimizerSpec(
+            "adamw",
+            "AdamW",
+            1e-3,
+            "decoupled",
+            lambda s, wd: adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
+            "tab:green",
+        ),
         OptimizerSpec("optax_adamw", "Optax AdamW", 1e-3, "decoupled", _optax_adamw, "black", requires="optax"),
         # The Adam family (python -m adamlab.demo --optimizers amsgrad,lion,...): Adam's rate, not swept; Lion at a
         # third of it with 3x the decay (its paper: 3-10x smaller lr, lr*wd kept). AdEMAMix with b3 = 0.999 and
         # alpha warmed up over 100 steps: the paper's 0.9999 averages over more steps than a demo run has.
         OptimizerSpec("amsgrad", "AMSGrad", 1e-3, "none", lambda s, wd: adamlab.amsgrad(s, B1, B2, EPS), "tab:orange"),
-        OptimizerSpec("nadamw", "NAdamW", 1e-3, "decoupled",
-                      lambda s, wd: adamlab.nadamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
-                      "tab:brown"),
-        OptimizerSpec("ademamix", "AdEMAMix", 1e-3, "decoupled",
-                      lambda s, wd: adamlab.ademamix(s, B1, B2, 0.999, adamlab.schedules.ademamix_alpha(5.0, 100), EPS,
-                                                     weight_decay=wd, mask=adamlab.weight_decay_mask), "tab:pink"),
-        OptimizerSpec("lion", "Lion", 3e-4, "decoupled",
-                      lambda s, wd: adamlab.lion(s, weight_decay=3 * wd, mask=adamlab.weight_decay_mask), "tab:olive"),
-        OptimizerSpec("adam_atan2", "Adam-atan2", 1e-3, "decoupled",
-                      lambda s, wd: adamlab.adam_atan2(s, B1, B2, weight_decay=wd, mask=adamlab.weight_decay_mask),
-                      "tab:cyan"),
-        OptimizerSpec("cautious_adamw", "C-AdamW", 1e-3, "decoupled",
-                      lambda s, wd: adamlab.cautious(
-                          adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask)), "gold"),
-        OptimizerSpec("stable_adamw", "StableAdamW", 1e-3, "decoupled",
-                      lambda s, wd: adamlab.stable_adamw(s, B1, B2, weight_decay=wd, mask=adamlab.weight_decay_mask),
-                      "tab:blue"),
+        OptimizerSpec(
+            "nadamw",
+            "NAdamW",
+            1e-3,
+            "decoupled",
+            lambda s, wd: adamlab.nadamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
+            "tab:brown",
+        ),
+        OptimizerSpec(
+            "ademamix",
+            "AdEMAMix",
+            1e-3,
+            "decoupled",
+            lambda s, wd: adamlab.ademamix(
+                s,
+                B1,
+                B2,
+                0.999,
+                adamlab.schedules.ademamix_alpha(5.0, 100),
+                EPS,
+                weight_decay=wd,
+                mask=adamlab.weight_decay_mask,
+            ),
+            "tab:pink",
+        ),
+        OptimizerSpec(
+            "lion",
+            "Lion",
+            3e-4,
+            "decoupled",
+            lambda s, wd: adamlab.lion(s, weight_decay=3 * wd, mask=adamlab.weight_decay_mask),
+            "tab:olive",
+        ),
+        OptimizerSpec(
+            "adam_atan2",
+            "Adam-atan2",
+            1e-3,
+            "decoupled",
+            lambda s, wd: adamlab.adam_atan2(s, B1, B2, weight_decay=wd, mask=adamlab.weight_decay_mask),
+            "tab:cyan",
+        ),
+        OptimizerSpec(
+            "cautious_adamw",
+            "C-AdamW",
+            1e-3,
+            "decoupled",
+            lambda s, wd: adamlab.cautious(
+                adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask)
+            ),
+            "gold",
+        ),
+        OptimizerSpec(
+            "stable_adamw",
+            "StableAdamW",
+            1e-3,
+            "decoupled",
+            lambda s, wd: adamlab.stable_adamw(s, B1, B2, weight_decay=wd, mask=adamlab.weight_decay_mask),
+            "tab:blue",
+        ),
     ]
 }
 DEFAULT = ("sgd", "rmsprop", "adam", "adam_l2", "adamw", "optax_adamw")  # what `python -m adamlab.demo` trains
@@ -185,12 +238,16 @@ def _loss_on(params, tokens, starts, mcfg: model.ModelConfig):
 # Compiled once per model configuration and shared by every optimizer's run (XLA compiles dominate tiny runs).
 @functools.partial(jax.jit, static_argnums=5)
 def _evaluate(params, train_tokens, val_tokens, train_starts, val_starts, mcfg):
-    return (_loss_on(params, train_tokens, train_starts, mcfg), _loss_on(params, val_tokens, val_starts, mcfg),
-            adamlab.global_norm(params))
+    return (
+        _loss_on(params, train_tokens, train_starts, mcfg),
+        _loss_on(params, val_tokens, val_starts, mcfg),
+        adamlab.global_norm(params),
+    )
 
 
-def train(spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.ndarray], *,
-          progress: bool = True) -> RunResult:
+def train(
+    spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.ndarray], *, progress: bool = True
+) -> RunResult:
     """Trains the model from ``seed`` with `spec`'s optimizer on the data order drawn from ``seed``."""
     mcfg = cfg.model_config()
     train_tokens, val_tokens = (jnp.asarray(t, jnp.int32) for t in corpus)
@@ -214,8 +271,10 @@ def train(spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.nd
 
     step = jax.jit(step, donate_argnums=(0, 1))
 
-    history: dict[str, list] = {k: [] for k in ("step", "train_loss", "update_ratio", "eval_step", "eval_train_loss",
-                                                 "val_loss", "weight_norm", "lr")}
+    history: dict[str, list] = {
+        k: []
+        for k in ("step", "train_loss", "update_ratio", "eval_step", "eval_train_loss", "val_loss", "weight_norm", "lr")
+    }
 
     def record_eval(at: int) -> float:
         t0 = time.perf_counter()
@@ -249,8 +308,10 @@ def train(spec: OptimizerSpec, cfg: TrainConfig, corpus: tuple[np.ndarray, np.nd
                 history["update_ratio"].append(rv)
             if not math.isfinite(fetched[-1][1]):
                 bar.close()
-                raise FloatingPointError(f"{spec.label}: the loss became {fetched[-1][1]} at step {at}; "
-                                         f"lower its learning rate (peak {spec.peak_lr:g})")
+                raise FloatingPointError(
+                    f"{spec.label}: the loss became {fetched[-1][1]} at step {at}; "
+                    f"lower its learning rate (peak {spec.peak_lr:g})"
+                )
             if at % every == 0 or at == cfg.steps:
                 record_eval(at)
             bar.update(len(fetched), loss=f"{fetched[-1][1]:.3f}")
@@ -278,10 +339,18 @@ def effective_decays(result: RunResult, cfg: TrainConfig) -> dict[str, np.ndarra
     """Per-weight effective decay of the last step for each decayed tensor, keyed by its path."""
     coupled = result.spec.decay == "coupled"
     schedule = cfg.schedule(result.spec.peak_lr)
-    tree = jax.jit(lambda state, params: diagnostics.effective_decay(
-        state, params, schedule, cfg.weight_decay, coupled=coupled, mask=adamlab.weight_decay_mask, b2=B2, eps=EPS,
-    ))(result.opt_state, result.params)
+    tree = jax.jit(
+        lambda state, params: diagnostics.effective_decay(
+            state,
+            params,
+            schedule,
+            cfg.weight_decay,
+            coupled=coupled,
+            mask=adamlab.weight_decay_mask,
+            b2=B2,
+            eps=EPS,
+        )
+    )(result.opt_state, result.params)
     mask = adamlab.weight_decay_mask(result.params)
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {jax.tree_util.keystr(path): np.asarray(x).ravel()
-            for (path, x), m in zip(flat, jax.tree.leaves(mask)) if m}
+    return {jax.tree_util.keystr(path): np.asarray(x).ravel() for (path, x), m in zip(flat, jax.tree.leaves(mask)) if m}

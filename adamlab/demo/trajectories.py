@@ -58,14 +58,42 @@ def surfaces(steps: int = 150) -> list[dict[str, Any]]:
     ]
     out = []
     for f, title, start, minimum, xlim, ylim, opts, n, legend in [
-        (ravine, f"ravine  x²/200 + 2y²,  {steps} steps", (-9.0, 1.6), (0.0, 0.0), (-10, 2), (-2.2, 2.2),
-         ravine_opts, steps, "lower right"),
-        (rosenbrock, f"Rosenbrock  (1-x)² + 100(y-x²)²,  {steps * 4} steps", (-1.2, 1.0), (1.0, 1.0),
-         (-1.6, 1.6), (-0.6, 1.6), rosen_opts, steps * 4, "lower right"),
+        (
+            ravine,
+            f"ravine  x²/200 + 2y²,  {steps} steps",
+            (-9.0, 1.6),
+            (0.0, 0.0),
+            (-10, 2),
+            (-2.2, 2.2),
+            ravine_opts,
+            steps,
+            "lower right",
+        ),
+        (
+            rosenbrock,
+            f"Rosenbrock  (1-x)² + 100(y-x²)²,  {steps * 4} steps",
+            (-1.2, 1.0),
+            (1.0, 1.0),
+            (-1.6, 1.6),
+            (-0.6, 1.6),
+            rosen_opts,
+            steps * 4,
+            "lower right",
+        ),
     ]:
         paths = {label: (path(f, start, tx, n), color) for label, color, tx in opts}
-        out.append({"f": f, "title": title, "start": start, "minimum": minimum, "xlim": xlim, "ylim": ylim,
-                    "paths": paths, "legend": legend})
+        out.append(
+            {
+                "f": f,
+                "title": title,
+                "start": start,
+                "minimum": minimum,
+                "xlim": xlim,
+                "ylim": ylim,
+                "paths": paths,
+                "legend": legend,
+            }
+        )
     return out
 
 

@@ -38,8 +38,12 @@ class Loss(flax.linen.Module):
 
 def _scale_by_adam_chain(*rest):
     """optax.scale_by_adam() as adamlab stages (b1=0.9, b2=0.999, eps=1e-8), then `rest`."""
-    return adamlab.chain(adamlab.scale_by_ema(0.9), adamlab.bias_correct(0.9),
-                         adamlab.scale_by_rms(0.999, 1e-8, bias_correction=True), *rest)
+    return adamlab.chain(
+        adamlab.scale_by_ema(0.9),
+        adamlab.bias_correct(0.9),
+        adamlab.scale_by_rms(0.999, 1e-8, bias_correction=True),
+        *rest,
+    )
 
 
 def _has_updated(state):
@@ -80,8 +84,11 @@ def test_ema_debias():
     np.testing.assert_allclose(state[0].moment, (1 - d) * values[1] + d * (1 - d) * values[0], atol=1e-2)
 
 
-@pytest.mark.parametrize("value,skip", [(float("inf"), True), (-float("inf"), True), (float("nan"), True),
-                                        (11.0, False)], ids=["pos_inf", "neg_inf", "nan", "finite"])
+@pytest.mark.parametrize(
+    "value,skip",
+    [(float("inf"), True), (-float("inf"), True), (float("nan"), True), (11.0, False)],
+    ids=["pos_inf", "neg_inf", "nan", "finite"],
+)
 def test_skip_not_finite(value, skip):
     """From optax/transforms/_accumulation_test.py::AccumulationTest.test_skip_not_finite (each subtest).
 

@@ -136,8 +136,9 @@ def _explicit_dtype_cases():
                 marks = ()
                 if params_dtype == "bfloat16" and state_dtype is None and opt_name == "sgd_mom":
                     marks = SGD_BF16_XFAIL
-                yield pytest.param(params_dtype, state_dtype, opt_name, marks=marks,
-                                   id=f"{params_dtype}-{state_dtype}-{opt_name}")
+                yield pytest.param(
+                    params_dtype, state_dtype, opt_name, marks=marks, id=f"{params_dtype}-{state_dtype}-{opt_name}"
+                )
 
 
 @pytest.mark.parametrize("params_dtype,state_dtype,opt_name", list(_explicit_dtype_cases()))
@@ -157,8 +158,11 @@ def test_explicit_dtype(params_dtype, state_dtype, opt_name):
     state = opt.init(jnp.array([0.0, 0.0], dtype=params_dtype))
     expected = params_dtype if state_dtype is None else jax.dtypes.canonicalize_dtype(state_dtype)
     if state_dtype is not None:
-        theirs = (optax.sgd(0.1, momentum=0.9, accumulator_dtype=state_dtype) if opt_name == "sgd_mom"
-                  else getattr(optax, opt_name)(0.1, mu_dtype=state_dtype))
+        theirs = (
+            optax.sgd(0.1, momentum=0.9, accumulator_dtype=state_dtype)
+            if opt_name == "sgd_mom"
+            else getattr(optax, opt_name)(0.1, mu_dtype=state_dtype)
+        )
         theirs_state = theirs.init(jnp.array([0.0, 0.0], dtype=params_dtype))
         theirs_moment = theirs_state[0].trace if opt_name == "sgd_mom" else theirs_state[0].mu
         assert theirs_moment.dtype == expected  # Optax's: exactly the dtype asked for

@@ -36,8 +36,11 @@ def test_chain():
     init_params = (jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
     grads = (jnp.array([500.0, 5.0]), jnp.array([300.0, 3.0]))
     stages = [
-        adamlab.scale_by_ema(0.9), adamlab.bias_correct(0.9), adamlab.scale_by_rms(0.999, 1e-8, bias_correction=True),
-        adamlab.trace(0.0, nesterov=False), adamlab.scale(-LR),
+        adamlab.scale_by_ema(0.9),
+        adamlab.bias_correct(0.9),
+        adamlab.scale_by_rms(0.999, 1e-8, bias_correction=True),
+        adamlab.trace(0.0, nesterov=False),
+        adamlab.scale(-LR),
     ]
     chained = adamlab.chain(*stages)
     state = chained.init(init_params)
@@ -68,7 +71,8 @@ def test_chain():
 
 
 @pytest.mark.xfail(
-    strict=True, raises=TypeError,
+    strict=True,
+    raises=TypeError,
     reason="intended difference (docs/guides/numerics.md, 'Hostile input': Python scalars as leaves are refused, "
     "jnp.asarray them): adamlab.chain refuses {'a': 1, 'b': 2}, Optax's chain accepts it",
 )
@@ -89,7 +93,8 @@ def test_chain_extra_args():
 
 
 @pytest.mark.xfail(
-    strict=True, raises=TypeError,
+    strict=True,
+    raises=TypeError,
     reason="intended difference (docs/guides/numerics.md, 'Hostile input': Python scalars as leaves are refused, "
     "jnp.asarray them): adamlab.chain refuses {'a': 1, 'b': 2}, Optax's chain accepts it",
 )
@@ -105,8 +110,10 @@ def test_chain_extra_args_positional_params():
         assert params is not None
         return updates, state
 
-    tx = adamlab.chain(optax.GradientTransformation(lambda p: (), plain),
-                       optax.GradientTransformationExtraArgs(lambda p: (), with_extra))
+    tx = adamlab.chain(
+        optax.GradientTransformation(lambda p: (), plain),
+        optax.GradientTransformationExtraArgs(lambda p: (), with_extra),
+    )
     params = {"a": 1, "b": 2}
     state = tx.init(params)
     tx.update(params, state, params, ignored_kwarg="hi")
@@ -159,8 +166,13 @@ def test_partition_extra_args():
         return updates, state
 
     init = lambda params: {"mu": params}
-    tx = adamlab.partition({"a": optax.GradientTransformation(init, without_arg),
-                            "b": optax.GradientTransformationExtraArgs(init, with_arg)}, ("a", "b"))
+    tx = adamlab.partition(
+        {
+            "a": optax.GradientTransformation(init, without_arg),
+            "b": optax.GradientTransformationExtraArgs(init, with_arg),
+        },
+        ("a", "b"),
+    )
     fake = ({"u": jnp.array([1])}, {"v": jnp.array([1])})
     state = tx.init(fake)
     with pytest.raises(TypeError):
@@ -231,8 +243,9 @@ def test_masked(builder, use_fn):
     grads = jax.tree.map(lambda x: x / 10.0, params)
     negate_masked = lambda tree: jax.tree.map(lambda u, m: -u if m else u, tree, mask)
 
-    _check_negates_masked(adamlab.masked(SGD_BUILDERS[builder](), (lambda _: mask) if use_fn else mask), params,
-                          grads, negate_masked)
+    _check_negates_masked(
+        adamlab.masked(SGD_BUILDERS[builder](), (lambda _: mask) if use_fn else mask), params, grads, negate_masked
+    )
 
 
 @pytest.mark.parametrize("use_fn", [False, True], ids=["mask_tree", "mask_fn"])
@@ -253,8 +266,7 @@ def test_masked_prefix_mask(builder):
     mask = {"a": True, "b": False, "c": {"d": False, "e": True}}
     params = jax.tree.map(jnp.asarray, {"a": 1.0, "b": {"f": 2.0}, "c": {"d": 3.0, "e": ([4.0, 5.0], 6.0)}})
     grads = jax.tree.map(lambda x: x / 10.0, params)
-    negate_masked = lambda tree: jax.tree.map(lambda m, sub: jax.tree.map(jnp.negative, sub) if m else sub,
-                                              mask, tree)
+    negate_masked = lambda tree: jax.tree.map(lambda m, sub: jax.tree.map(jnp.negative, sub) if m else sub, mask, tree)
     _check_negates_masked(adamlab.masked(SGD_BUILDERS[builder](), mask), params, grads, negate_masked)
 
 

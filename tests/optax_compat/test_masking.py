@@ -166,8 +166,9 @@ class _MaskCompatibleModule:
         return self.w.dot(x)
 
 
-jax.tree_util.register_pytree_node(_MaskCompatibleModule, lambda m: ((m.w,), None),
-                                   lambda _, c: _MaskCompatibleModule(*c))
+jax.tree_util.register_pytree_node(
+    _MaskCompatibleModule, lambda m: ((m.w,), None), lambda _, c: _MaskCompatibleModule(*c)
+)
 
 
 def test_mask_compatible_callable_pytree_is_not_a_function():

@@ -79,7 +79,8 @@ def test_cosine_decay_with_exponent():
     np.testing.assert_allclose(
         schedule(np.array([0, 10, 50, 75, 100])),
         np.array([0.1, 0.09516553580760956, 0.025, 0.0021446612663567066, 0.0]),
-        rtol=1e-6, atol=1e-8,
+        rtol=1e-6,
+        atol=1e-8,
     )
 
 
@@ -94,8 +95,11 @@ def test_cosine_decay_with_giant_int_steps():
 )
 def test_warmup_cosine_decay_limits(init_value, peak_value, end_value):
     """From optax/schedules/_schedule_test.py::WarmupCosineDecayTest.test_limits."""
-    schedule = jax.jit(schedules.warmup_cosine_decay(
-        init_value=init_value, peak_value=peak_value, warmup_steps=100, decay_steps=1000, end_value=end_value))
+    schedule = jax.jit(
+        schedules.warmup_cosine_decay(
+            init_value=init_value, peak_value=peak_value, warmup_steps=100, decay_steps=1000, end_value=end_value
+        )
+    )
     np.testing.assert_allclose(init_value, schedule(0))
     np.testing.assert_allclose(peak_value, schedule(100))
     np.testing.assert_allclose(end_value, schedule(1000), rtol=1e-3)
@@ -103,22 +107,29 @@ def test_warmup_cosine_decay_limits(init_value, peak_value, end_value):
 
 def test_warmup_cosine_decay_with_exponent():
     """From optax/schedules/_schedule_test.py::WarmupCosineDecayTest.test_with_exponent (negative end value)."""
-    schedule = jax.jit(schedules.warmup_cosine_decay(
-        init_value=0.2, peak_value=1.21, end_value=-3.0, warmup_steps=50, decay_steps=100, exponent=2))
+    schedule = jax.jit(
+        schedules.warmup_cosine_decay(
+            init_value=0.2, peak_value=1.21, end_value=-3.0, warmup_steps=50, decay_steps=100, exponent=2
+        )
+    )
     np.testing.assert_allclose(
         schedule(np.array([0, 10, 50, 75, 100])),
-        np.array([0.20000004768371582, 0.4020000100135803, 1.2100000381469727, -1.947500228881836,
-                  -3.000000238418579]),
-        rtol=1e-6, atol=1e-8,
+        np.array([0.20000004768371582, 0.4020000100135803, 1.2100000381469727, -1.947500228881836, -3.000000238418579]),
+        rtol=1e-6,
+        atol=1e-8,
     )
 
 
 def test_warmup_cosine_decay_zero_peak_value():
     """From optax/schedules/_schedule_test.py::WarmupCosineDecayTest.test_zero_peak_value."""
-    schedule = jax.jit(schedules.warmup_cosine_decay(
-        init_value=0.2, peak_value=0, end_value=-3.0, warmup_steps=50, decay_steps=100, exponent=2))
+    schedule = jax.jit(
+        schedules.warmup_cosine_decay(
+            init_value=0.2, peak_value=0, end_value=-3.0, warmup_steps=50, decay_steps=100, exponent=2
+        )
+    )
     np.testing.assert_allclose(
-        schedule(np.array([0, 10, 50, 75, 100])), np.array([0.2, 0.16, 0.0, 0.0, 0.0]), rtol=1e-6, atol=1e-8)
+        schedule(np.array([0, 10, 50, 75, 100])), np.array([0.2, 0.16, 0.0, 0.0, 0.0]), rtol=1e-6, atol=1e-8
+    )
 
 
 def test_warmup_cosine_decay_monotonicity_and_exponent_ordering():
@@ -144,7 +155,10 @@ def test_warmup_cosine_decay_raises_when_decay_equals_warmup():
 @pytest.mark.parametrize(
     "factory,kwargs",
     [
-        (adamlab.adam, {}), (adamlab.adamw, {}), (adamlab.rmsprop, {}), (adamlab.rmsprop, {"momentum": 0.9}),
+        (adamlab.adam, {}),
+        (adamlab.adamw, {}),
+        (adamlab.rmsprop, {}),
+        (adamlab.rmsprop, {"momentum": 0.9}),
         (adamlab.sgd, {"momentum": 0.9}),
     ],
     ids=["adam", "adamw", "rmsprop", "rmsprop_momentum", "sgd_momentum"],

@@ -127,10 +127,12 @@ def test_apply_every():
     sgd_params, sgd_state = INIT_PARAMS, sgd.init(INIT_PARAMS)
     sgd_history = [sgd_params]
 
-    mean_every = adamlab.accumulate_gradients(adamlab.chain(adamlab.trace(decay=0, nesterov=False),
-                                                            adamlab.scale(-LR)), k)
-    sum_every = adamlab.accumulate_gradients(adamlab.chain(adamlab.trace(decay=0, nesterov=False),
-                                                           adamlab.scale(-LR * k)), k)
+    mean_every = adamlab.accumulate_gradients(
+        adamlab.chain(adamlab.trace(decay=0, nesterov=False), adamlab.scale(-LR)), k
+    )
+    sum_every = adamlab.accumulate_gradients(
+        adamlab.chain(adamlab.trace(decay=0, nesterov=False), adamlab.scale(-LR * k)), k
+    )
     mean_params, mean_state = INIT_PARAMS, mean_every.init(INIT_PARAMS)
     sum_params, sum_state = INIT_PARAMS, sum_every.init(INIT_PARAMS)
     mean_fn, sum_fn = jax.jit(mean_every.update), jax.jit(sum_every.update)
