@@ -7,6 +7,7 @@ import numbers
 from typing import Any
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -16,10 +17,15 @@ def is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) or (isinstance(x, np.ndarray) and x.ndim == 0)
 
 
-def _value(name: str, value: Any) -> float | None:
-    """A scalar hyperparameter's value, None when it is only known at run time; TypeError when it is no number."""
+def _check_int32(name: str, value: Any) -> None:
+    """ValueError for a Python int that JAX cannot take (beyond int32)."""
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value < 2**31:
         raise ValueError(f"{name} = {value} is a Python int beyond int32, which JAX cannot take; pass {float(value)}")
+
+
+def _value(name: str, value: Any) -> float | None:
+    """A scalar hyperparameter's value, None when it is only known at run time; TypeError when it is no number."""
+    _check_int32(name, value)
     if is_number(value):
         return float(value)
     if isinstance(value, bool) or not hasattr(value, "dtype"):
@@ -70,7 +76,7 @@ def known_positive(value: Any) -> bool:
     """True when `value` is known before tracing and > 0 in float32: a decision the optimizer makes once, in Python.
 
     (1e-50 is 0 in float32, where the arithmetic runs.)"""
-    return not isinstance(value, jax.core.Tracer) and np.ndim(value) == 0 and np.float32(float(value)) > 0
+    return not isinstance(value, jax.core.Tracer) and np.ndim(value) == 0 and bool(np.float32(float(value)) > 0)
 
 
 def is_function(x: Any) -> bool:
@@ -178,8 +184,9 @@ def check_same_tree(got: Any, expected: Any, what_got: str, what_expected: str, 
     Unless `strict`, an expected leaf of size 0 (a moment's placeholder for a non-float leaf) matches any shape.
     """
     # "scale_by_ema: updates" names the stage for the message's start; where the trees differ, "the updates".
-    names = tuple(w.rsplit(": ", 1)[-1] for w in (what_got, what_expected))
-    diff = first_difference(got, expected, names=tuple(n if n.startswith("the ") else f"the {n}" for n in names))
+    got_name, expected_name = (w.rsplit(": ", 1)[-1] for w in (what_got, what_expected))
+    names = tuple(n if n.startswith("the ") else f"the {n}" for n in (got_name, expected_name))
+    diff = first_difference(got, expected, names=(names[0], names[1]))
     if diff is not None:
         raise ValueError(f"{what_got} do not have the tree structure of {what_expected}: {diff}")
     flat_g = jax.tree_util.tree_flatten_with_path(got)[0]

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, compiled_when_eager, stage, stage_info
+from adamlab.base import GradientTransformation, Transformation, compiled_when_eager, stage, stage_info
 from adamlab.tree import check_state_dtype, has_gradient, init_moment
 
 
@@ -61,9 +61,7 @@ def _has_slot(g, a) -> bool:
     return has_gradient(g) and np.shape(a) == np.shape(g)
 
 
-def accumulate_gradients(
-    tx: GradientTransformation, every_k: int, *, accumulator_dtype: Any = None
-) -> GradientTransformation:
+def accumulate_gradients(tx: Transformation, every_k: int, *, accumulator_dtype: Any = None) -> GradientTransformation:
     """Runs `tx` once every `every_k` calls, on the mean of the gradients of those calls.
 
     With micro-batch gradients ``g_1 .. g_k`` the k-th call returns

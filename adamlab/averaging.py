@@ -37,7 +37,8 @@ class ParameterEmaState(NamedTuple):
         0 [1. 1.] float32
     """
 
-    count: jax.Array  # int32 number of updates
+    # int32 number of updates
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
     ema: Any  # float32 (or wider) average of the params
 
 

@@ -25,24 +25,48 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
 from adamlab._checks import check_leaves, check_same_tree, path_str
 from adamlab.tree import has_gradient
 
-PyTree = Any
-Params = PyTree
-Updates = PyTree
-State = PyTree
-InitFn = Callable[[Params], State]
-UpdateFn = Callable[..., tuple[Updates, State]]
+PyTree = Any  # any pytree (nested containers of arrays)
+Params = PyTree  # the params: a pytree of arrays
+Updates = PyTree  # updates: a pytree like the params (at the head of a chain, the gradient)
+OptState = PyTree  # a transformation's state: any pytree (often a NamedTuple of trees like the params)
+State = OptState  # the former name of OptState, kept for imports of adamlab.base.State
+InitFn = Callable[..., OptState]  # init(params) -> state
+UpdateFn = Callable[..., tuple[Updates, OptState]]  # update(updates, state, params=None, **extra)
+
+if TYPE_CHECKING:
+    # For type checkers only, a subclass of Optax's NamedTuple, so that Optax's functions (``optax.chain``,
+    # ``optax.MultiSteps``, Flax's ``TrainState``) accept adamlab's transformations statically as they do at run
+    # time. At run time it is a NamedTuple of its own (no Optax import, no change to ``isinstance``).
+    from optax import GradientTransformationExtraArgs as _Transformation
+else:
+    _Transformation = NamedTuple
 
 
-class GradientTransformation(NamedTuple):
+class Transformation(Protocol):
+    """What adamlab's functions take as a transformation: any object with ``init`` and ``update``.
+
+    adamlab's :class:`adamlab.GradientTransformation`, Optax's ``GradientTransformation`` and
+    ``GradientTransformationExtraArgs``, and any other NamedTuple ``(init, update)`` fit.
+    """
+
+    @property
+    def init(self) -> InitFn: ...
+
+    @property
+    def update(self) -> UpdateFn: ...
+
+
+class GradientTransformation(_Transformation):
     """A pure gradient transformation: ``init(params)`` and ``update(updates, state, params, **extra)``.
 
     ::
@@ -77,8 +101,9 @@ class GradientTransformation(NamedTuple):
         [-1. -2.]
     """
 
-    init: InitFn
-    update: UpdateFn
+    # Redeclared over the static Optax base: users read Any-based trees (Params, Updates, OptState), not Optax's union.
+    init: InitFn  # pyright: ignore[reportIncompatibleVariableOverride] a NamedTuple field over the static Optax base
+    update: UpdateFn  # pyright: ignore[reportIncompatibleVariableOverride] a NamedTuple field over the static Optax base
 
 
 class EmptyState(NamedTuple):
@@ -165,7 +190,7 @@ def stage(name: str, init: InitFn, update: UpdateFn, role: str = "any", stages: 
     return GradientTransformation(init, update)
 
 
-def stage_info(tx: GradientTransformation) -> StageInfo:
+def stage_info(tx: Transformation) -> StageInfo:
     """The :class:`adamlab.StageInfo` of a transformation: its name, its role in a chain and its stages.
 
     A transformation adamlab did not build (an Optax one, say) has no info attached and gets
@@ -301,7 +326,7 @@ def _warn_if_nothing_trains(who: str, params) -> None:
         )
 
 
-def chain(*transformations: GradientTransformation, name: str | None = None) -> GradientTransformation:
+def chain(*transformations: Transformation, name: str | None = None) -> GradientTransformation:
     """Applies transformations in order; state is the tuple of their states.
 
     ::

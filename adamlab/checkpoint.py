@@ -51,7 +51,7 @@ __all__ = ["describe", "load_npz", "restore_orbax", "save_npz", "save_orbax"]
 
 
 def _is_key(x) -> bool:
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _dtype_name(x) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -65,8 +66,7 @@ def resolve_mask(mask: Mask, params: Any) -> Any:
     if _checks.is_function(mask):
         mask = mask(params)
     for path, m in jax.tree_util.tree_flatten_with_path(mask)[0]:
-        ok = isinstance(m, (bool, np.bool_)) or (hasattr(m, "dtype") and m.dtype == jnp.bool_)
-        if not ok:
+        if not _is_bool_leaf(m):
             raise TypeError(
                 f"mask leaf at {_checks.path_str(path)} is {type(m).__name__}"
                 f"{'(' + str(m.dtype) + ')' if hasattr(m, 'dtype') else ''}; mask leaves must be bools "
@@ -313,6 +313,11 @@ def weight_decay_for_timescale(timescale, learning_rate):
     _check_positive_values("timescale", timescale)
     _check_positive_values("learning_rate", learning_rate)
     return 1.0 / (timescale * learning_rate)
+
+
+def _is_bool_leaf(m: Any) -> bool:
+    """A mask leaf: a Python or NumPy bool, or a bool array."""
+    return isinstance(m, (bool, np.bool_)) or (hasattr(m, "dtype") and m.dtype == jnp.bool_)
 
 
 def _check_positive_values(name: str, value) -> None:

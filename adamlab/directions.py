@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, init_empty, stage, stage_info
+from adamlab.base import GradientTransformation, Transformation, init_empty, stage, stage_info
 from adamlab.flat import leaf_totals
 from adamlab.moments import RmsState, bias_correction_term
 from adamlab.stage_builder import require_gradient
@@ -119,7 +119,7 @@ def cautious_mask(eps: float = 1.0) -> GradientTransformation:
     return stage("cautious_mask", init_empty, update, role="direction")
 
 
-def clip_by_rms_ratio(tx: GradientTransformation, decay: float, eps: float = 1e-6) -> GradientTransformation:
+def clip_by_rms_ratio(tx: Transformation, decay: float, eps: float = 1e-6) -> GradientTransformation:
     """Adafactor's update clipping, as StableAdamW uses it (Wortsman et al., NeurIPS 2023): `tx`'s output times
     ``1 / max(1, RMS_t)`` per tensor, ``RMS_t = sqrt(mean(g_t**2 / max(v_hat_t, eps**2)))``.
 

@@ -51,11 +51,12 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
 from adamlab import _checks, quantize
-from adamlab.base import GradientTransformation, stage, stage_info
+from adamlab.base import GradientTransformation, Transformation, stage, stage_info
 from adamlab.decay import resolve_mask, weight_decay_mask
 
 __all__ = [
@@ -171,7 +172,7 @@ def _group_keys(group, tree) -> list[Hashable]:
     for path, k in jax.tree_util.tree_flatten_with_path(full)[0]:
         if isinstance(k, np.ndarray | jax.Array) and k.ndim == 0:
             k = k.item()
-        if not isinstance(k, Hashable) or isinstance(k, np.ndarray | jax.Array):
+        if isinstance(k, np.ndarray | jax.Array) or not isinstance(k, Hashable):
             raise TypeError(
                 f"group key at {_checks.path_str(path)} is a {type(k).__name__}; keys must be hashable "
                 "scalars (a bool mask works)"
@@ -343,7 +344,10 @@ class Layout:
                 used += n
             if current:
                 close(dtype, key, current)
-        return cls(treedef, slots, buckets)
+        filled = [s for s in slots if s is not None]
+        if len(filled) != len(slots):  # cannot happen: every leaf is in one group, and each group is closed
+            raise AssertionError("Layout._build left a leaf out of every bucket")
+        return cls(treedef, filled, buckets)
 
     # -- identity -----------------------------------------------------------------------------------------------
 
@@ -1016,7 +1020,7 @@ def layout_for(
 
 
 def packed(
-    tx: GradientTransformation,
+    tx: Transformation,
     *,
     bucket_bytes: int = DEFAULT_BUCKET_BYTES,
     group: Any = weight_decay_mask,

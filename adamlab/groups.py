@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, _accepts_extra, init_empty, stage, stage_info
+from adamlab.base import GradientTransformation, Transformation, _accepts_extra, init_empty, stage, stage_info
 from adamlab.flat import Flat
 from adamlab.tree import has_gradient
 
@@ -130,7 +130,7 @@ def _per_leaf(spec, tree, what: str) -> list:
     return values
 
 
-def _select(tree, keep: list):
+def _select(tree, keep: list) -> Any:  # a pytree (None stays None)
     if tree is None:
         return None
     leaves, treedef = jax.tree.flatten(tree)
@@ -172,7 +172,7 @@ def _run_on(tx, keep, updates, state, params, extra):
     return tx.update(_select(updates, keep), state, _select(params, keep), **sub_extra)
 
 
-def masked(tx: GradientTransformation, mask) -> GradientTransformation:
+def masked(tx: Transformation, mask) -> GradientTransformation:
     """`tx` on the leaves where `mask` is True; the other leaves' updates pass through unchanged.
 
     `tx`'s state covers the selected leaves only. `mask`: a tree of bools
@@ -232,7 +232,7 @@ def masked(tx: GradientTransformation, mask) -> GradientTransformation:
     return stage("masked", init, update, role=stage_info(tx).role)
 
 
-def partition(transforms: Mapping[Hashable, GradientTransformation], labels) -> GradientTransformation:
+def partition(transforms: Mapping[Hashable, Transformation], labels) -> GradientTransformation:
     """Each transformation of `transforms` on the leaves labelled with its key (parameter groups).
 
     `labels`: a tree of labels like the params, a prefix of one, or a

@@ -78,7 +78,8 @@ class CountedEmaState(NamedTuple):
       CountedEmaState(count=Array(0, dtype=int32), moment={'w': Array([0, 0], dtype=bfloat16)})
     """
 
-    count: jax.Array  # the step, which keys the stochastic rounding of a narrow moment
+    # the step, which keys the stochastic rounding of a narrow moment
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
     moment: Any
 
 
@@ -99,7 +100,8 @@ class CountState(NamedTuple):
       CountState(count=Array(1, dtype=int32))
     """
 
-    count: jax.Array  # int32 steps taken, saturating at 2**31 - 1
+    # int32 steps taken, saturating at 2**31 - 1
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
 
 
 class RmsState(NamedTuple):
@@ -122,7 +124,7 @@ class RmsState(NamedTuple):
                gradient_mean=())
     """
 
-    count: jax.Array
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
     second_moment: Any  # v
     gradient_mean: Any  # EMA of g when centered, else ()
 
@@ -166,7 +168,7 @@ class CountedTraceState(NamedTuple):
       CountedTraceState(count=Array(0, dtype=int32), trace={'w': Array([0, 0], dtype=bfloat16)})
     """
 
-    count: jax.Array
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
     trace: Any
 
 
@@ -324,7 +326,7 @@ class SlowMomentState(NamedTuple):
       SlowMomentState(count=Array(0, dtype=int32), slow_moment={'w': Array([0., 0.], dtype=float32)})
     """
 
-    count: jax.Array
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
     slow_moment: Any  # AdEMAMix's m2
 
 
@@ -641,7 +643,7 @@ class MaxRmsState(NamedTuple):
                   max_second_moment={'w': Array([0., 0.], dtype=float32)})
     """
 
-    count: jax.Array
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
     second_moment: Any  # v
     max_second_moment: Any  # the running maximum AMSGrad divides by
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, is_eager, stage, stage_info
+from adamlab.base import GradientTransformation, Transformation, is_eager, stage, stage_info
 from adamlab.tree import clip_finite, has_gradient, increment
 
 
@@ -112,7 +112,7 @@ def _nonfinite_paths(tree: Any, flags) -> list[str]:
 
 
 def skip_nonfinite(
-    tx: GradientTransformation,
+    tx: Transformation,
     max_consecutive: int | None = 10,
     *,
     on_limit: Literal["raise", "apply"] = "raise",
@@ -262,7 +262,7 @@ def _checked(updates, extra):
     return updates if gradient is None or gradient is updates else (updates, gradient)
 
 
-def _message(tree, max_consecutive: int, over, count, flags) -> str:
+def _message(tree, max_consecutive: int | None, over, count, flags) -> str:
     # Under vmap the arguments carry a batch axis: report the first member that gave up.
     over, count = np.reshape(over, (-1,)), np.reshape(count, (-1,))
     row = int(np.argmax(over))
@@ -275,7 +275,7 @@ def _message(tree, max_consecutive: int, over, count, flags) -> str:
     )
 
 
-def _raise_from_host(tree, max_consecutive: int, over, count, flags) -> None:
+def _raise_from_host(tree, max_consecutive: int | None, over, count, flags) -> None:
     if np.any(over):  # checked here too: under vmap the cond becomes a select and calls the host every step
         raise NonFiniteGradientError(_message(tree, max_consecutive, over, count, flags))
 
@@ -386,7 +386,7 @@ def stochastic_round(x: jax.Array, dtype, key: jax.Array) -> jax.Array:
     toward = jnp.where(gap > 0, jnp.asarray(jnp.inf, dtype), jnp.asarray(-jnp.inf, dtype))
     other = jnp.nextafter(near, toward)  # the neighbour on the other side of x
     p = jnp.abs(gap) / jnp.abs(other.astype(x.dtype) - near_x)
-    is_seed = not jax.dtypes.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key) and jnp.ndim(key) == 0
+    is_seed = not jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key) and jnp.ndim(key) == 0
     bits = hash_bits(x.shape, key) if is_seed else jax.random.bits(key, x.shape, jnp.uint32)
     u = (bits >> 8).astype(jnp.float32) * np.float32(2.0**-24)  # uniform on [0, 1)
     return jnp.where((gap != 0) & (u < p), other, near)

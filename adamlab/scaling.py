@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +12,11 @@ from adamlab import _checks
 from adamlab.base import GradientTransformation, compiled_when_eager, init_empty, stage
 from adamlab.tree import abs_sq, has_gradient, increment, leafwise, upcast
 
-Schedule = Callable[[jax.Array], jax.Array]
+# A function of the step count (adamlab passes an int32 scalar array) returning the value (a scalar). Any on
+# both sides, so that Optax's schedules (``optax.Schedule``) and any other ``step -> value`` callable fit, and
+# adamlab's schedules fit where Optax takes one.
+Schedule = Callable[[Any], Any]
+# A constant (a number or a scalar array) or a schedule.
 ScalarOrSchedule = float | jax.Array | Schedule
 
 
@@ -32,10 +36,11 @@ class ScheduleState(NamedTuple):
         ScheduleState(count=Array(0, dtype=int32))
     """
 
-    count: jax.Array  # int32 steps taken; the schedule is evaluated at it before incrementing
+    # int32 steps taken; the schedule is evaluated at it before incrementing
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
 
 
-def scale(factor: float) -> GradientTransformation:
+def scale(factor: float | jax.Array) -> GradientTransformation:
     """Multiplies every update by a constant: ``u * factor``.
 
     ::

@@ -46,12 +46,13 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
 from adamlab import _checks, quantize
-from adamlab.base import GradientTransformation, stage, stage_info
+from adamlab.base import GradientTransformation, Transformation, stage, stage_info
 from adamlab.flat import Flat, convert_nodes
 from adamlab.groups import Cut
 
@@ -146,7 +147,7 @@ def _default_sharding(shardings: Sequence[Sharding], mesh: Mesh | None) -> Shard
 
 
 def state_shardings(
-    tx: GradientTransformation,
+    tx: Transformation,
     params: PyTree,
     param_shardings: PyTree | None = None,
     *,
@@ -261,7 +262,7 @@ def _explicit_mesh(shardings: Sequence[Sharding]) -> Mesh | None:
 
 
 def init(
-    tx: GradientTransformation,
+    tx: Transformation,
     params: PyTree,
     param_shardings: PyTree | None = None,
     *,
@@ -624,7 +625,7 @@ def _pad_flat(flat: Flat, sharding: NamedSharding, n: int, what: str, constrain:
     return PaddedFlat(tuple(bufs), flat.layout, sharding)
 
 
-def zero1(tx: GradientTransformation, mesh: Mesh, axis: str = "data") -> GradientTransformation:
+def zero1(tx: Transformation, mesh: Mesh, axis: str = "data") -> GradientTransformation:
     """ZeRO-1: `tx`'s state over flat buffers split ``N`` ways along mesh `axis`; params and updates stay `Flat`.
 
     ``update(grads, state, params)`` takes `Flat`\\ s (any sharding; usually

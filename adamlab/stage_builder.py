@@ -243,7 +243,12 @@ def moment_stage(
             _check_tree(f"{name}: gradient", gradient, olds[0])
         _check_tree(name, updates, olds[0])
         count = increment(state.count) if counted else None
-        leaf = per_step(count) if per_step is not None else formula
+        if per_step is not None:
+            leaf = per_step(count)
+        elif formula is not None:
+            leaf = formula
+        else:  # ruled out when the stage was built
+            raise TypeError(f"{name}: give exactly one of formula and per_step")
 
         u_leaves, treedef = jax.tree.flatten(updates)
         g_leaves = treedef.flatten_up_to(gradient) if reads_gradient else [()] * len(u_leaves)
@@ -259,7 +264,7 @@ def moment_stage(
             for new, r in zip(news, result[1:]):
                 new.append(r)
 
-        seed = count.astype(jnp.uint32) * jnp.uint32(_STEP_MIX) if stochastic else None
+        seed = count.astype(jnp.uint32) * jnp.uint32(_STEP_MIX) if stochastic and count is not None else None
         stored = {}
         for j, (f, new, old) in enumerate(zip(moments, news, old_leaves)):
             if seed is None:

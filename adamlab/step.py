@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamlab.base import GradientTransformation, apply_updates
+from adamlab.base import Transformation, apply_updates
 from adamlab.flat import Flat
 
 __all__ = ["train_step", "update_step"]
@@ -34,7 +34,7 @@ def _check_tx(tx) -> None:
         raise TypeError(f"tx must be a GradientTransformation, got {type(tx).__name__}")
 
 
-def update_step(tx: GradientTransformation, *, donate: bool = True) -> Callable:
+def update_step(tx: Transformation, *, donate: bool = True) -> Callable:
     """Builds a jitted ``(params, state, grads) -> (params, state)`` step that applies ``tx`` to given gradients.
 
     ::
@@ -112,7 +112,7 @@ def _value_and_grad(fn, params, has_aux):
 
 def train_step(
     loss_fn: Callable[..., Any],
-    tx: GradientTransformation,
+    tx: Transformation,
     *,
     donate: bool = True,
     has_aux: bool = False,

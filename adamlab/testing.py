@@ -143,7 +143,7 @@ def _normal_dtype(p):
 
 def _leaf_errors(a, b):
     def err(x, y):
-        wide = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        wide = jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
         x = jnp.asarray(x, jnp.result_type(wide, jnp.complex64) if jnp.iscomplexobj(x) else wide)
         y = jnp.asarray(y, x.dtype)
         real = jnp.finfo(x.dtype).dtype

@@ -28,7 +28,7 @@ number here (Optax also takes a schedule).
 from __future__ import annotations
 
 from adamlab import _checks
-from adamlab.base import GradientTransformation, chain, identity, stage_info
+from adamlab.base import GradientTransformation, Transformation, chain, identity, stage_info
 from adamlab.decay import Mask, add_decoupled_weight_decay
 from adamlab.directions import cautious_mask, clip_by_rms_ratio, scale_by_sign
 from adamlab.moments import (
@@ -657,7 +657,7 @@ def stable_adamw(
 _AFTER_DIRECTION = ("add_decoupled_weight_decay", "scale_by_learning_rate", "scale")
 
 
-def cautious(tx: GradientTransformation, eps: float = 1.0) -> GradientTransformation:
+def cautious(tx: Transformation, eps: float = 1.0) -> GradientTransformation:
     """`tx`'s cautious variant (C-AdamW, C-Lion; Liang et al., 2024): `cautious_mask` inserted where `tx`'s
     update direction is complete, after its last moment stage and before its decoupled decay and learning rate.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ def _pyplot():
     return plt
 
 
-def _smooth(values: list[float], window: int) -> np.ndarray:
+def _smooth(values: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over `window` steps (shorter at the start), so noisy minibatch losses read as a curve."""
     x = np.asarray(values, np.float64)
     cum = np.cumsum(np.insert(x, 0, 0.0))
@@ -191,6 +192,8 @@ def grid_heatmaps(results: dict[str, dict], cfg, path: pathlib.Path) -> None:
     """One heatmap per optimizer of the final validation loss over (wd, lr), the best cell starred and the cells
     within the margin outlined; one colour scale for all panels."""
     plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
     names = list(results)
     fig, axes = plt.subplots(
         1, len(names), figsize=(5.4 * len(names), 5.0), squeeze=False, dpi=DPI, layout="constrained"
@@ -216,7 +219,7 @@ def grid_heatmaps(results: dict[str, dict], cfg, path: pathlib.Path) -> None:
                 color="white" if np.isfinite(v) and v > vmin + 0.6 * (vmax - vmin) else "black",
             )
             if r["good"][i][j]:
-                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
         bi, bj = r["lrs"].index(r["best"]["lr"]), r["wds"].index(r["best"]["wd"])
         ax.plot(bj, bi, marker="*", markersize=16, color="red", markeredgecolor="white")
         ax.set_xticks(range(len(r["wds"])), [f"{w:.0e}" for w in r["wds"]], rotation=60, fontsize=8)
@@ -228,7 +231,8 @@ def grid_heatmaps(results: dict[str, dict], cfg, path: pathlib.Path) -> None:
             f"{cfg.margin:g} nats; slope {r['slope']:+.2f}",
             fontsize=9,
         )
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label="final validation loss (nats)")
+    if image is not None:  # None only without panels
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label="final validation loss (nats)")
     fig.suptitle(
         f"lr x wd grid: {cfg.steps} steps, same data, init and warmup-cosine multiplier in every cell "
         "(★ best, red outline: within the margin)",

@@ -16,6 +16,7 @@ import numpy as np
 import adamlab
 from adamlab import diagnostics
 from adamlab.demo import data, model
+from adamlab.scaling import Schedule
 
 # Adam's b2 for every Adam-family run: 0.99 averages over ~100 steps, which suits runs of a few hundred steps
 # (LLM recipes use 0.95-0.999); the diagnostics must use the same value to compute v_hat.
@@ -59,7 +60,7 @@ class TrainConfig(NamedTuple):
     def eval_interval(self) -> int:
         return self.eval_every or max(1, self.steps // 10)
 
-    def schedule(self, peak_lr: float) -> Callable[[jax.Array], jax.Array]:
+    def schedule(self, peak_lr: float) -> Schedule:
         """Linear warmup over `warmup_fraction` of the steps, then cosine to ``final_lr_fraction * peak``."""
         return adamlab.schedules.warmup_cosine_decay(
             0.0, peak_lr, int(self.warmup_fraction * self.steps), self.steps, end_value=self.final_lr_fraction * peak_lr
