@@ -20,7 +20,7 @@ def test_readme_training_loop_trains():
 
 def test_readme_test_command_is_what_ci_runs():
     ci = (README.parent / ".ci" / "run").read_text()
-    command = "pip install -e '.[test]' && ruff check . && ruff format --check . && pytest"
+    command = "pip install -e '.[test]' && ruff check . && ruff format --check . && pyright && pytest"
     assert command in README.read_text() and command in ci
 
 
