@@ -178,15 +178,18 @@ def first_difference(
     )
 
 
+def _the(what: str) -> str:
+    """``"scale_by_ema: updates"`` (which names the stage at the message's start) as ``"the updates"``."""
+    noun = what.rsplit(": ", 1)[-1]
+    return noun if noun.startswith("the ") else f"the {noun}"
+
+
 def check_same_tree(got: Any, expected: Any, what_got: str, what_expected: str, *, strict: bool = False) -> None:
     """Raises ValueError naming the first differing path (structure, then shape).
 
     Unless `strict`, an expected leaf of size 0 (a moment's placeholder for a non-float leaf) matches any shape.
     """
-    # "scale_by_ema: updates" names the stage for the message's start; where the trees differ, "the updates".
-    got_name, expected_name = (w.rsplit(": ", 1)[-1] for w in (what_got, what_expected))
-    names = tuple(n if n.startswith("the ") else f"the {n}" for n in (got_name, expected_name))
-    diff = first_difference(got, expected, names=(names[0], names[1]))
+    diff = first_difference(got, expected, names=(_the(what_got), _the(what_expected)))
     if diff is not None:
         raise ValueError(f"{what_got} do not have the tree structure of {what_expected}: {diff}")
     flat_g = jax.tree_util.tree_flatten_with_path(got)[0]

@@ -25,7 +25,7 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol
 
 import jax
 import jax.core
@@ -421,6 +421,13 @@ def chain(*transformations: Transformation, name: str | None = None) -> Gradient
                 )
     extra_ok = [_accepts_extra(tx.update) for tx in stages]
 
+    def reraise_named(e: Exception, at: int | None) -> NoReturn:
+        """Re-raises `e` under the name of the optimizer that stage `at` came from (None: the chain's own checks)."""
+        named = _renamed(e, name) if at is None or at >= len(stages) else _renamed(e, owners[at], infos[at].name)
+        if named is None:
+            raise e
+        raise named from None
+
     def init(params):
         states: list = []
         try:
@@ -429,46 +436,33 @@ def chain(*transformations: Transformation, name: str | None = None) -> Gradient
             for tx in stages:
                 states.append(tx.init(params))
         except (ValueError, TypeError) as e:
-            at = len(states)  # the stage that raised (0 also for the checks before the first)
-            renamed = _renamed(e, owners[at], infos[at].name) if at < len(stages) else _renamed(e, name)
-            if renamed is None:
-                raise
-            raise renamed from None
+            reraise_named(e, len(states))  # the stage that raised (0 also for the checks before the first)
         return tuple(states)
 
     def update(updates, state, params=None, **extra):
+        at = None
         try:
             check_leaves(updates, "updates")
-        except TypeError as e:
-            renamed = _renamed(e, name)
-            if renamed is None:
-                raise
-            raise renamed from None
-        if not isinstance(state, tuple) or len(state) != len(stages):
-            raise ValueError(
-                f"{name + ': ' if name else ''}chain of {len(stages)} stages got a state of type {type(state).__name__}"
-                + (f" with {len(state)} entries" if isinstance(state, tuple) else "")
-                + "; pass the state returned by this chain's init/update"
-            )
-        in_dtypes = jax.tree.map(lambda u: jnp.asarray(u).dtype, updates)
-        gradient = extra.pop("gradient", None)  # fixed by an enclosing chain
-        new_state = []
-        i = 0
-        try:
-            for i, (tx, s) in enumerate(zip(stages, state)):
-                if gradient is None and i == fixed_at:
+            if not isinstance(state, tuple) or len(state) != len(stages):
+                raise ValueError(
+                    f"chain of {len(stages)} stages got a state of type {type(state).__name__}"
+                    + (f" with {len(state)} entries" if isinstance(state, tuple) else "")
+                    + "; pass the state returned by this chain's init/update"
+                )
+            in_dtypes = jax.tree.map(lambda u: jnp.asarray(u).dtype, updates)
+            gradient = extra.pop("gradient", None)  # fixed by an enclosing chain
+            new_state = []
+            for at, (tx, s) in enumerate(zip(stages, state)):
+                if gradient is None and at == fixed_at:
                     gradient = updates
-                if extra_ok[i]:
+                if extra_ok[at]:
                     kw = dict(extra) if gradient is None else dict(extra, gradient=gradient)
                     updates, s = tx.update(updates, s, params, **kw)
                 else:
                     updates, s = tx.update(updates, s, params)
                 new_state.append(s)
         except (ValueError, TypeError) as e:
-            renamed = _renamed(e, owners[i], infos[i].name)
-            if renamed is None:
-                raise
-            raise renamed from None
+            reraise_named(e, at)
         updates = jax.tree.map(lambda u, d: u if u.dtype == d else u.astype(d), updates, in_dtypes)
         return updates, tuple(new_state)
 
