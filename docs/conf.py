@@ -6,6 +6,7 @@ Build (no network needed):  python -m sphinx -W --keep-going -n -b html docs doc
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pathlib
 import sys
@@ -85,7 +86,7 @@ html_theme_options = {
 
 # -- adamlab's own names ---------------------------------------------------------------------------------------------
 
-PUBLIC_MODULES = ("checkpoint", "diagnostics", "flat", "numerics", "schedules", "sharding", "step", "testing")
+PUBLIC_MODULES = [n for n in adamlab.__all__ if inspect.ismodule(getattr(adamlab, n))]  # flat, sharding, ...
 
 
 def _public_path(target: str) -> str | None:
