@@ -514,6 +514,9 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """
     if params is None:
         return None
+    split = getattr(type(updates), "__adamlab_apply__", None)
+    if split is not None:  # updates still split over a mesh (`adamlab.sharding.zero1`) apply where they live
+        return split(updates, params)
     check_same_tree(params, updates, "apply_updates: updates", "params")
     for (path, p), u in zip(jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(updates)):
         if np.shape(p) != np.shape(u):

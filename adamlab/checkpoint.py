@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamlab import _checks
+from adamlab import _checks, _hosts
 
 PyTree = Any
 
@@ -172,7 +172,7 @@ def _check_against(meta: dict, like: PyTree, source: str) -> None:
 def _place(value: np.ndarray, like_leaf, dtype_name: str):
     """The restored leaf: on the template leaf's sharding when it has one, as a PRNG key when it was one."""
     sharding = getattr(like_leaf, "sharding", None)
-    arr = jax.device_put(value, sharding) if sharding is not None else jnp.asarray(value)
+    arr = _hosts.place(value, sharding) if sharding is not None else jnp.asarray(value)
     if dtype_name.startswith("key<"):
         arr = jax.random.wrap_key_data(arr, impl=dtype_name[4:-1])
     return arr

@@ -1102,6 +1102,6 @@ def packed(
         if extra.get("gradient") is not None:
             extra = dict(extra, gradient=layout.flatten(extra["gradient"], "packed: gradient"))
         out, state = tx.update(flat_u, state, flat_p, **extra)
-        return layout.unflatten(out.buckets), state
+        return out.unflatten(), state
 
     return stage("packed", init, update, role=stage_info(tx).role)

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
-from adamlab import _checks, quantize
+from adamlab import _checks, _hosts, quantize
 from adamlab.base import GradientTransformation, Transformation, stage, stage_info
 from adamlab.flat import Flat, convert_nodes
 from adamlab.groups import Cut
@@ -143,7 +143,10 @@ def _default_sharding(shardings: Sequence[Sharding], mesh: Mesh | None) -> Shard
         return replicated(named[0])
     if shardings:
         return replicated(shardings[0])
-    return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    if jax.process_count() == 1:
+        return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    # No param to follow: replicate over every device, so that every process holds (and can read) the state.
+    return NamedSharding(Mesh(np.array(jax.devices()), ("devices",)), PartitionSpec())
 
 
 def state_shardings(
@@ -547,7 +550,8 @@ class PaddedFlat:
 
         Solo buckets get their leaf's shape back. The buffers are slices of
         the padded ones (sharded as the compiler or the eager slice places
-        them).
+        them; on a mesh of ``Explicit`` axes, gathered whole first, since
+        slicing off the padding moves the shard boundaries).
 
         Returns:
           A :class:`adamlab.flat.Flat` of `layout`.
@@ -564,13 +568,57 @@ class PaddedFlat:
           >>> state[0].moment.unpad()
           Flat(float32[3], float32[5000])
         """
+        explicit = _is_explicit(self.sharding)
+        whole = NamedSharding(self.sharding.mesh, PartitionSpec())
         return Flat(
             tuple(
-                b if _is_placeholder(b) else b[: info.size].reshape(info.shape)
+                b
+                if _is_placeholder(b)
+                else (jax.sharding.reshard(b, whole) if explicit else b)[: info.size].reshape(info.shape)
                 for b, info in zip(self.buckets, self.layout.buckets)
             ),
             self.layout,
         )
+
+    def unflatten(self) -> Any:
+        """The pytree of the unpadded values: ``self.unpad().unflatten()``.
+
+        Returns:
+          A tree like the params of `layout`.
+
+        Example:
+          >>> import jax
+          >>> import jax.numpy as jnp
+          >>> import numpy as np
+          >>> import adamlab
+          >>> from adamlab import flat, sharding
+          >>> mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+          >>> fp = flat.flatten({"b": jnp.zeros(3), "w": jnp.ones((50, 100))})
+          >>> state = sharding.init(sharding.zero1(adamlab.adam(0.1), mesh, "data"), fp)
+          >>> state[0].moment.unflatten()["w"].shape
+          (50, 100)
+        """
+        return self.unpad().unflatten()
+
+    def __adamlab_apply__(self, params: Any) -> Flat:
+        # adamlab.apply_updates(params, self): each device adds its shard of the update to its shard of the
+        # params, then the new params are gathered. The add stays beside the arithmetic that made the update, as
+        # in the unsplit program (gathering the update first would leave the compiler a different program).
+        if not isinstance(params, Flat) or params.layout != self.layout:
+            raise ValueError(
+                "apply_updates: zero1's updates are a PaddedFlat of "
+                f"{self.layout!r}; the params must be the Flat of that layout, got {_describe(params)}"
+            )
+        whole = NamedSharding(self.sharding.mesh, PartitionSpec())
+        out = []
+        for p, u, info in zip(params.buckets, self.buckets, self.layout.buckets):
+            if _is_placeholder(u) or not jnp.issubdtype(jnp.result_type(p), jnp.inexact):
+                out.append(p)  # integer leaves have no update
+                continue
+            padded = _constrain(_pad(jnp.ravel(jnp.asarray(p)), u.shape[0]), self.sharding)
+            new = _constrain((padded + u).astype(padded.dtype), self.sharding)
+            out.append(_constrain(new, whole)[: info.size].reshape(info.shape))
+        return Flat(tuple(out), self.layout)
 
     def __adamlab_resolve_mask__(self, mask):
         resolved = self.layout.mask(mask)
@@ -600,12 +648,18 @@ def _padded_length(size: int, n: int) -> int:
     return -(-size // unit) * unit
 
 
+def _is_explicit(sharding: NamedSharding) -> bool:
+    return any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types)
+
+
 def _constrain(x, sharding: NamedSharding):
-    axis_types = dict(zip(sharding.mesh.axis_names, sharding.mesh.axis_types))
-    names = [a for part in sharding.spec if part is not None for a in ((part,) if isinstance(part, str) else part)]
-    if any(axis_types.get(a) == jax.sharding.AxisType.Explicit for a in names):
+    if _is_explicit(sharding):
         return jax.sharding.reshard(x, sharding)
     return jax.lax.with_sharding_constraint(x, sharding)
+
+
+def _describe(x) -> str:
+    return repr(x) if isinstance(x, Flat) else f"a {type(x).__name__}"
 
 
 def _pad_flat(flat: Flat, sharding: NamedSharding, n: int, what: str, constrain: bool = True) -> PaddedFlat:
@@ -626,28 +680,34 @@ def _pad_flat(flat: Flat, sharding: NamedSharding, n: int, what: str, constrain:
 
 
 def zero1(tx: Transformation, mesh: Mesh, axis: str = "data") -> GradientTransformation:
-    """ZeRO-1: `tx`'s state over flat buffers split ``N`` ways along mesh `axis`; params and updates stay `Flat`.
+    """ZeRO-1: `tx`'s state over flat buffers split ``N`` ways along mesh `axis`; each device updates ``1/N``.
 
     ``update(grads, state, params)`` takes `Flat`\\ s (any sharding; usually
     replicated params and data-parallel gradients), pads each buffer with
     zeros to a multiple of ``N = mesh.shape[axis]`` (of ``256 N`` from 4096 elements, so that
     8-bit moments' blocks never straddle two devices), constrains it to
     ``P(axis)`` so that each device computes only its ``1/N`` slice of the
-    step, and returns the updates as a `Flat` of the original length. The
-    state is `tx`'s state with `PaddedFlat` moments of that padded length, each device holding one ``1/N``
-    slice of each.
+    step, and returns the updates still split: a `PaddedFlat`. The state is
+    `tx`'s state with `PaddedFlat` moments of that padded length, each
+    device holding one ``1/N`` slice of each.
 
-    On a mesh whose `axis` is ``Explicit``, the updates come back
-    replicated (the gather is then part of the update, not left to the
-    compiler).
+    ``adamlab.apply_updates(params, updates)`` then adds each device's slice
+    of the update to its slice of the params and gathers the new params (one
+    all-gather per bucket): the ZeRO-1 step. ``updates.unpad()`` gives the
+    updates as a `Flat` of the original lengths, and
+    ``updates.unflatten()`` as the params' tree, for logging or for an
+    addition of your own.
 
-    Every element is computed by the same arithmetic as without sharding, so
-    params equal the unsharded run bit for bit under `jax.jit`; global
+    Every element is computed by the same arithmetic as without sharding,
+    the addition to the params included, so params equal the unsharded run
+    bit for bit under `jax.jit`, whatever the bucket sizes; global
     reductions (`clip_by_global_norm`) add their partial sums across devices
     in another order and agree to rounding. Build the state with
     ``adamlab.sharding.init(zero1(tx, mesh, axis), flat_params)`` and jit the
     step with ``out_shardings=state_shardings(...)`` for the state. To keep
-    pytree params, wrap it: ``adamlab.flat.packed(zero1(tx, mesh, axis))``.
+    pytree params, wrap it: ``adamlab.flat.packed(zero1(tx, mesh, axis))``
+    (its updates are trees, gathered before your addition, so they agree
+    with the unsharded run to one rounding where a bucket is padded).
 
     Pin the gradient to the params' sharding before the update
     (``jax.lax.with_sharding_constraint(grads, param_shardings)``): left
@@ -666,8 +726,8 @@ def zero1(tx: Transformation, mesh: Mesh, axis: str = "data") -> GradientTransfo
 
     Returns:
       A `GradientTransformation` taking :class:`adamlab.flat.Flat` params, updates (and ``gradient=``)
-      and returning :class:`adamlab.flat.Flat` updates; its state is `tx`'s with
-      :class:`PaddedFlat` buffers.
+      and returning :class:`PaddedFlat` updates (apply them with :func:`adamlab.apply_updates`);
+      its state is `tx`'s with :class:`PaddedFlat` buffers.
 
     Raises:
       TypeError: If `tx` is not a transformation or `mesh` not a `jax.sharding.Mesh`; at ``init`` or
@@ -688,9 +748,12 @@ def zero1(tx: Transformation, mesh: Mesh, axis: str = "data") -> GradientTransfo
       [(3,), (5120,)]
       >>> grads = flat.flatten({"b": jnp.ones(3), "w": jnp.ones((50, 100))})
       >>> updates, state = jax.jit(tx.update)(grads, state, fp)
-      >>> updates  # the original lengths
+      >>> updates  # still split along "data"
+      PaddedFlat(float32[3], float32[5120]; P('data',))
+      >>> updates.unpad()  # the original lengths
       Flat(float32[3], float32[5000])
-      >>> print(updates.unflatten()["b"].round(4))
+      >>> new = adamlab.apply_updates(fp, updates)  # added where each slice lives, then gathered
+      >>> print(new.unflatten()["b"].round(4))
       [-0.1 -0.1 -0.1]
     """
     if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
@@ -699,8 +762,6 @@ def zero1(tx: Transformation, mesh: Mesh, axis: str = "data") -> GradientTransfo
         raise TypeError(f"zero1: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
     n = _axis_size(mesh, axis, "zero1: ")
     sharding = NamedSharding(mesh, PartitionSpec(axis))
-    whole = NamedSharding(mesh, PartitionSpec())
-    explicit = dict(zip(mesh.axis_names, mesh.axis_types))[axis] == jax.sharding.AxisType.Explicit
 
     def init(params):
         # No constraint here: init is traced by `init`/`state_shardings`, whose out_shardings place the buffers.
@@ -712,13 +773,7 @@ def zero1(tx: Transformation, mesh: Mesh, axis: str = "data") -> GradientTransfo
         if extra.get("gradient") is not None:
             extra = dict(extra, gradient=_pad_flat(extra["gradient"], sharding, n, "gradient"))
         out, state = tx.update(padded_u, state, padded_p, **extra)
-        if explicit:  # slicing off the padding needs whole buffers where sharding is part of the type
-            out = PaddedFlat(
-                tuple(b if _is_placeholder(b) else jax.sharding.reshard(b, whole) for b in out.buckets),
-                out.layout,
-                out.sharding,
-            )
-        return out.unpad(), state
+        return out, state
 
     return stage("zero1", init, update, role=stage_info(tx).role)
 
@@ -808,28 +863,44 @@ def zero1_state_from_flat(flat_state: PyTree, like: PyTree) -> PyTree:
                 bufs.append(b)
                 continue
             b = _pad(jnp.ravel(jnp.asarray(b)), length)
-            bufs.append(b if isinstance(b, jax.core.Tracer) else jax.device_put(b, node.sharding))
+            bufs.append(b if isinstance(b, jax.core.Tracer) else _hosts.place(b, node.sharding))
         return PaddedFlat(tuple(bufs), node.layout, node.sharding)
 
-    return convert_nodes(
+    out = convert_nodes(
         flat_state,
         like,
         PaddedFlat,
         pad,
         "flat_state does not have the structure of `like` with Flats in place of PaddedFlats",
     )
+    # The other leaves (step counts) go where `like` has them, else replicated on the zero1 mesh: a state restored
+    # without shardings sits on one local device, which a step over the mesh of several processes cannot take.
+    is_padded = lambda x: isinstance(x, PaddedFlat)
+    meshes = [n.sharding.mesh for n in jax.tree.leaves(like, is_leaf=is_padded) if is_padded(n)]
+    if not meshes:
+        return out
+
+    def place(x, ref):
+        if is_padded(x) or isinstance(x, jax.core.Tracer) or not isinstance(x, jax.Array | np.ndarray | np.generic):
+            return x
+        target = getattr(ref, "sharding", None)
+        return _hosts.place(x, target if isinstance(target, Sharding) else NamedSharding(meshes[0], PartitionSpec()))
+
+    return jax.tree.map(place, out, like, is_leaf=is_padded)
 
 
 # -- measurements ---------------------------------------------------------------------------------------------------
 
 
 def bytes_per_device(tree: PyTree) -> dict[Any, int]:
-    """Bytes of `tree`'s arrays held by each device: the sum of its addressable shards' sizes, device by device.
+    """Bytes of `tree`'s arrays held by each device of their meshes: the sum of its shards' sizes, device by device.
 
     A replicated leaf counts in full on every device; a leaf split ``N``
     ways counts ``1/N`` on each.
 
-    Only addressable shards are counted (this process's devices).
+    Every device of each array's sharding is counted, also those of other
+    processes under `jax.distributed`: the sizes come from the sharding
+    alone, no data is read.
 
     Args:
       tree: A pytree of `jax.Array`\\ s (params, a state, both in a tuple).
@@ -857,8 +928,9 @@ def bytes_per_device(tree: PyTree) -> dict[Any, int]:
             raise TypeError(
                 f"bytes_per_device: leaf at {_checks.path_str(path)} is a {type(x).__name__}, not a jax.Array"
             )
-        for shard in x.addressable_shards:
-            out[shard.device] += shard.data.nbytes
+        for device, index in x.sharding.devices_indices_map(x.shape).items():
+            shape = [len(range(*ix.indices(n))) for ix, n in zip(index, x.shape)]
+            out[device] += int(np.prod(shape, dtype=np.int64)) * x.dtype.itemsize
     return dict(out)
 
 

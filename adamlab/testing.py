@@ -17,8 +17,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from adamlab._checks import check_same_tree, path_str
+from adamlab._hosts import place, to_host
 from adamlab.base import apply_updates
 
 __all__ = [
@@ -109,7 +111,8 @@ def gradient_stream(params: Any, steps: int, seed: int = 0, scale: float = 1.0) 
         grads[leaf][i] ~ scale * N(0, 1)      i = 0 .. steps - 1   (complex normal for complex leaves)
 
     Each leaf draws from its own key split from ``seed``; the draw is made in float32 (complex64) and cast
-    to the leaf's dtype. Feed the result to :func:`adamlab.testing.run` or as ``grads=`` to
+    to the leaf's dtype. A param placed with a `jax.sharding.NamedSharding` gets its gradients placed like it
+    (split the same way, the step axis whole), also when the mesh spans several processes. Feed the result to :func:`adamlab.testing.run` or as ``grads=`` to
     :func:`adamlab.testing.compare`.
 
     Args:
@@ -134,7 +137,14 @@ def gradient_stream(params: Any, steps: int, seed: int = 0, scale: float = 1.0) 
         scale * jax.random.normal(k, (steps, *jnp.shape(p)), _normal_dtype(p)).astype(jnp.result_type(p))
         for k, p in zip(keys, leaves)
     ]
-    return jax.tree.unflatten(treedef, out)
+    return jax.tree.unflatten(treedef, [_like_param(g, p) for g, p in zip(out, leaves)])
+
+
+def _like_param(g, p):
+    sharding = getattr(p, "sharding", None)
+    if not isinstance(sharding, NamedSharding):
+        return g
+    return place(g, NamedSharding(sharding.mesh, PartitionSpec(None, *sharding.spec)))
 
 
 def _normal_dtype(p):
@@ -257,7 +267,7 @@ def compare_trees(actual: Any, expected: Any) -> list[LeafError]:
     out = []
     for (path, a), e in zip(jax.tree_util.tree_flatten_with_path(actual)[0], jax.tree.leaves(expected)):
         wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(e) else np.float64
-        a, e = np.asarray(a, wide), np.asarray(e, wide)
+        a, e = to_host(a).astype(wide), to_host(e).astype(wide)
         abs_err = float(np.max(np.abs(a - e))) if a.size else 0.0
         ref = float(np.max(np.abs(e))) if e.size else 0.0
         out.append(LeafError(path_str(path), abs_err, abs_err / max(ref, np.finfo(np.float64).tiny)))
@@ -389,7 +399,7 @@ def assert_bitwise_equal(actual: Any, expected: Any) -> None:
     """
     check_same_tree(actual, expected, "actual", "expected")
     for (path, a), e in zip(jax.tree_util.tree_flatten_with_path(actual)[0], jax.tree.leaves(expected)):
-        a, e = np.asarray(a), np.asarray(e)
+        a, e = to_host(a), to_host(e)
         if a.dtype != e.dtype or a.shape != e.shape or a.tobytes() != e.tobytes():
             diff = np.max(np.abs(a.astype(np.float64) - e.astype(np.float64)), initial=0) if a.shape == e.shape else "-"
             raise AssertionError(
