@@ -216,9 +216,12 @@ def skip_nonfinite(
         consecutive = jnp.where(finite, jnp.zeros((), jnp.int32), increment(state.consecutive))
         over = jnp.asarray(False) if max_consecutive is None else consecutive > max_consecutive
         if raising and in_callback:
-            # Inside a cond the host is called only on the step that gives up, not on every step.
+            # Inside a cond the host is called only on the step that gives up, not on every step. Partitioned: every
+            # device calls it with its (replicated) copy, so under jax.distributed every process raises, not one.
             report = lambda *a: _raise_from_host(checked, max_consecutive, *a)
-            jax.lax.cond(over, lambda: jax.debug.callback(report, over, consecutive, flags), lambda: None)
+            jax.lax.cond(
+                over, lambda: jax.debug.callback(report, over, consecutive, flags, partitioned=True), lambda: None
+            )
         apply = finite | over if on_limit == "apply" else finite
 
         def take(_):

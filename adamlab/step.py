@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.core
 import jax.numpy as jnp
 
 from adamlab.base import Transformation, apply_updates
@@ -50,6 +51,11 @@ def update_step(tx: Transformation, *, donate: bool = True) -> Callable:
     their buffers; the grads are not donated (callers often log them).
     It is the same as Optax's usual ``optax.apply_updates`` loop written by
     hand under ``jax.jit(..., donate_argnums=...)``.
+
+    On a mesh, the new params and state keep the shardings of the params
+    and state of the first call (``out_shardings`` pinned to them): the
+    compiler cannot move a replicated leaf onto a split, and every later
+    step reuses the one compiled program.
 
     Args:
       tx: The optimizer: any object with ``init`` and ``update`` methods, an
@@ -91,7 +97,37 @@ def update_step(tx: Transformation, *, donate: bool = True) -> Callable:
         updates, state = tx.update(grads, state, params)
         return apply_updates(params, updates), state
 
-    return jax.jit(step, donate_argnums=(0, 1) if donate else ())
+    return _keeping_shardings(step, donate, extra_outputs=0)
+
+
+def _keeping_shardings(step: Callable, donate: bool, extra_outputs: int) -> Callable:
+    """``jax.jit(step)`` whose new params and state keep the shardings of the params and state it was first given.
+
+    Left to the compiler, an output's sharding may differ from its input's (a replicated bias coming back
+    split): the next call then sees other input shardings and compiles again, and the state drifts over the
+    mesh. Pinning ``out_shardings`` to the inputs' keeps one program for every step. Inputs on one device
+    (or traced, inside an enclosing jit) need no pinning and get the plain jitted step.
+    """
+    donate_argnums = (0, 1) if donate else ()
+    plain = jax.jit(step, donate_argnums=donate_argnums)
+    pinned: Callable | None = None
+
+    def call(params, state, *args, **kwargs):
+        nonlocal pinned
+        if pinned is None:
+            leaves = jax.tree.leaves((params, state))
+            if any(isinstance(x, jax.core.Tracer) for x in leaves):
+                return plain(params, state, *args, **kwargs)
+            spread = any(isinstance(x, jax.Array) and len(x.sharding.device_set) > 1 for x in leaves)
+            if not spread:
+                pinned = plain
+            else:
+                keep = lambda x: x.sharding if isinstance(x, jax.Array) else None
+                out = (jax.tree.map(keep, params), jax.tree.map(keep, state), *[None] * extra_outputs)
+                pinned = jax.jit(step, donate_argnums=donate_argnums, out_shardings=out)
+        return pinned(params, state, *args, **kwargs)
+
+    return call
 
 
 def _value_and_grad(fn, params, has_aux):
@@ -130,6 +166,9 @@ def train_step(
     XLA program. With ``donate`` the params and the optimizer state
     (arguments 0 and 1) are donated to it, so the new params and moments are
     written into the old buffers; the batch arguments are never donated.
+    On a mesh, the new params and state keep the shardings of the first
+    call's params and state, so every step reuses one compiled program (see
+    :func:`update_step`).
 
     When ``params`` is a :class:`adamlab.flat.Flat`, ``loss_fn`` receives the
     pytree of views (``params.unflatten()``), and the gradient is taken with
@@ -200,4 +239,4 @@ def train_step(
         updates, state = tx.update(grads, state, params)
         return apply_updates(params, updates), state, value
 
-    return jax.jit(step, donate_argnums=(0, 1) if donate else ())
+    return _keeping_shardings(step, donate, extra_outputs=1)
