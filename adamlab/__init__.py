@@ -4,7 +4,7 @@ Each primitive is a `GradientTransformation(init, update)` over pytrees;
 optimizers are short chains of them (see `adamlab.optimizers`).
 """
 
-from adamlab import checkpoint, diagnostics, flat, numerics, schedules, sharding, step, testing
+from adamlab import checkpoint, diagnostics, flat, multihost, numerics, schedules, sharding, step, testing
 from adamlab.accumulate import AccumulateState, accumulate_gradients
 from adamlab.averaging import ParameterEmaState, parameter_ema
 from adamlab.base import EmptyState, GradientTransformation, StageInfo, apply_updates, chain, identity, stage_info
@@ -90,6 +90,7 @@ __all__ = [
     "lion",
     "masked",
     "moment_stage",
+    "multihost",
     "nadam",
     "nadamw",
     "numerics",

@@ -29,7 +29,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -186,6 +185,7 @@ def launch(
     timeout: float = 300.0,
     log_dir: str | os.PathLike | None = None,
     env: Mapping[str, str] | None = None,
+    stop_on_failure: bool = True,
 ) -> list[ProcessResult]:
     """Runs `command` as a `processes`-process JAX cluster on this machine, and returns when every process is gone.
 
@@ -196,7 +196,10 @@ def launch(
     launcher polls: when one process exits non-zero, it kills the others at
     once (``SIGKILL`` to each process group); when `timeout` seconds pass,
     it kills all that remain. So the call returns within `timeout` (plus a
-    fraction of a second) whatever the processes do.
+    fraction of a second) whatever the processes do. With
+    ``stop_on_failure=False`` the survivors of a failure are left to end by
+    themselves, as on a cluster without such a launcher: JAX's heartbeat
+    timeout (see :func:`initialize`) is then what stops them.
 
     Args:
       command: The program and its arguments, e.g. ``[sys.executable, "train.py", "--steps", "10"]``;
@@ -206,6 +209,7 @@ def launch(
       timeout: Seconds after which every process still running is killed. Default 300.
       log_dir: Where to write ``process_<i>.log``. Default None: a new temporary directory.
       env: The environment to start from. Default None: this process's ``os.environ``.
+      stop_on_failure: Whether to kill the other processes as soon as one exits non-zero. Default True.
 
     Returns:
       One :class:`ProcessResult` per process, in process order.
@@ -258,7 +262,7 @@ def launch(
                         start_new_session=True,  # a process group of its own, so a kill reaches its children
                     )
                 )
-        killed = _watch(running, time.monotonic() + timeout)
+        killed = _watch(running, time.monotonic() + timeout, stop_on_failure)
     finally:
         for p in running:  # also on KeyboardInterrupt: leave nothing behind
             if p.poll() is None:
@@ -266,11 +270,11 @@ def launch(
     return [ProcessResult(i, p.wait(), i in killed, paths[i]) for i, p in enumerate(running)]
 
 
-def _watch(running: Sequence[subprocess.Popen], deadline: float) -> set[int]:
+def _watch(running: Sequence[subprocess.Popen], deadline: float, stop_on_failure: bool) -> set[int]:
     """Waits for every process; kills the rest after the first failure or at the deadline; returns whom it killed."""
     killed: set[int] = set()
     while any(p.poll() is None for p in running):
-        failed = any(p.poll() not in (None, 0) for p in running)
+        failed = stop_on_failure and any(p.poll() not in (None, 0) for p in running)
         if failed or time.monotonic() > deadline:
             for i, p in enumerate(running):
                 if p.poll() is None:
@@ -287,4 +291,3 @@ def _kill(p: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         p.kill()
     p.wait()
-

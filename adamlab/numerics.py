@@ -230,7 +230,10 @@ def skip_nonfinite(
         def skip(_):
             # -0.0 is the additive identity for every float, -0.0 included; +0.0 is not (-0.0 + 0.0 == +0.0).
             # (Non-float leaves get 0: apply_updates leaves non-float params alone whatever their update.)
-            zero = lambda u: jnp.full(u.shape, -0.0 if jnp.issubdtype(u.dtype, jnp.floating) else 0, u.dtype)
+            # On a mesh of Explicit axes the sharding is part of the type, which both branches must share.
+            zero = lambda u: jnp.full(
+                u.shape, -0.0 if jnp.issubdtype(u.dtype, jnp.floating) else 0, u.dtype, out_sharding=u.sharding
+            )
             return jax.tree.map(zero, jax.eval_shape(take, None)[0]), state.inner_state
 
         # A cond, not selects: the skipped branch costs nothing, and XLA need not keep the old state alive

@@ -38,6 +38,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 BLOCK = 256
 MIN_BLOCK = 32
@@ -150,20 +151,36 @@ def block_of(shape: tuple) -> int:
     return next((b for b in range(BLOCK, MIN_BLOCK - 1, -1) if last % b == 0), 0)
 
 
+def _explicit_spec(x: jax.Array):
+    """The sharding spec in `x`'s type on a mesh of ``Explicit`` axes, else None (the compiler places it)."""
+    sharding = jax.typeof(x).sharding
+    if any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types):
+        return sharding.spec
+    return None
+
+
 def _blocks(x: jax.Array) -> jax.Array:
     """`x` as (..., blocks, block length): the last axis split, or (for block_of 0) the whole leaf padded."""
     b = block_of(tuple(x.shape))
     if b:
         return x.reshape(*x.shape[:-1], x.shape[-1] // b, b)
-    flat = x.reshape(-1)
+    # Rows of 256 cut across the leaf's shards, so on an explicit mesh the padded leaf is gathered whole.
+    flat = jnp.reshape(x, -1, out_sharding=None if _explicit_spec(x) is None else P())
     pad = (-flat.size) % BLOCK
     return jnp.pad(flat, (0, pad)).reshape(-1, BLOCK) if pad else flat.reshape(-1, BLOCK)
 
 
-def _unblocks(blocks: jax.Array, shape: tuple) -> jax.Array:
+def _unblocks(blocks: jax.Array, shape: tuple, spec=None) -> jax.Array:
+    """`_blocks` undone, to `shape` sharded by `spec` (the leaf's explicit spec; None where the compiler places it)."""
     if block_of(shape):
         return blocks.reshape(shape)
-    return blocks.reshape(-1)[: int(np.prod(shape))].reshape(shape)
+    return jnp.reshape(blocks.reshape(-1)[: int(np.prod(shape))], shape, out_sharding=spec)
+
+
+def _take(table: jax.Array, idx: jax.Array) -> jax.Array:
+    """``table[idx]``; on an explicit mesh sharded like `idx`, which a gather from a replicated table is not told."""
+    spec = _explicit_spec(idx)
+    return jnp.take(table, idx) if spec is None else table.at[idx].get(mode="fill", out_sharding=spec)
 
 
 def encode(x: jax.Array, signed: bool, code: str | None = None, bits: jax.Array | None = None) -> Quantized:
@@ -182,10 +199,10 @@ def encode(x: jax.Array, signed: bool, code: str | None = None, bits: jax.Array 
     mags = jnp.asarray(magnitudes(signed, code))
     top = mags.shape[0] - 1
     bucket = jnp.minimum(jax.lax.bitcast_convert_type(a, jnp.uint32) >> 16, _ONE_BUCKET).astype(jnp.int32)
-    lo = jnp.take(jnp.asarray(_bucket_index(signed, code)), bucket)
-    lo = lo + (jnp.take(mags, lo + 1) <= a)  # the bucket's one magnitude, if it holds one below |x|
+    lo = _take(jnp.asarray(_bucket_index(signed, code)), bucket)
+    lo = lo + (_take(mags, lo + 1) <= a)  # the bucket's one magnitude, if it holds one below |x|
     hi = jnp.minimum(lo + 1, top)
-    m_lo, m_hi = jnp.take(mags, lo), jnp.take(mags, hi)
+    m_lo, m_hi = _take(mags, lo), _take(mags, hi)
     if bits is None:
         idx = jnp.where(m_hi - a < a - m_lo, hi, lo)
     else:
@@ -195,17 +212,18 @@ def encode(x: jax.Array, signed: bool, code: str | None = None, bits: jax.Array 
         idx = jnp.where(normed < 0, idx | 0x80, idx)
     else:
         idx = jnp.where(a > 0, jnp.maximum(idx, 1), idx)
-    return Quantized(_unblocks(idx.astype(jnp.uint8), tuple(x.shape)), scales.astype(jnp.float32), signed, code)
+    codes = _unblocks(idx.astype(jnp.uint8), tuple(x.shape), _explicit_spec(x))
+    return Quantized(codes, scales.astype(jnp.float32), signed, code)
 
 
 def decode(q: Quantized) -> jax.Array:
     """The float32 moment: ``magnitude[code] * scale`` of its block, negated where the sign bit is set (signed)."""
     mags = jnp.asarray(magnitudes(q.signed, q.code))
     codes = q.codes.astype(jnp.int32)
-    vals = jnp.take(mags, codes & 0x7F if q.signed else codes)
+    vals = _take(mags, codes & 0x7F if q.signed else codes)
     if q.signed:
         vals = jnp.where(codes >= 0x80, -vals, vals)
-    return _unblocks(_blocks(vals) * q.scales[..., None], q.shape)
+    return _unblocks(_blocks(vals) * q.scales[..., None], q.shape, _explicit_spec(q.codes))
 
 
 def zeros(p, signed: bool, code: str | None = None) -> Quantized:

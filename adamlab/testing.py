@@ -112,7 +112,9 @@ def gradient_stream(params: Any, steps: int, seed: int = 0, scale: float = 1.0) 
 
     Each leaf draws from its own key split from ``seed``; the draw is made in float32 (complex64) and cast
     to the leaf's dtype. A param placed with a `jax.sharding.NamedSharding` gets its gradients placed like it
-    (split the same way, the step axis whole), also when the mesh spans several processes. Feed the result to :func:`adamlab.testing.run` or as ``grads=`` to
+    (split the same way, the step axis whole), also when the mesh spans several processes.
+
+    Feed the result to :func:`adamlab.testing.run` or as ``grads=`` to
     :func:`adamlab.testing.compare`.
 
     Args:

@@ -36,6 +36,7 @@ SLOW_MODULES = {
     "tests/test_demo_grid.py",
     "tests/test_examples.py",
     "tests/test_sharding.py",
+    "tests/test_multihost.py",
     "tests/test_quantize.py",
     "tests/test_long_runs.py",
     "tests/test_hostile.py",
