@@ -166,7 +166,9 @@ def state_shardings(
     ``(0,)`` placeholders of integer leaves, scalars) is replicated over the
     params' mesh (or `mesh`). The padded buffers of `zero1` are split along
     its mesh axis. Pass the result as ``out_shardings`` of the jitted init
-    and step.
+    and step. Params without an array leaf (and no `mesh`) leave nothing to
+    follow: the state goes to the first device, or under `jax.distributed`
+    is replicated over every device, so that every process can read it.
 
     Nothing is allocated: the state's shapes come from ``jax.eval_shape``.
 
