@@ -101,33 +101,43 @@ def update_step(tx: Transformation, *, donate: bool = True) -> Callable:
 
 
 def _keeping_shardings(step: Callable, donate: bool, extra_outputs: int) -> Callable:
+    return _ShardingKeepingStep(step, (0, 1) if donate else (), extra_outputs)
+
+
+class _ShardingKeepingStep:
     """``jax.jit(step)`` whose new params and state keep the shardings of the params and state it was first given.
 
     Left to the compiler, an output's sharding may differ from its input's (a replicated bias coming back
     split): the next call then sees other input shardings and compiles again, and the state drifts over the
     mesh. Pinning ``out_shardings`` to the inputs' keeps one program for every step. Inputs on one device
-    (or traced, inside an enclosing jit) need no pinning and get the plain jitted step.
+    (or traced, inside an enclosing jit) need no pinning and get the plain jitted step. Like a jitted
+    function, it can be called, or lowered (``.lower(params, state, ...)``).
     """
-    donate_argnums = (0, 1) if donate else ()
-    plain = jax.jit(step, donate_argnums=donate_argnums)
-    pinned: Callable | None = None
 
-    def call(params, state, *args, **kwargs):
-        nonlocal pinned
-        if pinned is None:
-            leaves = jax.tree.leaves((params, state))
-            if any(isinstance(x, jax.core.Tracer) for x in leaves):
-                return plain(params, state, *args, **kwargs)
-            spread = any(isinstance(x, jax.Array) and len(x.sharding.device_set) > 1 for x in leaves)
-            if not spread:
-                pinned = plain
-            else:
-                keep = lambda x: x.sharding if isinstance(x, jax.Array) else None
-                out = (jax.tree.map(keep, params), jax.tree.map(keep, state), *[None] * extra_outputs)
-                pinned = jax.jit(step, donate_argnums=donate_argnums, out_shardings=out)
-        return pinned(params, state, *args, **kwargs)
+    def __init__(self, step: Callable, donate_argnums: tuple[int, ...], extra_outputs: int):
+        self._step, self._donate, self._extra = step, donate_argnums, extra_outputs
+        self._plain = jax.jit(step, donate_argnums=donate_argnums)
+        self._pinned: Callable | None = None
 
-    return call
+    def _jitted(self, params, state):
+        if self._pinned is not None:
+            return self._pinned
+        leaves = jax.tree.leaves((params, state))
+        if any(isinstance(x, jax.core.Tracer) for x in leaves):
+            return self._plain
+        if not any(isinstance(x, jax.Array) and len(x.sharding.device_set) > 1 for x in leaves):
+            self._pinned = self._plain
+        else:
+            keep = lambda x: x.sharding if isinstance(x, jax.Array) else None
+            out = (jax.tree.map(keep, params), jax.tree.map(keep, state), *[None] * self._extra)
+            self._pinned = jax.jit(self._step, donate_argnums=self._donate, out_shardings=out)
+        return self._pinned
+
+    def __call__(self, params, state, *args, **kwargs):
+        return self._jitted(params, state)(params, state, *args, **kwargs)
+
+    def lower(self, params, state, *args, **kwargs):
+        return self._jitted(params, state).lower(params, state, *args, **kwargs)
 
 
 def _value_and_grad(fn, params, has_aux):

@@ -5,6 +5,9 @@ import pytest
 
 STEPS = 300
 
+# A worker of the multi-process cluster (tests/test_multihost.py starts it): importing it joins a cluster.
+collect_ignore = ["multihost_checks.py"]
+
 
 def mixed_params(seed: int = 0):
     """float32 leaves of every shape the issue names: 0-d, vectors, matrices, a size-1 leaf, nested dicts and lists."""
