@@ -181,8 +181,8 @@ def accumulate_gradients(tx: Transformation, every_k: int, *, accumulator_dtype:
 
         def wait(operands):
             acc, inner = operands
-            # full_like keeps the sharding of g, which on a mesh of Explicit axes is part of its type (as step's is).
-            out = jax.tree.map(lambda g: jax.lax.full_like(g, -0.0) if has_gradient(g) else g, updates)
+            # Like g, sharding included: on a mesh of Explicit axes it is part of the type, which both branches share.
+            out = jax.tree.map(lambda g: jax.lax.full_like(g, -0.0, g.dtype) if has_gradient(g) else g, updates)
             return out, acc, inner
 
         out, acc, inner = jax.lax.cond(last, step, wait, (acc, state.inner_state))

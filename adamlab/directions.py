@@ -15,7 +15,7 @@ from adamlab.base import GradientTransformation, Transformation, init_empty, sta
 from adamlab.flat import leaf_totals
 from adamlab.moments import RmsState, bias_correction_term
 from adamlab.stage_builder import require_gradient
-from adamlab.tree import abs_sq, leafwise, upcast
+from adamlab.tree import abs_sq, leafwise, load, upcast
 
 
 def scale_by_sign() -> GradientTransformation:
@@ -188,7 +188,7 @@ def clip_by_rms_ratio(tx: Transformation, decay: float, eps: float = 1e-6) -> Gr
         )
 
     def ratio(g, v, bc):
-        g, v = upcast(g, v)
+        g, v = upcast(g, load(v))  # an 8-bit second moment is read decoded
         return abs_sq(g) / jnp.maximum(v / bc, eps**2)
 
     def update(updates, state, params=None, *, gradient=None, **extra):

@@ -97,23 +97,25 @@ def initialize(
     """
     import jax
 
-    timeouts = dict(
-        initialization_timeout=initialization_timeout,
-        heartbeat_timeout_seconds=heartbeat_timeout_seconds,
-        shutdown_timeout_seconds=shutdown_timeout_seconds,
-    )
+    def connect(**where):
+        jax.distributed.initialize(
+            **where,
+            initialization_timeout=initialization_timeout,
+            heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+            shutdown_timeout_seconds=shutdown_timeout_seconds,
+        )
+
     address = os.environ.get(COORDINATOR)
     if address:
-        jax.distributed.initialize(
+        connect(
             coordinator_address=address,
             num_processes=int(os.environ[NUM_PROCESSES]),
             process_id=int(os.environ[PROCESS_ID]),
             coordinator_bind_address=address,
-            **timeouts,
         )
         return True
     if _managed_cluster():
-        jax.distributed.initialize(**timeouts)
+        connect()
         return jax.process_count() > 1
     return False
 

@@ -7,7 +7,10 @@ via Block-wise Quantization", ICLR 2022). A block is a run of the leaf's last ax
 largest divisor of the last axis up to 256 when 256 does not divide it (at least `MIN_BLOCK`), so that blocks never
 straddle rows and the codes (the leaf's shape) and scales (its shape with the last axis counted in blocks) are
 sharded like the leaf by the same mesh axes. A leaf whose last axis has no such divisor is read as one row, in
-blocks of 256 with a short last one. 1 byte + 4/256 bytes an element: about 1.02 bytes where float32 takes 4.
+blocks of 256 with a short last one. 1 byte + 4/256 bytes an element: about 1.02 bytes where float32 takes 4. On
+a mesh of ``Explicit`` axes the codes keep the leaf's sharding; the blocks and scales of a leaf read as one row are
+replicated, and a last axis split into fewer blocks than it has devices splits each block instead (its scales are
+then not split along it).
 
 The arithmetic never sees the codes: a moment stage decodes to float32, applies its formula and encodes the result
 (`adamlab.moment_stage` does both, for every primitive). Encoding rounds stochastically by default, between the two
@@ -34,10 +37,12 @@ influence), as do complex leaves (no 8-bit complex code) and leaves of integer o
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 BLOCK = 256
@@ -151,36 +156,50 @@ def block_of(shape: tuple) -> int:
     return next((b for b in range(BLOCK, MIN_BLOCK - 1, -1) if last % b == 0), 0)
 
 
-def _explicit_spec(x: jax.Array):
-    """The sharding spec in `x`'s type on a mesh of ``Explicit`` axes, else None (the compiler places it)."""
+def _explicit_sharding(x: jax.Array) -> NamedSharding | None:
+    """The sharding in `x`'s type on a mesh of ``Explicit`` axes (set or not), else None (the compiler places it)."""
     sharding = jax.typeof(x).sharding
     if any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types):
-        return sharding.spec
+        return sharding
     return None
+
+
+def _block_sharding(sharding: NamedSharding, shape: tuple, b: int) -> NamedSharding:
+    """The sharding of blocks of `b` of a leaf of `shape` and `sharding`: the mesh axes of its last axis split it
+    into whole blocks where they divide the block count, else each block (its absmax then reduced across them)."""
+    spec = (*sharding.spec, *(None,) * (len(shape) - len(sharding.spec)))
+    last = spec[-1]
+    names = () if last is None else (last,) if isinstance(last, str) else tuple(last)
+    n = math.prod(sharding.mesh.shape[a] for a in names)
+    if (shape[-1] // b) % n == 0:
+        return NamedSharding(sharding.mesh, P(*spec[:-1], last, None))
+    return NamedSharding(sharding.mesh, P(*spec[:-1], None, last if b % n == 0 else None))
 
 
 def _blocks(x: jax.Array) -> jax.Array:
     """`x` as (..., blocks, block length): the last axis split, or (for block_of 0) the whole leaf padded."""
     b = block_of(tuple(x.shape))
+    explicit = _explicit_sharding(x)
     if b:
-        return x.reshape(*x.shape[:-1], x.shape[-1] // b, b)
+        out = None if explicit is None else _block_sharding(explicit, tuple(x.shape), b)
+        return jnp.reshape(x, (*x.shape[:-1], x.shape[-1] // b, b), out_sharding=out)
     # Rows of 256 cut across the leaf's shards, so on an explicit mesh the padded leaf is gathered whole.
-    flat = jnp.reshape(x, -1, out_sharding=None if _explicit_spec(x) is None else P())
+    flat = jnp.reshape(x, -1, out_sharding=None if explicit is None else NamedSharding(explicit.mesh, P()))
     pad = (-flat.size) % BLOCK
     return jnp.pad(flat, (0, pad)).reshape(-1, BLOCK) if pad else flat.reshape(-1, BLOCK)
 
 
-def _unblocks(blocks: jax.Array, shape: tuple, spec=None) -> jax.Array:
-    """`_blocks` undone, to `shape` sharded by `spec` (the leaf's explicit spec; None where the compiler places it)."""
+def _unblocks(blocks: jax.Array, shape: tuple, sharding: NamedSharding | None = None) -> jax.Array:
+    """`_blocks` undone: the leaf of `shape`, sharded by `sharding` (None: as the compiler places it)."""
     if block_of(shape):
-        return blocks.reshape(shape)
-    return jnp.reshape(blocks.reshape(-1)[: int(np.prod(shape))], shape, out_sharding=spec)
+        return jnp.reshape(blocks, shape, out_sharding=sharding)
+    return jnp.reshape(blocks.reshape(-1)[: int(np.prod(shape))], shape, out_sharding=sharding)
 
 
 def _take(table: jax.Array, idx: jax.Array) -> jax.Array:
     """``table[idx]``; on an explicit mesh sharded like `idx`, which a gather from a replicated table is not told."""
-    spec = _explicit_spec(idx)
-    return jnp.take(table, idx) if spec is None else table.at[idx].get(mode="fill", out_sharding=spec)
+    sharding = _explicit_sharding(idx)
+    return jnp.take(table, idx) if sharding is None else table.at[idx].get(mode="fill", out_sharding=sharding)
 
 
 def encode(x: jax.Array, signed: bool, code: str | None = None, bits: jax.Array | None = None) -> Quantized:
@@ -212,7 +231,7 @@ def encode(x: jax.Array, signed: bool, code: str | None = None, bits: jax.Array 
         idx = jnp.where(normed < 0, idx | 0x80, idx)
     else:
         idx = jnp.where(a > 0, jnp.maximum(idx, 1), idx)
-    codes = _unblocks(idx.astype(jnp.uint8), tuple(x.shape), _explicit_spec(x))
+    codes = _unblocks(idx.astype(jnp.uint8), tuple(x.shape), _explicit_sharding(x))
     return Quantized(codes, scales.astype(jnp.float32), signed, code)
 
 
@@ -223,7 +242,7 @@ def decode(q: Quantized) -> jax.Array:
     vals = _take(mags, codes & 0x7F if q.signed else codes)
     if q.signed:
         vals = jnp.where(codes >= 0x80, -vals, vals)
-    return _unblocks(_blocks(vals) * q.scales[..., None], q.shape, _explicit_spec(q.codes))
+    return _unblocks(_blocks(vals) * q.scales[..., None], q.shape, _explicit_sharding(q.codes))
 
 
 def zeros(p, signed: bool, code: str | None = None) -> Quantized:

@@ -250,8 +250,16 @@ def _is_moment_leaf(x) -> bool:
 
 
 def _quantized_sharding(q, s, default):
-    # Blocks along the last axis: the scales have the param's axes (the last counted in blocks), so its sharding.
-    return quantize.Quantized(s, s if quantize.block_of(q.shape) else default, q.signed, q.code)
+    # Blocks along the last axis: the scales have the param's axes (the last counted in blocks), so its sharding,
+    # unless the last axis holds fewer blocks than its devices divide: then the scales are whole along it.
+    if not quantize.block_of(q.shape):
+        return quantize.Quantized(s, default, q.signed, q.code)
+    scales = s
+    if isinstance(s, NamedSharding) and len(s.spec) == len(q.shape) and s.spec[-1] is not None:
+        names = (s.spec[-1],) if isinstance(s.spec[-1], str) else tuple(s.spec[-1])
+        if np.shape(q.scales)[-1] % int(np.prod([s.mesh.shape[a] for a in names])):
+            scales = NamedSharding(s.mesh, PartitionSpec(*s.spec[:-1], None), memory_kind=s.memory_kind)
+    return quantize.Quantized(s, scales, q.signed, q.code)
 
 
 def _is_cut(x) -> bool:

@@ -247,9 +247,93 @@ def check_explicit_mesh():
         "eager_mismatches": moment_mismatches(tx.init(params), params),
         "step_mismatches": moment_mismatches(s, params),
         "collectives": stats.counts,
-        "zero1_bitwise": bitwise(zu, ru),
+        "zero1_bitwise": bitwise(zu.unpad(), ru),
         "zero1_specs": sorted({str(b.sharding.spec) for b in jax.tree.leaves(zs) if b.ndim == 1 and b.size}),
     }
+
+
+def check_explicit_types():
+    """On a mesh of Explicit axes the state's types (dtype and spec of every leaf) are one thing: what
+    ``jax.eval_shape(tx.init, abstract params)`` says, and what init, an eager update and a jitted update give.
+    The jitted update's types are its traced output types, which on Explicit axes are what it returns (compiling
+    every program would take a minute)."""
+
+    def transforms() -> dict:
+        """Every optimizer in each state dtype, and wrappers of float32 and int8 adamw, by ``name/state dtype``."""
+        dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "int8": jnp.int8}
+        optimizers = {
+            "adam": lambda d: adamlab.adam(1e-2, state_dtype=d),
+            "adamw": lambda d: adamlab.adamw(1e-2, weight_decay=0.1, state_dtype=d),
+            "sgd_momentum": lambda d: adamlab.sgd(1e-2, momentum=0.9, state_dtype=d),
+            "sgd_nesterov": lambda d: adamlab.sgd(1e-2, momentum=0.9, nesterov=True, state_dtype=d),
+            "rmsprop_momentum": lambda d: adamlab.rmsprop(1e-2, momentum=0.9, state_dtype=d),
+            "amsgrad": lambda d: adamlab.amsgrad(1e-2, state_dtype=d),
+            "lion": lambda d: adamlab.lion(1e-3, state_dtype=d),
+            "nadam": lambda d: adamlab.nadam(1e-2, state_dtype=d),
+            "nadamw": lambda d: adamlab.nadamw(1e-2, state_dtype=d),
+            "ademamix": lambda d: adamlab.ademamix(1e-2, state_dtype=d),
+            "adam_atan2": lambda d: adamlab.adam_atan2(1e-2, state_dtype=d),
+            "stable_adamw": lambda d: adamlab.stable_adamw(1e-2, state_dtype=d),
+            "cautious_adamw": lambda d: adamlab.cautious(adamlab.adamw(1e-2, state_dtype=d)),
+            "clip_adamw": lambda d: adamlab.chain(adamlab.clip_by_global_norm(1.0), adamlab.adamw(1e-2, state_dtype=d)),
+        }
+        wrappers = {
+            "skip_nonfinite": lambda d: adamlab.skip_nonfinite(adamlab.adamw(1e-2, state_dtype=d), max_consecutive=3),
+            "accumulate_gradients": lambda d: accumulate_gradients(adamlab.adamw(1e-2, state_dtype=d), 2),
+            "partition": lambda d: adamlab.partition(
+                {"a": adamlab.adamw(1e-2, state_dtype=d), "s": adamlab.sgd(1e-2, momentum=0.9, state_dtype=d)},
+                {"w": "s", "b": "s", "e": "a"},
+            ),
+            "masked": lambda d: adamlab.masked(adamlab.adamw(1e-2, state_dtype=d), {"w": True, "b": False, "e": True}),
+            "packed": lambda d: flat.packed(adamlab.adamw(1e-2, state_dtype=d)),
+        }
+        out = {f"{name}/{k}": make(d) for name, make in optimizers.items() for k, d in dtypes.items()}
+        out.update({f"{name}/{k}": make(dtypes[k]) for name, make in wrappers.items() for k in ("float32", "int8")})
+        # Centered, the variance v - mean**2 has no 8-bit code; the EMA of the params has no int8 storage either.
+        for k in ("float32", "bfloat16"):
+            out[f"rmsprop_centered/{k}"] = adamlab.rmsprop(1e-2, centered=True, momentum=0.9, state_dtype=dtypes[k])
+            out[f"parameter_ema/{k}"] = adamlab.parameter_ema(0.99, state_dtype=dtypes[k])
+        out["parameter_ema_bias_correction/float32"] = adamlab.parameter_ema(0.99, bias_correction=True)
+        return out
+
+    mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Explicit,) * 2)
+    # In 8 bits w has 2 blocks a row, fewer than the devices along its last axis; e's last axis has no block length
+    # (its codes run in rows of 256 across the leaf); b keeps float32 moments. Each more leaf compiles every op again.
+    specs = {"w": P("data", "model"), "b": P(None), "e": P("model", None)}
+    shapes = {"w": (16, 512), "b": (8,), "e": (4096 + 64, 4)}
+
+    def types(tree):
+        # An abstract scalar may have no sharding: replicated.
+        return [
+            (jax.tree_util.keystr(path), str(x.dtype), str(getattr(x.sharding, "spec", P())))
+            for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]
+        ]
+
+    def mismatches(a, b):
+        if len(a) != len(b):
+            return [f"{len(a)} leaves vs {len(b)}"]
+        return [f"{x[0]}: {x[1:]} vs {y[1:]}" for x, y in zip(a, b) if x != y]
+
+    out = {}
+    with jax.set_mesh(mesh):
+        sds = {k: jax.ShapeDtypeStruct(shapes[k], jnp.float32, sharding=NamedSharding(mesh, specs[k])) for k in shapes}
+        params = {k: jax.device_put(jnp.full(shapes[k], 0.5), NamedSharding(mesh, specs[k])) for k in shapes}
+        grads = jax.tree.map(lambda p: p * 0.1, params)
+        for name, tx in transforms().items():
+            r: dict = {"abstract_init": False}
+            try:
+                abstract = types(jax.eval_shape(tx.init, sds))
+                r["abstract_init"] = True
+                state = tx.init(params)
+                init = types(state)
+                r["eval_shape_vs_init"] = mismatches(abstract, init)
+                r["init_vs_eager_update"] = mismatches(init, types(tx.update(grads, state, params)[1]))
+                jitted = jax.jit(tx.update).trace(grads, state, params).out_info[1]
+                r["init_vs_jitted_update"] = mismatches(init, types(jitted))
+            except Exception as e:  # one failing transformation should not hide the others
+                r["error"] = f"{type(e).__name__}: {str(e)[:500]}"
+            out[name] = r
+    return out
 
 
 def check_fsdp_memory():
@@ -569,6 +653,49 @@ def check_int8():
         "bitwise_vs_one_device": bitwise(p, lp),
         "max_rel_vs_one_device": max_rel(p, lp),
     }
+
+
+def check_step_helpers():
+    """update_step/train_step on one process with a mesh: shardings kept, one compilation over many steps."""
+    mesh = auto_mesh((8,), ("fsdp",))
+    k = jax.random.split(jax.random.PRNGKey(5), 2)
+    # Host values: each run places fresh arrays (the donated ones are gone, and a replicated put can share a buffer).
+    params = {"w": jax.random.normal(k[0], (64, 32)), "b": jnp.zeros(32), "e": jax.random.normal(k[1], (16, 8))}
+    params = jax.tree.map(np.asarray, params)
+    shardings = shd.fsdp_shardings(params, mesh, "fsdp", min_elements=128)
+    tx = adamlab.adamw(1e-2, weight_decay=0.1)
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, _, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None
+    )
+    x = jax.device_put(jnp.ones((16, 64)), NamedSharding(mesh, P("fsdp")))
+    loss = lambda q, x: jnp.mean((x @ q["w"] + q["b"]) ** 2) + jnp.sum(q["e"] ** 2)
+    out = {}
+    for name in ("update_step", "train_step"):
+        p = jax.device_put(params, shardings)
+        s = shd.init(tx, p)
+        want = jax.tree.map(lambda a: a.sharding, (p, s))
+        if name == "update_step":
+            fn = adamlab.step.update_step(tx)
+        else:
+            fn = adamlab.step.train_step(loss, tx)
+        grads = [grads_like(p, i) for i in range(6)]
+        before = len(compiles)
+        for g in grads:
+            if name == "update_step":
+                p, s = fn(p, s, g)
+            else:
+                p, s, _ = fn(p, s, x)
+        got = jax.tree.map(lambda a: a.sharding, (p, s))
+        out[name] = {
+            "compiles": len(compiles) - before,
+            "changed": [
+                jax.tree_util.keystr(path)
+                for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want))
+                if not a.is_equivalent_to(b, 2)
+            ],
+        }
+    return out
 
 
 CHECKS = {name[len("check_") :]: fn for name, fn in list(globals().items()) if name.startswith("check_")}

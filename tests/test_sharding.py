@@ -152,6 +152,42 @@ def test_explicit_axis_mesh(reports):
     assert r["zero1_bitwise"] and r["zero1_specs"] == ["P('fsdp',)"]
 
 
+EXPLICIT_OPTIMIZERS = (
+    "adam",
+    "adamw",
+    "sgd_momentum",
+    "sgd_nesterov",
+    "rmsprop_momentum",
+    "amsgrad",
+    "lion",
+    "nadam",
+    "nadamw",
+    "ademamix",
+    "adam_atan2",
+    "stable_adamw",
+    "cautious_adamw",
+    "clip_adamw",
+)
+EXPLICIT_WRAPPERS = ("skip_nonfinite", "accumulate_gradients", "partition", "masked", "packed")
+
+
+def test_explicit_axis_state_types_agree_from_eval_shape_to_jitted_update(reports):
+    """On a mesh of Explicit axes every optimizer (float32, bfloat16 and 8-bit states) and wrapper has one state
+    type: eval_shape of its init on abstract params, init, an eager update and a jitted update agree."""
+    r = _check(reports, "explicit_types")
+    expected = {f"{n}/{d}" for n in EXPLICIT_OPTIMIZERS for d in ("float32", "bfloat16", "int8")}
+    expected |= {f"{n}/{d}" for n in EXPLICIT_WRAPPERS for d in ("float32", "int8")}
+    expected |= {"rmsprop_centered/float32", "rmsprop_centered/bfloat16", "parameter_ema/float32"}
+    expected |= {"parameter_ema/bfloat16", "parameter_ema_bias_correction/float32"}
+    names = set(r) - {"seconds"}
+    assert expected <= names, sorted(expected - names)
+    for name in sorted(names):
+        facts = r[name]
+        assert "error" not in facts and facts["abstract_init"], (name, facts)
+        for pair in ("eval_shape_vs_init", "init_vs_eager_update", "init_vs_jitted_update"):
+            assert facts[pair] == [], (name, pair, facts[pair])
+
+
 def test_fsdp_state_is_split_eight_ways(reports):
     r = _check(reports, "fsdp_memory")
     assert r["specs"]["w1"] == "P('fsdp', None)" and r["specs"]["w2"] == "P(None, 'fsdp')"
@@ -300,3 +336,9 @@ def test_bad_arguments_are_named():
         shd.state_shardings(tx, {"w": jnp.ones(3)}, {"v": NamedSharding(mesh, P())})
     with pytest.raises(TypeError, match=r"bytes_per_device: leaf at \['x'\]"):
         shd.bytes_per_device({"x": np.ones(2)})
+
+
+def test_step_helpers_keep_their_shardings_and_compile_once_on_a_mesh(reports):
+    r = _check(reports, "step_helpers")
+    for name in ("update_step", "train_step"):
+        assert r[name] == {"compiles": 1, "changed": []}, name
