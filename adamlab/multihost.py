@@ -203,6 +203,11 @@ def launch(
     themselves, as on a cluster without such a launcher: JAX's heartbeat
     timeout (see :func:`initialize`) is then what stops them.
 
+    On the CPU backend, have each process wait for every step
+    (``jax.block_until_ready``) before dispatching the next: processes that
+    queue steps freely can deadlock in a collective (seen here with gloo,
+    about one run in ten), which the time limit then ends.
+
     Args:
       command: The program and its arguments, e.g. ``[sys.executable, "train.py", "--steps", "10"]``;
         every process runs the same one (it calls :func:`initialize` first).

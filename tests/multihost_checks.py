@@ -66,6 +66,12 @@ def to_global(tree, shardings):
     return jax.tree.map(lambda x, s: jax.make_array_from_callback(x.shape, s, lambda i, x=x: x[i]), tree, shardings)
 
 
+def wait(outputs):
+    # Every step finished before the next is dispatched: on the CPU backend, processes that queue steps freely
+    # can deadlock in a collective (a device's in-flight limit reached while its peers wait for it).
+    return jax.block_until_ready(outputs)
+
+
 def to_local(tree):
     return jax.device_put(tree, LOCAL)
 
@@ -88,7 +94,7 @@ def run_global(tx, host, steps, first=0, params=None, state=None):
     state = shd.init(tx, params) if state is None else state
     fn = jax.jit(step_fn(tx), out_shardings=(shardings, shd.state_shardings(tx, params)), donate_argnums=(0, 1))
     for i in range(first, first + steps):
-        params, state = fn(params, state, to_global(host_grads(host, i), shardings))
+        params, state = wait(fn(params, state, to_global(host_grads(host, i), shardings)))
     return params, state
 
 
@@ -167,7 +173,7 @@ def check_zero1():
         lfn = jax.jit(step_fn(tx))
         for i in range(STEPS):
             g = host_grads(host, i)
-            fp, state = fn(fp, state, fp.layout.flatten(to_global(g, {"w": REPLICATED})))
+            fp, state = wait(fn(fp, state, fp.layout.flatten(to_global(g, {"w": REPLICATED}))))
             lfp, ls = lfn(lfp, ls, lfp.layout.flatten(to_local(g)))
         out[str(n)] = {
             "padded_length": int(state[0].moment.buckets[0].shape[0]),
@@ -208,13 +214,13 @@ def check_zero1_restore():
         g = host_grads(host, i)
         lfp, ls = lstep(lfp, ls, lfp.layout.flatten(to_local(g)))
         if i < STEPS:
-            fp, state = step(fp, state, fp.layout.flatten(to_global(g, {"w": REPLICATED, "b": REPLICATED})))
+            fp, state = wait(step(fp, state, fp.layout.flatten(to_global(g, {"w": REPLICATED, "b": REPLICATED}))))
     directory = checkpoint.save_orbax(os.path.join(OUT, "zero1_flat"), shd.zero1_state_to_flat(state), force=True)
     restored = checkpoint.restore_orbax(directory, tx.init(flat.flatten(to_local(host))))  # no shardings
     state = shd.zero1_state_from_flat(restored, jax.eval_shape(ztx.init, fp))
     for i in range(STEPS, 2 * STEPS):
         g = host_grads(host, i)
-        fp, state = step(fp, state, fp.layout.flatten(to_global(g, {"w": REPLICATED, "b": REPLICATED})))
+        fp, state = wait(step(fp, state, fp.layout.flatten(to_global(g, {"w": REPLICATED, "b": REPLICATED}))))
     return {
         "restored_on": str(jax.tree.leaves(restored)[1].sharding),
         "bitwise": bitwise(fp, lfp) and bitwise(shd.zero1_state_to_flat(state), ls),
@@ -254,9 +260,9 @@ def check_steps():
         before = len(compiles)
         for i in range(6):
             if name == "update_step":
-                params, state = step(params, state, to_global(host_grads(host, i), shardings))
+                params, state = wait(step(params, state, to_global(host_grads(host, i), shardings)))
             else:
-                params, state, _ = train(params, state, x)
+                params, state, _ = wait(train(params, state, x))
         got = (jax.tree.map(lambda x: x.sharding, params), jax.tree.map(lambda x: x.sharding, state))
         out[name] = {
             "compiles": len(compiles) - before,

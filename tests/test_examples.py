@@ -1,7 +1,10 @@
 """The examples run at a small size and show what their docstrings claim."""
 
 import importlib.util
+import json
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -47,3 +50,20 @@ def test_logged_decay_is_uniform_under_adamw_and_spread_under_l2():
     np.testing.assert_allclose(out["AdamW"]["decay_quantiles"], [3e-3 * 0.05] * 3, rtol=1e-5)
     q05, _, q95 = out["Adam+L2"]["decay_quantiles"]
     assert q95 > 5 * q05
+
+
+def test_multihost_train_runs_as_a_two_process_cluster(tmp_path):
+    out = tmp_path / "summary.json"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "multihost_train.py"), "--processes", "2", "--steps", "30", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    summary = json.loads(out.read_text())
+    assert summary["process_count"] == 2 and summary["device_count"] == 8
+    assert summary["loss_decreased"] and summary["final_loss"] < summary["first_loss"] / 2
+    per_device = summary["state_bytes_per_device"]
+    assert len(per_device) == 8  # both processes' devices, each holding its shards only
+    assert max(per_device.values()) < summary["state_bytes_total"] / 4
