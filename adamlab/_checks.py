@@ -79,6 +79,11 @@ def known_positive(value: Any) -> bool:
     return not isinstance(value, jax.core.Tracer) and np.ndim(value) == 0 and bool(np.float32(float(value)) > 0)
 
 
+def explicit_axes(mesh: Any) -> bool:
+    """Whether `mesh` has an axis of type ``Explicit``: sharding is then part of every array's type."""
+    return any(t == jax.sharding.AxisType.Explicit for t in getattr(mesh, "axis_types", ()))
+
+
 def is_function(x: Any) -> bool:
     """A callable that is not a pytree node: an Equinox module of bools is callable, but it is a mask (a tree),
     not a function of the params."""

@@ -45,6 +45,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from adamlab import _checks
+
 BLOCK = 256
 MIN_BLOCK = 32
 MIN_SIZE = 4096
@@ -159,9 +161,7 @@ def block_of(shape: tuple) -> int:
 def _explicit_sharding(x: jax.Array) -> NamedSharding | None:
     """The sharding in `x`'s type on a mesh of ``Explicit`` axes (set or not), else None (the compiler places it)."""
     sharding = jax.typeof(x).sharding
-    if any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types):
-        return sharding
-    return None
+    return sharding if _checks.explicit_axes(sharding.mesh) else None
 
 
 def _block_sharding(sharding: NamedSharding, shape: tuple, b: int) -> NamedSharding:
@@ -174,6 +174,13 @@ def _block_sharding(sharding: NamedSharding, shape: tuple, b: int) -> NamedShard
     if (shape[-1] // b) % n == 0:
         return NamedSharding(sharding.mesh, P(*spec[:-1], last, None))
     return NamedSharding(sharding.mesh, P(*spec[:-1], None, last if b % n == 0 else None))
+
+
+def scales_sharding(sharding: NamedSharding, shape: tuple) -> NamedSharding:
+    """Where the scales of a leaf of `shape` (blocks along its last axis) go when the leaf has `sharding`: its
+    blocks' sharding without the axis within a block (whole along the last axis when it holds too few blocks)."""
+    spec = _block_sharding(sharding, shape, block_of(shape)).spec
+    return NamedSharding(sharding.mesh, P(*spec[:-1]), memory_kind=sharding.memory_kind)
 
 
 def _blocks(x: jax.Array) -> jax.Array:

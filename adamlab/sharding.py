@@ -250,15 +250,11 @@ def _is_moment_leaf(x) -> bool:
 
 
 def _quantized_sharding(q, s, default):
-    # Blocks along the last axis: the scales have the param's axes (the last counted in blocks), so its sharding,
-    # unless the last axis holds fewer blocks than its devices divide: then the scales are whole along it.
+    # Blocks along the last axis: the scales have the param's axes (the last counted in blocks), so its sharding
+    # (whole along the last axis where that holds fewer blocks than its devices).
     if not quantize.block_of(q.shape):
         return quantize.Quantized(s, default, q.signed, q.code)
-    scales = s
-    if isinstance(s, NamedSharding) and len(s.spec) == len(q.shape) and s.spec[-1] is not None:
-        names = (s.spec[-1],) if isinstance(s.spec[-1], str) else tuple(s.spec[-1])
-        if np.shape(q.scales)[-1] % int(np.prod([s.mesh.shape[a] for a in names])):
-            scales = NamedSharding(s.mesh, PartitionSpec(*s.spec[:-1], None), memory_kind=s.memory_kind)
+    scales = quantize.scales_sharding(s, q.shape) if isinstance(s, NamedSharding) else s
     return quantize.Quantized(s, scales, q.signed, q.code)
 
 
@@ -269,7 +265,7 @@ def _is_cut(x) -> bool:
 def _explicit_mesh(shardings: Sequence[Sharding]) -> Mesh | None:
     for s in shardings:
         mesh = getattr(s, "mesh", None)
-        if isinstance(mesh, Mesh) and any(t == jax.sharding.AxisType.Explicit for t in mesh.axis_types):
+        if isinstance(mesh, Mesh) and _checks.explicit_axes(mesh):
             return mesh
     return None
 
@@ -578,7 +574,7 @@ class PaddedFlat:
           >>> state[0].moment.unpad()
           Flat(float32[3], float32[5000])
         """
-        explicit = _is_explicit(self.sharding)
+        explicit = _checks.explicit_axes(self.sharding.mesh)
         whole = NamedSharding(self.sharding.mesh, PartitionSpec())
         return Flat(
             tuple(
@@ -620,13 +616,13 @@ class PaddedFlat:
                 f"{self.layout!r}; the params must be the Flat of that layout, got {_describe(params)}"
             )
         whole = NamedSharding(self.sharding.mesh, PartitionSpec())
+        padded = _pad_flat(params, self.sharding, self.sharding.mesh.shape[self.sharding.spec[0]], "params")
         out = []
-        for p, u, info in zip(params.buckets, self.buckets, self.layout.buckets):
+        for p, pp, u, info in zip(params.buckets, padded.buckets, self.buckets, self.layout.buckets):
             if _is_placeholder(u) or not jnp.issubdtype(jnp.result_type(p), jnp.inexact):
                 out.append(p)  # integer leaves have no update
                 continue
-            padded = _constrain(_pad(jnp.ravel(jnp.asarray(p)), u.shape[0]), self.sharding)
-            new = _constrain((padded + u).astype(padded.dtype), self.sharding)
+            new = _constrain((pp + u).astype(pp.dtype), self.sharding)
             out.append(_constrain(new, whole)[: info.size].reshape(info.shape))
         return Flat(tuple(out), self.layout)
 
@@ -658,12 +654,8 @@ def _padded_length(size: int, n: int) -> int:
     return -(-size // unit) * unit
 
 
-def _is_explicit(sharding: NamedSharding) -> bool:
-    return any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types)
-
-
 def _constrain(x, sharding: NamedSharding):
-    if _is_explicit(sharding):
+    if _checks.explicit_axes(sharding.mesh):
         return jax.sharding.reshard(x, sharding)
     return jax.lax.with_sharding_constraint(x, sharding)
 

@@ -97,11 +97,7 @@ def update_step(tx: Transformation, *, donate: bool = True) -> Callable:
         updates, state = tx.update(grads, state, params)
         return apply_updates(params, updates), state
 
-    return _keeping_shardings(step, donate, extra_outputs=0)
-
-
-def _keeping_shardings(step: Callable, donate: bool, extra_outputs: int) -> Callable:
-    return _ShardingKeepingStep(step, (0, 1) if donate else (), extra_outputs)
+    return _ShardingKeepingStep(step, donate, extra_outputs=0)
 
 
 class _ShardingKeepingStep:
@@ -114,9 +110,9 @@ class _ShardingKeepingStep:
     function, it can be called, or lowered (``.lower(params, state, ...)``).
     """
 
-    def __init__(self, step: Callable, donate_argnums: tuple[int, ...], extra_outputs: int):
-        self._step, self._donate, self._extra = step, donate_argnums, extra_outputs
-        self._plain = jax.jit(step, donate_argnums=donate_argnums)
+    def __init__(self, step: Callable, donate: bool, extra_outputs: int):
+        self._step, self._donate, self._extra = step, (0, 1) if donate else (), extra_outputs
+        self._plain = jax.jit(step, donate_argnums=self._donate)
         self._pinned: Callable | None = None
 
     def _jitted(self, params, state):
@@ -249,4 +245,4 @@ def train_step(
         updates, state = tx.update(grads, state, params)
         return apply_updates(params, updates), state, value
 
-    return _keeping_shardings(step, donate, extra_outputs=1)
+    return _ShardingKeepingStep(step, donate, extra_outputs=1)

@@ -33,6 +33,16 @@ from adamlab.demo import data, model, train
 DEFAULT_OUT = "demo_out"
 
 
+def _machine() -> dict[str, Any]:
+    """Where a run was measured, for its summary."""
+    return {
+        "platform": platform.platform(),
+        "device": str(jax.devices()[0]),
+        "cpus": os.cpu_count(),
+        "jax": jax.__version__,
+    }
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -208,12 +218,7 @@ def run_grid(argv: Sequence[str]) -> dict[str, Any]:
     print("\n" + grid.table(results, cfg.margin))
     summary = {
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "device": str(jax.devices()[0]),
-            "cpus": os.cpu_count(),
-            "jax": jax.__version__,
-        },
+        "machine": _machine(),
         "config": cfg._asdict(),
         "parameters": grid.count_params(cfg),
         "results": results,
@@ -347,12 +352,7 @@ def run_training(argv: Sequence[str]) -> dict[str, Any]:
 
     summary: dict[str, Any] = {
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "device": str(jax.devices()[0]),
-            "cpus": os.cpu_count(),
-            "jax": jax.__version__,
-        },
+        "machine": _machine(),
         "config": cfg._asdict(),
         "parameters": n_params,
         "b1": train.B1,
