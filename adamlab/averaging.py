@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from adamlab import _checks
 from adamlab.base import GradientTransformation, stage
 from adamlab.moments import bias_correction_term
-from adamlab.tree import has_gradient, increment, init_moment, leafwise, store, upcast
+from adamlab.tree import has_gradient, increment, init_moment, leafwise, per_precision, store, upcast
 
 
 class ParameterEmaState(NamedTuple):
@@ -130,8 +130,8 @@ def parameter_ema(decay: float, *, bias_correction: bool = False, state_dtype=No
             return (1 - decay) * p + decay * e
 
         new = leafwise(average, params, state.ema)
-        bc = bias_correction_term(decay, count) if bias_correction else None
-        debiased = new if bc is None else leafwise(lambda n: n / bc, new)
+        bc = per_precision(lambda: bias_correction_term(decay, count))
+        debiased = leafwise(lambda n: n / bc(n), new) if bias_correction else new
         out = jax.tree.map(lambda n, p: n.astype(p.dtype) if has_gradient(p) else p, debiased, params)
         return out, ParameterEmaState(count, jax.tree.map(store, new, state.ema))
 

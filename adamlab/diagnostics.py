@@ -32,7 +32,7 @@ import numpy as np
 from adamlab import _checks
 from adamlab.decay import resolve_mask
 from adamlab.moments import RmsState, bias_correction_term
-from adamlab.tree import has_gradient
+from adamlab.tree import has_gradient, per_precision
 
 PyTree = Any
 LearningRate = float | jax.Array | Callable[[jax.Array], jax.Array]
@@ -207,11 +207,11 @@ def second_moment_hat(state: Any, *, b2: float = 0.999, bias_correction: bool = 
     _checks.check_decay("b2", b2)
     rms = find_state(state, RmsState)
     # max(t, 1): before the first step v is zero and the correction 1 - b2**0 would divide 0 by 0.
-    bc = bias_correction_term(b2, jnp.maximum(rms.count, 1)) if bias_correction else None
+    bc = per_precision(lambda: bias_correction_term(b2, jnp.maximum(rms.count, 1)))
 
     def hat(v):
         v = v.astype(jnp.promote_types(v.dtype, jnp.float32))
-        return v if bc is None or v.size == 0 else v / bc
+        return v if not bias_correction or v.size == 0 else v / bc(v)
 
     return jax.tree.map(hat, rms.second_moment)
 

@@ -15,7 +15,7 @@ from adamlab.base import GradientTransformation, Transformation, init_empty, sta
 from adamlab.flat import leaf_totals
 from adamlab.moments import RmsState, bias_correction_term
 from adamlab.stage_builder import require_gradient
-from adamlab.tree import abs_sq, leafwise, load, upcast
+from adamlab.tree import abs_sq, leafwise, load, per_precision, upcast
 
 
 def scale_by_sign() -> GradientTransformation:
@@ -189,7 +189,7 @@ def clip_by_rms_ratio(tx: Transformation, decay: float, eps: float = 1e-6) -> Gr
 
     def ratio(g, v, bc):
         g, v = upcast(g, load(v))  # an 8-bit second moment is read decoded
-        return abs_sq(g) / jnp.maximum(v / bc, eps**2)
+        return abs_sq(g) / jnp.maximum(v / bc(g), eps**2)
 
     def update(updates, state, params=None, *, gradient=None, **extra):
         require_gradient("clip_by_rms_ratio", updates, gradient, "adamlab.chain(..., clip_by_rms_ratio(...), ...)")
@@ -197,7 +197,7 @@ def clip_by_rms_ratio(tx: Transformation, decay: float, eps: float = 1e-6) -> Gr
         rms = next(
             x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, RmsState)) if isinstance(x, RmsState)
         )
-        bc = bias_correction_term(decay, rms.count)
+        bc = per_precision(lambda: bias_correction_term(decay, rms.count))
         sums, sizes = leaf_totals(leafwise(lambda g, v: ratio(g, v, bc), gradient, rms.second_moment))
         clip = lambda u, s, n: upcast(u)[0] / jnp.maximum(1.0, jnp.sqrt(s / n))
         return leafwise(clip, out, sums, sizes), state

@@ -34,7 +34,7 @@ from adamlab.base import GradientTransformation, stage
 from adamlab.quantize import INT8
 from adamlab.scaling import ScalarOrSchedule
 from adamlab.stage_builder import countless_storage, moment_stage, require_gradient
-from adamlab.tree import abs_sq, check_state_dtype, increment, leafwise, upcast
+from adamlab.tree import abs_sq, check_state_dtype, increment, leafwise, per_precision, scalar, upcast, widest_float
 
 
 class EmaState(NamedTuple):
@@ -102,6 +102,30 @@ class CountState(NamedTuple):
 
     # int32 steps taken, saturating at 2**31 - 1
     count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
+
+
+class MomentumScheduleState(NamedTuple):
+    """State of ``bias_correct(decay, nesterov=True, momentum_decay=psi)``: the step count and ``prod mu_i``.
+
+    Args:
+      count: int32 scalar, the number of updates taken (0 after init), saturating at ``2**31 - 1``.
+      momentum_product: ``P_t = mu_1 * ... * mu_t``, the product of the scheduled momenta so far (1 after
+        init), a scalar in the widest float enabled (float64 under ``jax_enable_x64``, float32 otherwise).
+        PyTorch: the ``mu_product`` of `torch.optim.NAdam`'s state.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> tx = adamlab.bias_correct(0.9, nesterov=True, momentum_decay=4e-3)
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> _, state = tx.update({"w": jnp.ones(2)}, state, gradient={"w": jnp.ones(2)})
+      >>> print(state.count, round(float(state.momentum_product), 6))  # mu_1 = 0.9 * (1 - 0.5 * 0.96**0.004)
+      1 0.450073
+    """
+
+    # int32 steps taken, saturating at 2**31 - 1
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride] the Optax field name; shadows tuple.count
+    momentum_product: jax.Array
 
 
 class RmsState(NamedTuple):
@@ -178,7 +202,7 @@ def _one_minus_power(decay, count):
 
 
 def bias_correction_term(decay, count: jax.Array) -> jax.Array:
-    """The bias-correction divisor ``1 - decay**t`` of an EMA started at zero, in float32 (``t = count``).
+    """The bias-correction divisor ``1 - decay**t`` of an EMA started at zero (``t = count``), in the leaves' precision.
 
     ::
 
@@ -191,24 +215,27 @@ def bias_correction_term(decay, count: jax.Array) -> jax.Array:
     and of :func:`adamlab.scale_by_max_rms`, and the function to call in the ``per_step`` of a moment of your
     own written with :func:`adamlab.moment_stage`, which passes ``t`` (1 on the first step).
 
-    float32 whatever the moments' dtype (in bfloat16 ``0.999`` rounds to 1
-    and the term to 0), compiled even outside `jax.jit` so that eager and
-    jitted runs agree, and with Optax's arithmetic, so that adamlab's Adam is
-    bit-identical to ``optax.adam``. Exact at t = 1 (``1 - decay`` with `decay`
-    rounded to float32), exactly 1 once ``decay**t`` underflows; in between
-    float32 ``pow`` carries a relative error of about ``1e-8 / (1 - decay**t)``
-    (6e-6 at t = 3 for 0.999).
+    Computed with Optax's arithmetic in the widest float enabled (float64 under ``jax_enable_x64``, float32
+    otherwise), then rounded to the precision of the leaves it divides: float32 for float32, bfloat16 and
+    float16 moments (in bfloat16 ``0.999`` rounds to 1 and the term to 0), float64 for float64 ones. Inside
+    :func:`adamlab.moment_stage` (its ``per_step`` and its formula) that precision is the leaf's, so each leaf
+    of a mixed float32/float64 tree gets its own; called anywhere else it is float32. So adamlab's Adam is
+    bit-identical to ``optax.adam`` with float32 params, and to ``optax.adam`` under x64 with float64 params.
+    Compiled even outside `jax.jit`, so that eager and jitted runs agree. Exact at t = 1 (``1 - decay``
+    rounded once), exactly 1 once ``decay**t`` underflows; in between ``pow`` carries a relative error of about
+    ``eps / (1 - decay**t)`` of the precision it is computed in (float32: 6e-6 at t = 3 for 0.999; float64:
+    1e-14).
 
     Args:
-      decay: The EMA's decay rate, a Python float or a scalar array (a traced value works), cast to float32.
-        Not checked here: a value in ``[0, 1)`` gives a term in ``(0, 1]``; ``decay = 1`` gives 0 and the
-        correction would divide by it. Optax: the ``decay`` of `optax.tree.bias_correction`, which divides a
-        moment tree by this same term.
+      decay: The EMA's decay rate, a Python float or a scalar array (a traced value works; a float32 array
+        is computed in float32). Not checked here: a value in ``[0, 1)`` gives a term in ``(0, 1]``;
+        ``decay = 1`` gives 0 and the correction would divide by it. Optax: the ``decay`` of
+        `optax.tree.bias_correction`, which divides a moment tree by this same term.
       count: The step ``t``, an int32 scalar array (a Python int works): 1 on the first step, i.e. the count
         after its increment, as ``per_step`` receives it from :func:`adamlab.moment_stage`.
 
     Returns:
-      A float32 scalar array holding ``1 - decay**count``.
+      A scalar array holding ``1 - decay**count``: float32, or float64 inside a moment stage's float64 leaves.
 
     Example:
       >>> import jax.numpy as jnp
@@ -220,7 +247,9 @@ def bias_correction_term(decay, count: jax.Array) -> jax.Array:
       >>> bias_correction_term(0.999, jnp.int32(1)).dtype
       dtype('float32')
     """
-    return _one_minus_power(jnp.asarray(decay, jnp.float32), count).astype(jnp.float32)
+    if not isinstance(decay, jax.Array):
+        decay = jnp.asarray(decay, widest_float())
+    return scalar(_one_minus_power(decay, count))
 
 
 def _saturated(v):
@@ -391,8 +420,8 @@ def add_slow_moment(
             (_checks.check_decay if name == "decay" else _checks.check_nonnegative)(name, value)
 
     def per_step(t):
-        b3 = decay(t - 1) if callable(decay) else decay
-        a = alpha(t - 1) if callable(alpha) else alpha
+        b3 = scalar(decay(t - 1)) if callable(decay) else decay
+        a = scalar(alpha(t - 1)) if callable(alpha) else alpha
 
         def slow(u, g, m2):
             m2 = (1 - b3) * g + b3 * m2
@@ -405,7 +434,9 @@ def add_slow_moment(
     )
 
 
-def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformation:
+def bias_correct(
+    decay: float, *, nesterov: bool = False, momentum_decay: float | None = None
+) -> GradientTransformation:
     """Bias correction: ``u_t / (1 - decay**t)``, t counting from 1.
 
     ::
@@ -413,12 +444,20 @@ def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformat
         output = u_t / (1 - decay**t)
         with nesterov:  decay * u_t / (1 - decay**(t+1)) + (1 - decay) * g_t / (1 - decay**t)
 
+        with nesterov and momentum_decay psi (Dozat's momentum schedule, PyTorch's NAdam):
+        mu_t   = decay * (1 - 0.5 * 0.96**(t * psi)),    P_t = mu_1 * ... * mu_t
+        output = mu_{t+1} * u_t / (1 - P_t * mu_{t+1}) + (1 - mu_t) * g_t / (1 - P_t)
+
+    With ``psi = inf`` ``mu_t = decay`` and ``P_t = decay**t``: the line above it, which is what the default
+    (None, or ``math.inf``) computes.
+
     Undoes the pull toward zero of an EMA started at zero with the same
     `decay`: place it right after ``scale_by_ema(decay)`` (:func:`adamlab.scale_by_ema`). The step counter is
     int32 and saturates at 2**31 - 1. With
     `nesterov` (NAdam; Dozat, 2016) the corrected moment looks one step ahead,
     mixing in the gradient ``g`` that :func:`adamlab.chain` hands to every stage. The divisor is
-    :func:`adamlab.moments.bias_correction_term`, in float32 whatever the dtype of the updates. Optax folds this
+    :func:`adamlab.moments.bias_correction_term`, in float32 for float32 and narrower updates, float64 for
+    float64 ones. Optax folds this
     step into `optax.scale_by_adam`; here it is a stage of its own, so that any EMA can be corrected.
 
     Args:
@@ -426,17 +465,23 @@ def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformat
         :func:`adamlab.scale_by_ema`. No default. Optax: ``b1`` of `optax.scale_by_adam`; PyTorch: ``betas[0]``
         of `torch.optim.Adam` (its ``bias_correction1``).
       nesterov: Default False. True: NAdam's look-ahead formula above (Optax: ``nesterov=True`` of
-        `optax.scale_by_adam`, i.e. `optax.nadam`). PyTorch's `torch.optim.NAdam` differs: it adds a momentum
-        schedule (``momentum_decay``).
+        `optax.scale_by_adam`, i.e. `optax.nadam`).
+      momentum_decay: Keyword-only, with `nesterov`: the rate ``psi > 0`` of the momentum schedule above,
+        which warms the momentum up from ``decay / 2`` toward `decay`. Default None (or ``math.inf``): no
+        schedule (Optax's NAdam, with a `CountState`); an array (as ``optax.inject_hyperparams`` passes) takes
+        the schedule. PyTorch: ``momentum_decay`` of `torch.optim.NAdam`, whose
+        default is ``4e-3``.
 
     Returns:
-      A `GradientTransformation` whose state is a :class:`adamlab.CountState`. With `nesterov` its ``update``
+      A `GradientTransformation` whose state is a :class:`adamlab.CountState`, or a
+      :class:`adamlab.MomentumScheduleState` with a finite `momentum_decay`. With `nesterov` its ``update``
       needs the gradient: inside :func:`adamlab.chain` it gets it; called alone it needs
       ``update(updates, state, gradient=grads)``.
 
     Raises:
-      ValueError: If `decay` is a number outside ``[0, 1)`` (or rounds to 1 in float32); at update time, with
-        `nesterov`, if no gradient is given.
+      ValueError: If `decay` is a number outside ``[0, 1)`` (or rounds to 1 in float32); if `momentum_decay`
+        is not a positive number, or is finite without `nesterov`; at update time, with `nesterov`, if no
+        gradient is given.
       TypeError: If `decay` is not a real number or scalar array, or is a bfloat16/float16 array.
 
     References:
@@ -455,6 +500,15 @@ def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformat
       CountState(count=Array(1, dtype=int32))
     """
     _checks.check_decay("decay", decay)
+    if momentum_decay is not None:
+        _checks.check_positive("momentum_decay", momentum_decay)
+    if not (momentum_decay is None or (_checks.is_number(momentum_decay) and momentum_decay == math.inf)):
+        if not nesterov:
+            raise ValueError(
+                f"bias_correct(momentum_decay={momentum_decay!r}) schedules the Nesterov look-ahead's momentum: "
+                "pass nesterov=True too (PyTorch's NAdam)"
+            )
+        return _momentum_schedule(decay, momentum_decay)
 
     def init(params):
         del params
@@ -463,20 +517,49 @@ def bias_correct(decay: float, *, nesterov: bool = False) -> GradientTransformat
     def update(updates, state, params=None, *, gradient=None, **extra):
         del params, extra
         count = increment(state.count)
-        bc = bias_correction_term(decay, count)
+        bc = per_precision(lambda: bias_correction_term(decay, count))
         if not nesterov:
-            return leafwise(lambda u: upcast(u)[0] / bc, updates), CountState(count)
+            return leafwise(lambda u: upcast(u)[0] / bc(u), updates), CountState(count)
         require_gradient(
             "bias_correct(nesterov=True)",
             updates,
             gradient,
             "adamlab.chain(scale_by_ema(...), bias_correct(..., nesterov=True), ...)",
         )
-        ahead = bias_correction_term(decay, increment(count))
+        ahead = per_precision(lambda: bias_correction_term(decay, increment(count)))
         out = leafwise(
-            lambda u, g: decay * (upcast(u)[0] / ahead) + (1 - decay) * (upcast(g)[0] / bc), updates, gradient
+            lambda u, g: decay * (upcast(u)[0] / ahead(u)) + (1 - decay) * (upcast(g)[0] / bc(u)), updates, gradient
         )
         return out, CountState(count)
+
+    return stage("bias_correct", init, update)
+
+
+def _momentum_schedule(decay: float, psi: float) -> GradientTransformation:
+    """NAdam's look-ahead with Dozat's schedule ``mu_t = decay * (1 - 0.5 * 0.96**(t * psi))`` (`bias_correct`)."""
+
+    def mu(t):
+        return decay * (1 - 0.5 * 0.96 ** (t.astype(widest_float()) * psi))
+
+    def init(params):
+        del params
+        return MomentumScheduleState(jnp.zeros((), jnp.int32), jnp.ones((), widest_float()))
+
+    def update(updates, state, params=None, *, gradient=None, **extra):
+        del params, extra
+        require_gradient(
+            "bias_correct(nesterov=True)",
+            updates,
+            gradient,
+            "adamlab.chain(scale_by_ema(...), bias_correct(..., nesterov=True), ...)",
+        )
+        count = increment(state.count)
+        mu_t, mu_next = mu(count), mu(increment(count))
+        product = state.momentum_product * mu_t
+        ahead = per_precision(lambda: scalar(mu_next / (1 - product * mu_next)))
+        now = per_precision(lambda: scalar((1 - mu_t) / (1 - product)))
+        out = leafwise(lambda u, g: ahead(u) * upcast(u)[0] + now(u) * upcast(g)[0], updates, gradient)
+        return out, MomentumScheduleState(count, product)
 
     return stage("bias_correct", init, update)
 
@@ -835,7 +918,13 @@ def scale_by_atan2_rms(
 
 
 def trace(
-    decay: float, nesterov: bool = False, accumulator_dtype=None, *, state_dtype=None, rounding: str | None = None
+    decay: float,
+    nesterov: bool = False,
+    accumulator_dtype=None,
+    *,
+    state_dtype=None,
+    rounding: str | None = None,
+    dampening: float | None = None,
 ) -> GradientTransformation:
     """Heavy-ball momentum: ``t_k = u_k + decay * t_{k-1}``; outputs ``t_k``, or ``u_k + decay * t_k`` with
     `nesterov` (look-ahead).
@@ -844,6 +933,10 @@ def trace(
 
         t_k    = u_k + decay * t_{k-1}        (t_0 = 0)
         output = t_k,  or  u_k + decay * t_k  with nesterov
+
+        with dampening d (PyTorch's SGD):
+        t_1    = u_1                          the first step is not damped
+        t_k    = (1 - d) * u_k + decay * t_{k-1}
 
     Unlike :func:`adamlab.scale_by_ema` the input is not scaled by ``1 - decay``: on a constant gradient the step
     grows to ``u / (1 - decay)``; ``decay=1`` is the running sum of the updates. `accumulator_dtype` is Optax's
@@ -866,14 +959,21 @@ def trace(
       rounding: How a new trace is rounded into a `state_dtype` narrower than float32: ``"nearest"`` or
         ``"stochastic"`` (unbiased, keyed by the step count, which the state then keeps). Default None:
         ``"stochastic"`` for ``jnp.int8``, ``"nearest"`` otherwise. Ignored for float32 storage.
+      dampening: Keyword-only. The share ``d`` in ``[0, 1]`` of each update held back from the trace after the
+        first step, PyTorch's convention: the first step sets ``t_1 = u_1`` undamped, as
+        ``torch.optim.SGD(dampening=d)`` starts its buffer at the first gradient. Default None (or 0): no
+        dampening, Optax's trace, with no step count. Not with
+        `nesterov` (PyTorch refuses the pair too). PyTorch: ``dampening``.
 
     Returns:
       A `GradientTransformation` whose state is an :class:`adamlab.TraceState`, or an
-      :class:`adamlab.CountedTraceState` when the rounding is stochastic (8-bit state by default).
+      :class:`adamlab.CountedTraceState` when the rounding is stochastic (8-bit state by default) or there is
+      a `dampening` (its first step is told apart by the count).
 
     Raises:
-      ValueError: If `decay` is a number outside ``[0, 1]``; if `accumulator_dtype` and `state_dtype` are both
-        given and differ; if `rounding` is neither ``"nearest"`` nor ``"stochastic"``.
+      ValueError: If `decay` or `dampening` is a number outside ``[0, 1]``; if `dampening` is not 0 with
+        `nesterov`; if `accumulator_dtype` and `state_dtype` are both given and differ; if `rounding` is
+        neither ``"nearest"`` nor ``"stochastic"``.
       TypeError: If `decay` is not a real number or scalar array (or is a 16-bit array), or the storage dtype
         is not a float dtype.
 
@@ -895,14 +995,34 @@ def trace(
       [1.75 1.75]
     """
     _checks.check_decay("decay", decay, one_allowed=True)
+    if dampening is not None:
+        _checks.check_decay("dampening", dampening, one_allowed=True)
     state_dtype = _one_dtype(accumulator_dtype, state_dtype, "accumulator_dtype")
 
     def momentum(u, t):
         t = u + decay * t
         return (u + decay * t if nesterov else t), t
 
-    rounding, state_type = countless_storage(state_dtype, rounding, TraceState, CountedTraceState)
-    return moment_stage("trace", state_type, momentum, state_dtype=state_dtype, rounding=rounding)
+    if dampening is None or _checks.known_zero(dampening):
+        rounding, state_type = countless_storage(state_dtype, rounding, TraceState, CountedTraceState)
+        return moment_stage("trace", state_type, momentum, state_dtype=state_dtype, rounding=rounding)
+    if nesterov:
+        raise ValueError(
+            f"trace(nesterov=True) with dampening={dampening!r}: Nesterov momentum is defined without dampening "
+            "(torch.optim.SGD refuses the pair too); pass dampening=0"
+        )
+
+    def per_step(k):
+        kept = scalar(jnp.where(k == 1, 1.0, 1 - dampening))  # t_1 = u_1: torch's buffer starts undamped
+
+        def damped(u, t):
+            t = kept * u + decay * t
+            return t, t
+
+        return damped
+
+    rounding, _ = countless_storage(state_dtype, rounding, TraceState, CountedTraceState)
+    return moment_stage("trace", CountedTraceState, per_step=per_step, state_dtype=state_dtype, rounding=rounding)
 
 
 def _one_dtype(optax_name_value, state_dtype, optax_name: str):
@@ -975,6 +1095,7 @@ __all__ = [
     "CountedTraceState",
     "EmaState",
     "MaxRmsState",
+    "MomentumScheduleState",
     "RmsState",
     "SlowMomentState",
     "TraceState",

@@ -59,6 +59,8 @@ def sgd(
     accumulator_dtype=None,
     *,
     state_dtype=None,
+    dampening: float | None = None,
+    maximize: bool = False,
 ) -> GradientTransformation:
     """Stochastic gradient descent, optionally with heavy-ball or Nesterov momentum.
 
@@ -68,13 +70,18 @@ def sgd(
         momentum:      t_k = g_k + momentum * t_{k-1}            (t_0 = 0)
                        p  <- p - lr * t_k                         (nesterov=False)
                        p  <- p - lr * (g_k + momentum * t_k)      (nesterov=True)
+        dampening d:   t_1 = g_1,  t_k = (1 - d) * g_k + momentum * t_{k-1}     (PyTorch's)
+        maximize:      g_k <- -g_k                                (ascent)
 
-    Built as ``chain(trace(momentum, nesterov, accumulator_dtype), scale_by_learning_rate(learning_rate))``,
-    the `trace` stage (and its state) left out when `momentum` is None. It computes what ``optax.sgd`` does,
-    and what ``torch.optim.SGD(params, lr, momentum, nesterov=...)`` does with its default ``dampening=0``
-    (PyTorch too scales the momentum buffer by the learning rate of the current step). There is no
-    ``weight_decay`` argument: for PyTorch's (L2) form put :func:`adamlab.add_coupled_weight_decay` in front,
-    ``adamlab.chain(adamlab.add_coupled_weight_decay(wd), adamlab.sgd(lr, momentum))``.
+    Built as ``chain(trace(momentum, nesterov, accumulator_dtype, dampening=dampening),
+    scale_by_learning_rate(learning_rate))``, the `trace` stage (and its state) left out when `momentum` is
+    None, and ``scale(-1.0)`` in front with `maximize`. It computes what ``optax.sgd`` does, and what
+    ``torch.optim.SGD(params, lr, momentum, dampening, nesterov=..., maximize=...)`` does (PyTorch too scales
+    the momentum buffer by the learning rate of the current step). There is no ``weight_decay`` argument: for
+    PyTorch's (L2) form put :func:`adamlab.add_coupled_weight_decay` in front,
+    ``adamlab.chain(adamlab.add_coupled_weight_decay(wd), adamlab.sgd(lr, momentum))`` (with `maximize`,
+    PyTorch negates the gradient before adding the decay: ``chain(scale(-1.0), add_coupled_weight_decay(wd),
+    sgd(lr, momentum))``).
 
     Args:
         learning_rate: The step size ``lr``: a number >= 0, or a schedule ``step -> lr`` (adamlab's or
@@ -91,16 +98,22 @@ def sgd(
             or the param's dtype when wider), ``jnp.bfloat16`` (rounded to nearest) or ``jnp.int8`` (8-bit
             block-wise codes, rounded stochastically; the state is then a :class:`adamlab.CountedTraceState`).
             The arithmetic is float32 either way. No effect without `momentum`.
+        dampening: The share ``d`` in ``[0, 1]`` of each gradient held back from the momentum after the first
+            step (whose buffer is the gradient itself, undamped). Default None (or 0): none. Needs a
+            `momentum`; not with `nesterov`. PyTorch: ``dampening`` (default 0).
+        maximize: Ascend instead of descend: the gradient is negated before the momentum. Default False.
+            PyTorch: ``maximize``.
 
     Returns:
         A :class:`adamlab.GradientTransformation`. Its state is a tuple: with `momentum`, a
-        :class:`adamlab.TraceState` (``trace``: a tree like the params) first; then the learning rate's state,
-        ``EmptyState()`` for a number or a :class:`adamlab.ScheduleState` (the step count) for a schedule.
+        :class:`adamlab.TraceState` (``trace``: a tree like the params; a :class:`adamlab.CountedTraceState`
+        with a `dampening`) first; then the learning rate's state, ``EmptyState()`` for a number or a
+        :class:`adamlab.ScheduleState` (the step count) for a schedule.
 
     Raises:
-        ValueError: If ``nesterov=True`` without a `momentum`; if `momentum` is outside ``[0, 1]`` (the
-            message calls it ``decay``, the name in :func:`adamlab.trace`); if `learning_rate` is a negative or
-            non-finite number; if `accumulator_dtype` and `state_dtype` are different dtypes.
+        ValueError: If ``nesterov=True`` or a non-zero `dampening` without a `momentum`; if `momentum` or
+            `dampening` is outside ``[0, 1]``; if both `nesterov` and a `dampening`; if `learning_rate` is a
+            negative or non-finite number; if `accumulator_dtype` and `state_dtype` are different dtypes.
         TypeError: If `learning_rate` is neither a number, a scalar array nor a callable, if `momentum` is not
             a real number or scalar array, or if the storage dtype is not a float dtype or ``jnp.int8``.
 
@@ -130,16 +143,39 @@ def sgd(
         ...     print(updates["w"])
         [-0.1  0.1]
         [-0.19  0.19]
+
+        PyTorch's dampening: the first step is undamped, later ones add ``(1 - d) * g``:
+
+        >>> tx = adamlab.sgd(0.1, momentum=0.9, dampening=0.5)
+        >>> state = tx.init(params)
+        >>> for _ in range(2):
+        ...     updates, state = tx.update(grads, state, params)
+        ...     print(updates["w"])
+        [-0.1  0.1]
+        [-0.14  0.14]
     """
     if momentum is not None:
         _checks.check_decay("momentum", momentum, one_allowed=True)  # named as the caller wrote it, not trace's decay
     if nesterov and momentum is None:
         raise ValueError("nesterov=True needs a momentum value")
+    if momentum is None and not (dampening is None or _checks.known_zero(dampening)):
+        raise ValueError(f"dampening={dampening!r} damps the momentum: it needs a momentum value")
     return chain(
-        trace(momentum, nesterov, accumulator_dtype, state_dtype=state_dtype) if momentum is not None else identity(),
+        _ascent(maximize),
+        trace(momentum, nesterov, accumulator_dtype, state_dtype=state_dtype, dampening=dampening)
+        if momentum is not None
+        else identity(),
         scale_by_learning_rate(learning_rate),
         name="sgd",
     )
+
+
+def _ascent(maximize: bool) -> GradientTransformation:
+    """``scale(-1.0)`` in front of an optimizer for PyTorch's ``maximize=True`` (no stage otherwise): the gradient
+    is negated before the moments and any coupled decay, as PyTorch does."""
+    if not isinstance(maximize, bool):
+        raise TypeError(f"maximize must be True or False, got {maximize!r}")
+    return scale(-1.0) if maximize else identity()
 
 
 def rmsprop(
@@ -155,6 +191,8 @@ def rmsprop(
     *,
     state_dtype=None,
     saturate: bool = False,
+    lr_before_momentum: bool = True,
+    maximize: bool = False,
 ) -> GradientTransformation:
     """RMSProp: gradient descent divided, per coordinate, by the root of a running mean of the squared gradient.
 
@@ -166,20 +204,24 @@ def rmsprop(
         eps_in_sqrt:  u_t = -lr * g_t / sqrt(v_hat + eps)              (Optax's default)
         otherwise:    u_t = -lr * g_t / (sqrt(v_hat) + eps)            (PyTorch's)
         momentum:     t_k = u_k + momentum * t_{k-1};  output t_k, or u_k + momentum * t_k (nesterov)
+                      with u_k the scaled step -lr_k * g / ...   (lr_before_momentum=True, Optax's)
+                      or   u_k = g / ..., output times -lr_k     (lr_before_momentum=False, PyTorch's)
 
     ``eps_in_sqrt=True`` (Optax's default) puts eps under the root;
     ``False`` gives ``g / (sqrt(v) + eps)``. `momentum` adds heavy-ball
-    momentum on the scaled step, after the learning rate, as Optax does.
+    momentum on the scaled step, after the learning rate, as Optax does;
+    ``lr_before_momentum=False`` applies the rate after the momentum, as PyTorch does.
 
     Built as ``chain(scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered),
     scale_by_learning_rate(learning_rate), trace(momentum, nesterov))``, the `trace` left out when `momentum`
-    is None. It computes what ``optax.rmsprop`` does (``centered=True`` is Optax's ``scale_by_stddev``).
+    is None, the last two stages swapped with ``lr_before_momentum=False``, and ``scale(-1.0)`` in front with
+    `maximize`. It computes what ``optax.rmsprop`` does (``centered=True`` is Optax's ``scale_by_stddev``).
     ``torch.optim.RMSprop(params, lr, alpha, eps, momentum=mu, centered=c)`` is
-    ``rmsprop(lr, decay=alpha, eps=eps, eps_in_sqrt=False, centered=c, momentum=mu)``; mind the defaults:
-    PyTorch's ``alpha`` is 0.99, `decay` here (Optax's) 0.9. With a constant learning rate the momentum
-    forms agree; with a schedule PyTorch multiplies its buffer by the current rate, adamlab and Optax
-    accumulate steps already scaled by their own step's rate. A zero gradient with ``eps = 0`` gives a
-    zero step, not 0/0.
+    ``rmsprop(lr, decay=alpha, eps=eps, eps_in_sqrt=False, centered=c, momentum=mu, lr_before_momentum=False)``;
+    mind the defaults: PyTorch's ``alpha`` is 0.99, `decay` here (Optax's) 0.9. With a constant learning rate
+    the two momentum orders agree; with a schedule PyTorch multiplies its buffer by the current rate, while
+    Optax's order accumulates steps already scaled by their own step's rate. A zero gradient with ``eps = 0``
+    gives a zero step, not 0/0.
 
     Args:
         learning_rate: The step size ``lr``: a number >= 0, or a schedule ``step -> lr`` evaluated at the
@@ -210,12 +252,18 @@ def rmsprop(
             (``|g| > 1.8e19``), so that the weight's steps recover as ``v`` decays (one select per element,
             about 8% more compile time). Default False: as in Optax, such a weight's ``v`` is Inf and its
             step 0 from then on. adamlab's.
+        lr_before_momentum: True (default, Optax's order) scales each step by its learning rate before the
+            momentum accumulates it; False accumulates the unscaled steps and multiplies the momentum by the
+            current rate, PyTorch's order. The same for a constant rate. No effect without `momentum`.
+        maximize: Ascend instead of descend: the gradient is negated first. Default False. PyTorch:
+            ``maximize``.
 
     Returns:
         A :class:`adamlab.GradientTransformation` whose state is a tuple: a :class:`adamlab.RmsState` (step
         count, ``second_moment``, and ``gradient_mean`` when centered, else ``()``), the learning rate's state
         (``EmptyState()``, or a :class:`adamlab.ScheduleState` for a schedule), and with `momentum` a
-        :class:`adamlab.TraceState` (:class:`adamlab.CountedTraceState` for 8-bit state).
+        :class:`adamlab.TraceState` (:class:`adamlab.CountedTraceState` for 8-bit state); with
+        ``lr_before_momentum=False`` the last two in the other order.
 
     Raises:
         ValueError: If `decay` is outside ``[0, 1)`` or `momentum` outside ``[0, 1]`` (named ``decay`` in the
@@ -249,7 +297,10 @@ def rmsprop(
     """
     if momentum is not None:
         _checks.check_decay("momentum", momentum, one_allowed=True)
+    rate = scale_by_learning_rate(learning_rate)
+    heavy_ball = trace(momentum, nesterov, state_dtype=state_dtype) if momentum is not None else identity()
     return chain(
+        _ascent(maximize),
         scale_by_rms(
             decay,
             eps,
@@ -260,20 +311,19 @@ def rmsprop(
             state_dtype=state_dtype,
             saturate=saturate,
         ),
-        scale_by_learning_rate(learning_rate),
-        trace(momentum, nesterov, state_dtype=state_dtype) if momentum is not None else identity(),
+        *((rate, heavy_ball) if lr_before_momentum else (heavy_ball, rate)),
         name="rmsprop",
     )
 
 
-def _adam_direction(b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov, saturate) -> tuple:
+def _adam_direction(b1, b2, eps, eps_root, mu_dtype, nu_dtype, nesterov, saturate, momentum_decay) -> tuple:
     """``m_hat / (sqrt(v_hat + eps_root) + eps)``: EMA of g, its bias correction, and division by the RMS of g."""
     _checks.check_decay("b1", b1)
     _checks.check_decay("b2", b2)
     _checks.check_nonnegative("eps", eps)
     return (
         scale_by_ema(b1, state_dtype=mu_dtype),
-        bias_correct(b1, nesterov=nesterov),
+        bias_correct(b1, nesterov=nesterov, momentum_decay=momentum_decay),
         scale_by_rms(b2, eps, bias_correction=True, eps_root=eps_root, state_dtype=nu_dtype, saturate=saturate),
     )
 
@@ -305,6 +355,8 @@ def adam(
     nu_dtype=None,
     state_dtype=None,
     saturate: bool = False,
+    momentum_decay: float | None = None,
+    maximize: bool = False,
 ) -> GradientTransformation:
     """Adam: per-coordinate steps from bias-corrected estimates of the gradient's first and second moments.
 
@@ -314,12 +366,18 @@ def adam(
         m_t   = b1 * m_{t-1} + (1 - b1) * g_t,      m_hat = m_t / (1 - b1**t)
         v_t   = b2 * v_{t-1} + (1 - b2) * g_t**2,   v_hat = v_t / (1 - b2**t)
         nesterov:      m_hat = b1 * m_t / (1 - b1**(t+1)) + (1 - b1) * g_t / (1 - b1**t)
+        momentum_decay psi (with nesterov; PyTorch's NAdam):
+                       mu_t = b1 * (1 - 0.5 * 0.96**(t * psi)),   P_t = mu_1 * ... * mu_t
+                       m_hat = mu_{t+1} * m_t / (1 - P_t * mu_{t+1}) + (1 - mu_t) * g_t / (1 - P_t)
+        maximize:      g_t <- -g_t                            (first of all)
         p <- p - lr * m_hat / (sqrt(v_hat + eps_root) + eps)
 
     Built as ``chain(add_coupled_weight_decay(weight_decay, mask), scale_by_ema(b1), bias_correct(b1,
     nesterov=nesterov), scale_by_rms(b2, eps, bias_correction=True, eps_root=eps_root),
     scale_by_learning_rate(learning_rate))``, the decay stage left out when `weight_decay` is None or 0 (a
-    decision made in Python, at build time). Without `weight_decay` it computes what ``optax.adam`` does.
+    decision made in Python, at build time), ``scale(-1.0)`` in front with `maximize`, and the bias correction
+    ``bias_correct(b1, nesterov=True, momentum_decay=psi)`` with a `momentum_decay`. Without `weight_decay` it
+    computes what ``optax.adam`` does.
     ``torch.optim.Adam(params, lr, betas=(b1, b2), eps=eps, weight_decay=wd)`` is
     ``adam(lr, b1, b2, eps, weight_decay=wd)``; its ``amsgrad=True`` is
     ``adamlab.amsgrad(lr, b1, b2, eps, max_of="raw")``. The first step is ``-lr * sign(g)`` up to `eps`,
@@ -373,18 +431,26 @@ def adam(
             (``|g| > 1.8e19``), so that the weight's steps recover as ``v`` decays (one select per element,
             about 8% more compile time). Default False: as in Optax, such a weight's ``v`` is Inf and its
             step 0 from then on. adamlab's.
+        momentum_decay: With `nesterov`, the rate ``psi > 0`` of Dozat's momentum schedule ``mu_t = b1 * (1 -
+            0.5 * 0.96**(t * psi))`` (see :func:`adamlab.bias_correct`): ``4e-3`` is PyTorch's NAdam default.
+            Default None (or ``math.inf``): no schedule, ``mu_t = b1`` (Optax's NAdam). PyTorch: ``momentum_decay`` of
+            ``torch.optim.NAdam``.
+        maximize: Ascend instead of descend: the gradient is negated before the moments (and before a
+            coupled decay), so the decay still pulls toward 0. Default False. PyTorch: ``maximize``.
 
     Returns:
         A :class:`adamlab.GradientTransformation` whose state is a tuple: ``EmptyState()`` for the decay (only
         with `weight_decay`), an :class:`adamlab.EmaState` holding ``m`` (:class:`adamlab.CountedEmaState`
-        with 8-bit ``m``), a :class:`adamlab.CountState` (the bias correction's step), an
-        :class:`adamlab.RmsState` holding ``v``, and the learning rate's state (``EmptyState()``, or a
-        :class:`adamlab.ScheduleState` for a schedule).
+        with 8-bit ``m``), a :class:`adamlab.CountState` (the bias correction's step; a
+        :class:`adamlab.MomentumScheduleState` with a `momentum_decay`), an :class:`adamlab.RmsState` holding
+        ``v``, and the learning rate's state (``EmptyState()``, or a :class:`adamlab.ScheduleState` for a
+        schedule). `maximize` adds an ``EmptyState()`` first.
 
     Raises:
         ValueError: If `b1` or `b2` is outside ``[0, 1)`` (or rounds to 1 in float32); if `eps`, `eps_root`,
             `weight_decay` or `learning_rate` is a negative or non-finite number; if the second moment's
-            dtype lacks float32's exponent range (float16).
+            dtype lacks float32's exponent range (float16); if `momentum_decay` is not > 0, or is finite
+            without `nesterov`.
         TypeError: If a hyperparameter is not a real number or scalar array (`weight_decay` as a schedule
             included), if `b1` or `b2` arrives as a bfloat16 or float16 array, or if a dtype is neither a
             float dtype nor ``jnp.int8``.
@@ -413,8 +479,9 @@ def adam(
     """
     mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
     return chain(
+        _ascent(maximize),
         _optional_decay(add_coupled_weight_decay, weight_decay, mask),
-        *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate),
+        *_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate, momentum_decay),
         scale_by_learning_rate(learning_rate),
         name="adam",
     )
@@ -435,6 +502,8 @@ def adamw(
     nu_dtype=None,
     state_dtype=None,
     saturate: bool = False,
+    momentum_decay: float | None = None,
+    maximize: bool = False,
 ) -> GradientTransformation:
     """AdamW: Adam with weight decay decoupled from the adaptive scaling.
 
@@ -442,7 +511,7 @@ def adamw(
 
         m_t   = b1 * m_{t-1} + (1 - b1) * g_t,      m_hat = m_t / (1 - b1**t)     (NAdam's with nesterov)
         v_t   = b2 * v_{t-1} + (1 - b2) * g_t**2,   v_hat = v_t / (1 - b2**t)
-        adam  = m_hat / (sqrt(v_hat + eps_root) + eps)
+        adam  = m_hat / (sqrt(v_hat + eps_root) + eps)   (momentum_decay: as in adamlab.adam; maximize: g <- -g)
         p <- p - lr * (adam + wd * p)                          (schedule=None; wd only where mask is True)
         p <- p - eta_t * (alpha * adam + wd * p)               (schedule=eta, alpha = learning_rate)
 
@@ -457,7 +526,8 @@ def adamw(
     add_decoupled_weight_decay(weight_decay, mask), scale_by_learning_rate(learning_rate))``; with a
     `schedule`, ``chain(<the same three moment stages>, scale(learning_rate),
     add_decoupled_weight_decay(weight_decay, mask), scale_by_learning_rate(schedule))``. The decay stage is
-    kept even for ``weight_decay=0``, so the state's structure does not depend on its value. Without
+    kept even for ``weight_decay=0``, so the state's structure does not depend on its value. `maximize` puts
+    ``scale(-1.0)`` in front, `momentum_decay` goes to the bias correction as in :func:`adamlab.adam`. Without
     `schedule` it computes what ``optax.adamw`` does.
     ``torch.optim.AdamW(params, lr, betas=(b1, b2), eps=eps, weight_decay=wd)`` is
     ``adamw(lr, b1, b2, eps, weight_decay=wd)``, but mind the default: PyTorch's `weight_decay` is 1e-2,
@@ -510,6 +580,12 @@ def adamw(
             (``|g| > 1.8e19``), so that the weight's steps recover as ``v`` decays (one select per element,
             about 8% more compile time). Default False: as in Optax, such a weight's ``v`` is Inf and its
             step 0 from then on. adamlab's.
+        momentum_decay: With `nesterov`, the rate ``psi > 0`` of Dozat's momentum schedule ``mu_t = b1 * (1 -
+            0.5 * 0.96**(t * psi))`` (see :func:`adamlab.bias_correct`): ``4e-3`` is PyTorch's NAdam default.
+            Default None (or ``math.inf``): no schedule, ``mu_t = b1`` (Optax's NAdam). PyTorch: ``momentum_decay`` of
+            ``torch.optim.NAdam``.
+        maximize: Ascend instead of descend: the gradient is negated before the moments (and before a
+            coupled decay), so the decay still pulls toward 0. Default False. PyTorch: ``maximize``.
 
     Returns:
         A :class:`adamlab.GradientTransformation` whose state is a tuple: an :class:`adamlab.EmaState` holding
@@ -522,7 +598,7 @@ def adamw(
         ValueError: If `b1` or `b2` is outside ``[0, 1)`` (or rounds to 1 in float32); if `eps`, `eps_root`,
             `weight_decay` or `learning_rate` is a negative or non-finite number; if `learning_rate` is a
             schedule while `schedule` is given; if the second moment's dtype lacks float32's exponent range
-            (float16).
+            (float16); if `momentum_decay` is not > 0, or is finite without `nesterov`.
         TypeError: If `schedule` is not callable; if a hyperparameter is not a real number or scalar array
             (`weight_decay` as a schedule included), if `b1` or `b2` arrives as a bfloat16 or float16 array,
             or if a dtype is neither a float dtype nor ``jnp.int8``.
@@ -576,4 +652,5 @@ def adamw(
             )
         _checks.check_nonnegative("learning_rate", learning_rate)
         rate = (scale(learning_rate), add_decoupled_weight_decay(weight_decay, mask), scale_by_learning_rate(schedule))
-    return chain(*_adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate), *rate, name="adamw")
+    direction = _adam_direction(b1, b2, eps, eps_root, mu, nu, nesterov, saturate, momentum_decay)
+    return chain(_ascent(maximize), *direction, *rate, name="adamw")

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, compiled_when_eager, init_empty, stage
-from adamlab.tree import abs_sq, has_gradient, increment, leafwise, upcast
+from adamlab.tree import abs_sq, has_gradient, increment, leafwise, per_precision, scalar, upcast
 
 # A function of the step count (adamlab passes an int32 scalar array) returning the value (a scalar). Any on
 # both sides, so that Optax's schedules (``optax.Schedule``) and any other ``step -> value`` callable fit, and
@@ -87,14 +87,15 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
     The last stage of every optimizer. A number gives a stateless :func:`adamlab.scale`; a schedule
     gives a stage that counts its steps in a :class:`adamlab.ScheduleState`. The product is computed in
-    float32 (or wider). Optax: :func:`optax.scale_by_learning_rate`; PyTorch: the ``lr`` of every
-    optimizer, with ``torch.optim.lr_scheduler`` for schedules.
+    float32 (or wider); a schedule's value is rounded to each leaf's precision (float32 for float32 and
+    narrower leaves, float64 for float64 ones), once per step. Optax: :func:`optax.scale_by_learning_rate`;
+    PyTorch: the ``lr`` of every optimizer, with ``torch.optim.lr_scheduler`` for schedules.
 
     Args:
         learning_rate: The step size: a number or scalar array ``>= 0`` (e.g. ``1e-3``), or a schedule,
             a callable ``step -> lr`` such as :func:`adamlab.schedules.warmup_cosine_decay` or any Optax
-            schedule, evaluated on an int32 step count and cast to float32 (its values are not
-            checked). Optax: ``learning_rate``; PyTorch: ``lr``.
+            schedule, evaluated on an int32 step count and rounded to each leaf's precision (its values
+            are not checked). Optax: ``learning_rate``; PyTorch: ``lr``.
         flip_sign: Keyword-only. True (the default) multiplies by ``-learning_rate``, for descent with
             :func:`adamlab.apply_updates`; False multiplies by ``+learning_rate`` (for ascent, or when a
             later stage flips the sign). Optax: ``flip_sign``.
@@ -134,8 +135,9 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
     def update(updates, state, params=None, **extra):
         del params, extra
-        lr = jnp.asarray(learning_rate(state.count), jnp.float32)
-        out = leafwise(lambda u: upcast(u)[0] * (sign * lr), updates)
+        value = sign * jnp.asarray(learning_rate(state.count))
+        lr = per_precision(lambda: scalar(value))
+        out = leafwise(lambda u: upcast(u)[0] * lr(u), updates)
         return out, ScheduleState(increment(state.count))
 
     return stage("scale_by_learning_rate", init, update)

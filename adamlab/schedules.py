@@ -5,11 +5,12 @@ Optax's schedules included.
 
 Each constructor checks its arguments in Python and returns a function of the step count (a Python
 int, or an integer or float array, traced or not) that returns a float32 value (an array shaped like
-the step). Pass one as ``learning_rate`` (:func:`adamlab.scale_by_learning_rate`, :func:`adamlab.adamw`,
-...); the optimizer evaluates it at the number of steps already taken, so the first step uses
-``schedule(0)``. Unlike PyTorch's ``torch.optim.lr_scheduler`` classes, which mutate an optimizer's
-``lr`` on each ``scheduler.step()``, a schedule here is a pure function and the step count lives in the
-optimizer's state.
+the step), computed in float64 when ``jax_enable_x64`` is on: an optimizer rounds it to the precision
+of each leaf it multiplies, so float64 params get a float64-exact rate. Pass one as ``learning_rate``
+(:func:`adamlab.scale_by_learning_rate`, :func:`adamlab.adamw`, ...); the optimizer evaluates it at the
+number of steps already taken, so the first step uses ``schedule(0)``. Unlike PyTorch's
+``torch.optim.lr_scheduler`` classes, which mutate an optimizer's ``lr`` on each ``scheduler.step()``, a
+schedule here is a pure function and the step count lives in the optimizer's state.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.scaling import Schedule
+from adamlab.tree import widest_float
 
 
 def _check_steps(name: str, steps: int, allow_zero: bool = False) -> None:
@@ -28,8 +30,9 @@ def _check_steps(name: str, steps: int, allow_zero: bool = False) -> None:
 
 
 def _steps(step) -> jnp.ndarray:
-    """The step as float32: Python ints beyond int32 (runs past 2**31 steps) included, which JAX cannot take."""
-    return jnp.asarray(float(step) if isinstance(step, int) else step).astype(jnp.float32)
+    """The step as a float in the widest precision enabled (float64 under x64, where every int32 step is exact;
+    float32 otherwise): Python ints beyond int32 (runs past 2**31 steps) included, which JAX cannot take."""
+    return jnp.asarray(float(step) if isinstance(step, int) else step).astype(widest_float())
 
 
 def constant(value: float) -> Schedule:
@@ -40,13 +43,14 @@ def constant(value: float) -> Schedule:
         f(t) = value
 
     Optax: :func:`optax.constant_schedule` (which returns `value` as it is, where this returns a
-    float32 scalar); PyTorch: a fixed ``lr``, without a scheduler.
+    float32 scalar, float64 under x64); PyTorch: a fixed ``lr``, without a scheduler.
 
     Args:
         value: The value, a number ``>= 0`` and finite in float32. Optax: ``value``.
 
     Returns:
-        A schedule ``step -> float32 scalar`` (a 0-d `jax.Array`) for any step.
+        A schedule ``step -> float32 scalar`` (a 0-d `jax.Array`; float64 when ``jax_enable_x64`` is on) for any
+        step.
 
     Raises:
         ValueError: If `value` is negative, NaN or not finite in float32.
@@ -59,7 +63,7 @@ def constant(value: float) -> Schedule:
         [0.0003, 0.0003, 0.0003]
     """
     _checks.check_nonnegative("value", value)
-    return lambda step: jnp.full((), value, jnp.float32)
+    return lambda step: jnp.full((), value, widest_float())
 
 
 def linear_warmup(init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0) -> Schedule:
@@ -91,7 +95,7 @@ def linear_warmup(init_value: float, end_value: float, transition_steps: int, tr
             ``transition_begin``.
 
     Returns:
-        A schedule ``step -> float32 value``.
+        A schedule ``step -> float32 value`` (float64 when ``jax_enable_x64`` is on).
 
     Raises:
         ValueError: If `init_value` or `end_value` is negative or not finite, `transition_steps` is not
@@ -144,7 +148,7 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0, expone
             cosine); larger values decay faster early. Not checked. Optax: ``exponent``.
 
     Returns:
-        A schedule ``step -> float32 value``.
+        A schedule ``step -> float32 value`` (float64 when ``jax_enable_x64`` is on).
 
     Raises:
         ValueError: If `init_value` is negative or not finite, or `decay_steps` is not an int ``>= 1``.
@@ -209,7 +213,7 @@ def warmup_cosine_decay(
             Optax: ``exponent``.
 
     Returns:
-        A schedule ``step -> float32 value``.
+        A schedule ``step -> float32 value`` (float64 when ``jax_enable_x64`` is on).
 
     Raises:
         ValueError: If `peak_value` (or, with a warmup, `init_value`) is negative or not finite,
@@ -262,7 +266,7 @@ def ademamix_alpha(alpha: float, warmup_steps: int, alpha_start: float = 0.0) ->
             default 0.0.
 
     Returns:
-        A schedule ``step -> float32 value``.
+        A schedule ``step -> float32 value`` (float64 when ``jax_enable_x64`` is on).
 
     Raises:
         ValueError: If `warmup_steps` is not an int ``>= 0``, or `alpha` or `alpha_start` is negative
@@ -305,7 +309,7 @@ def ademamix_b3(b3: float, warmup_steps: int, b_start: float = 0.9) -> Schedule:
         b_start: The decay at step 0, in ``(0, 1)``; default 0.9 (the paper's ``beta_start``).
 
     Returns:
-        A schedule ``step -> float32 value``.
+        A schedule ``step -> float32 value`` (float64 when ``jax_enable_x64`` is on).
 
     Raises:
         ValueError: If `b3` or `b_start` is not in ``(0, 1)``, or `warmup_steps` is not an int ``>= 0``.
@@ -328,7 +332,7 @@ def ademamix_b3(b3: float, warmup_steps: int, b_start: float = 0.9) -> Schedule:
     def schedule(step):
         frac = jnp.clip(_steps(step) / max(float(warmup_steps), 1.0), 0.0, 1.0) if warmup_steps else 1.0
         half_life = h_start + frac * (h_end - h_start)
-        return jnp.asarray(0.5, jnp.float32) ** (1.0 / half_life)
+        return jnp.asarray(0.5, widest_float()) ** (1.0 / half_life)
 
     return schedule
 

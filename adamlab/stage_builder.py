@@ -60,6 +60,8 @@ from adamlab.tree import (
     init_moment,
     load,
     logical,
+    per_precision,
+    scalars_for,
     store,
     upcast,
 )
@@ -244,9 +246,11 @@ def moment_stage(
         _check_tree(name, updates, olds[0])
         count = increment(state.count) if counted else None
         if per_step is not None:
-            leaf = per_step(count)
+            make = per_step
+            formula_for = per_precision(lambda: make(count))  # per-step scalars in each leaf's precision
         elif formula is not None:
-            leaf = formula
+            fixed = formula
+            formula_for = lambda u: fixed
         else:  # ruled out when the stage was built
             raise TypeError(f"{name}: give exactly one of formula and per_step")
 
@@ -259,7 +263,8 @@ def moment_stage(
             if not all(has_moment(u, m) for m in ms):
                 result = (u, *ms)
             else:
-                result = leaf(*upcast(*((u, g, *ms) if reads_gradient else (u, *ms))))
+                with scalars_for(u):
+                    result = formula_for(u)(*upcast(*((u, g, *ms) if reads_gradient else (u, *ms))))
             outs.append(result[0])
             for new, r in zip(news, result[1:]):
                 new.append(r)

@@ -5,6 +5,11 @@
   keeps an empty ``(0,)`` placeholder in their place.
 - Arithmetic runs in float32 (complex64), or wider when a leaf is wider
   (`upcast`): low precision is for storage, never for the formula.
+- A per-step scalar (a bias correction ``1 - b**t``, a schedule's value) is
+  computed in the widest float enabled (float64 under ``jax_enable_x64``) and
+  rounded to the precision of the leaves it multiplies (`per_precision`,
+  `scalar`): float32 for float32, bfloat16 and float16 leaves, float64 for
+  float64 ones, each leaf of a mixed tree in its own.
 - A moment of squares (``|g|**2``) is real, also for complex params.
 - A moment is stored in float32 (or its param's wider dtype) unless a
   ``state_dtype`` asks for less (`init_moment`, `store`). A ``state_dtype``
@@ -18,8 +23,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +36,9 @@ import numpy as np
 from adamlab import _checks, quantize
 
 INT32_MAX = int(np.iinfo(np.int32).max)
+T = TypeVar("T")
+# The precision per-step scalars are rounded to while `per_precision` builds them for one group of leaves.
+_SCALAR_PRECISION: contextvars.ContextVar[np.dtype | None] = contextvars.ContextVar("scalar_precision", default=None)
 
 
 def has_gradient(x: Any) -> bool:
@@ -43,6 +54,54 @@ def _wide(dtype) -> np.dtype:
 def upcast(*leaves) -> tuple:
     """Each leaf in at least float32 (complex64 for complex leaves); a leaf already there is returned as it is."""
     return tuple(x if x.dtype == _wide(x.dtype) else x.astype(_wide(x.dtype)) for x in leaves)
+
+
+def precision(x) -> np.dtype:
+    """The real dtype a leaf computes in: float32 for float32, bfloat16 and float16 (and complex64) leaves,
+    float64 for float64 (and complex128) ones."""
+    return np.dtype(jnp.finfo(_wide(x.dtype)).dtype)
+
+
+def widest_float() -> np.dtype:
+    """float64 when ``jax_enable_x64`` is on, float32 otherwise: where per-step scalars are computed."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
+
+
+def scalar(x) -> jax.Array:
+    """A per-step scalar rounded to the precision of the leaves being updated (see `per_precision`; float32 outside
+    it). A Python number or a float64 value is rounded once, here, so a float32 leaf's arithmetic stays float32."""
+    precision = _SCALAR_PRECISION.get() or np.dtype(jnp.float32)
+    x = jnp.asarray(x)
+    return x if x.dtype == precision else x.astype(precision)
+
+
+def per_precision(make: Callable[[], T]) -> Callable[[Any], T]:
+    """``leaf -> make()``, with ``make`` called once per precision among the leaves (not once per leaf).
+
+    While ``make`` runs, `scalar` (and so `adamlab.moments.bias_correction_term`) rounds to the precision of the
+    leaf asked for: a per-step scalar multiplies each leaf in that leaf's own precision. A tree of float32 leaves
+    calls ``make`` once, as if there were no such rule.
+    """
+    made: dict[np.dtype, T] = {}
+
+    def at(leaf) -> T:
+        key = precision(leaf)
+        if key not in made:
+            with scalars_for(leaf):
+                made[key] = make()
+        return made[key]
+
+    return at
+
+
+@contextlib.contextmanager
+def scalars_for(leaf):
+    """Within it, `scalar` rounds to `leaf`'s precision (`moment_stage` runs each leaf's formula inside one)."""
+    token = _SCALAR_PRECISION.set(precision(leaf))
+    try:
+        yield
+    finally:
+        _SCALAR_PRECISION.reset(token)
 
 
 def abs_sq(x: jax.Array) -> jax.Array:

@@ -39,8 +39,8 @@ from adamlab.moments import (
     scale_by_max_rms,
     scale_by_rms,
 )
-from adamlab.optimizers import _moment_dtypes, _optional_decay, adam, adamw
-from adamlab.scaling import ScalarOrSchedule, scale_by_learning_rate
+from adamlab.optimizers import _ascent, _moment_dtypes, _optional_decay, adam, adamw
+from adamlab.scaling import ScalarOrSchedule, Schedule, scale_by_learning_rate
 
 
 def amsgrad(
@@ -56,6 +56,7 @@ def amsgrad(
     max_of: str = "bias_corrected",
     nu_dtype=None,
     state_dtype=None,
+    maximize: bool = False,
 ) -> GradientTransformation:
     """AMSGrad (Reddi et al., ICLR 2018): Adam dividing by the running maximum of the second moment.
 
@@ -102,12 +103,14 @@ def amsgrad(
         state_dtype: Storage dtype of all three moments where `mu_dtype` or `nu_dtype` does not say
             otherwise: None (default: float32, or the param's dtype when wider), ``jnp.bfloat16`` or
             ``jnp.int8``. The arithmetic is float32 either way. adamlab's.
+        maximize: Ascend instead of descend: ``scale(-1.0)`` in front negates the gradient. Default False.
+            PyTorch: ``maximize`` of ``torch.optim.Adam``.
 
     Returns:
         A :class:`adamlab.GradientTransformation` whose state is a tuple: an :class:`adamlab.EmaState`
         (``m``; :class:`adamlab.CountedEmaState` with 8-bit ``m``), a :class:`adamlab.CountState` (only with
         `bias_correction_mu`), a :class:`adamlab.MaxRmsState` (``second_moment`` and ``max_second_moment``)
-        and the learning rate's state.
+        and the learning rate's state; `maximize` adds an ``EmptyState()`` first.
 
     Raises:
         ValueError: If `b1` or `b2` is outside ``[0, 1)``; if `eps`, `eps_root` or `learning_rate` is a
@@ -136,6 +139,7 @@ def amsgrad(
     """
     mu, nu = _moment_dtypes(mu_dtype, nu_dtype, state_dtype)
     return chain(
+        _ascent(maximize),
         scale_by_ema(b1, state_dtype=mu),
         bias_correct(b1) if bias_correction_mu else identity(),
         scale_by_max_rms(b2, eps, eps_root=eps_root, bias_correction=bias_correction_nu, max_of=max_of, state_dtype=nu),
@@ -153,7 +157,13 @@ def nadam(
     mu_dtype=None,
     *,
     nesterov: bool = True,
-    **kwargs,
+    weight_decay: float | None = None,
+    mask: Mask | None = None,
+    nu_dtype=None,
+    state_dtype=None,
+    saturate: bool = False,
+    momentum_decay: float | None = None,
+    maximize: bool = False,
 ) -> GradientTransformation:
     """NAdam (Dozat, 2016): `adam` with the Nesterov look-ahead in the bias-corrected first moment.
 
@@ -163,11 +173,16 @@ def nadam(
         m_hat = b1 * m_t / (1 - b1**(t+1)) + (1 - b1) * g_t / (1 - b1**t),    v_hat = v_t / (1 - b2**t)
         p <- p - lr * m_hat / (sqrt(v_hat + eps_root) + eps)
 
-    Exactly ``adamlab.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True, **kwargs)``: the
+    Exactly ``adamlab.adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True, ...)``: the
     chain ``chain(scale_by_ema(b1), bias_correct(b1, nesterov=True), scale_by_rms(b2, eps,
     bias_correction=True, eps_root=eps_root), scale_by_learning_rate(learning_rate))``, as ``optax.nadam``
-    (``functools.partial(optax.adam, nesterov=True)``). ``torch.optim.NAdam`` is a different update: it
-    multiplies ``b1`` by a warm-up schedule (its ``momentum_decay``).
+    (``functools.partial(optax.adam, nesterov=True)``). ``torch.optim.NAdam(params, lr, betas, eps,
+    momentum_decay=psi)`` multiplies ``b1`` by a warm-up schedule: ``nadam(lr, b1, b2, eps,
+    momentum_decay=psi)`` (its default ``4e-3`` must be passed; the default here, None, is Optax's
+    NAdam, torch's ``momentum_decay=float("inf")``)::
+
+        mu_t = b1 * (1 - 0.5 * 0.96**(t * psi)),   P_t = mu_1 * ... * mu_t
+        m_hat = mu_{t+1} * m_t / (1 - P_t * mu_{t+1}) + (1 - mu_t) * g_t / (1 - P_t)
 
     Args:
         learning_rate: The step size ``lr``: a number >= 0, or a schedule ``step -> lr``. No default (unlike
@@ -179,9 +194,15 @@ def nadam(
         mu_dtype: Storage dtype of the first moment ``m``; overrides ``state_dtype`` for it. Default None.
             Optax: ``mu_dtype``.
         nesterov: The look-ahead; default True. False gives plain :func:`adamlab.adam`. Optax: ``nesterov``.
-        **kwargs: The keyword-only arguments of :func:`adamlab.adam`: ``weight_decay`` (coupled L2, default
-            None), ``mask``, ``nu_dtype``, ``state_dtype`` and ``saturate``, with the meanings and defaults
-            documented there.
+        weight_decay: Coupled (L2) decay added to the gradient, as :func:`adamlab.adam`'s. Default None.
+            PyTorch: ``weight_decay`` of ``torch.optim.NAdam``.
+        mask: Where the decay applies, as :func:`adamlab.adam`'s. Default None: every float leaf.
+        nu_dtype: Storage dtype of ``v``, as :func:`adamlab.adam`'s. Default None.
+        state_dtype: Storage dtype of both moments, as :func:`adamlab.adam`'s. Default None.
+        saturate: Hold ``v`` at the float32 maximum instead of Inf, as :func:`adamlab.adam`'s. Default False.
+        momentum_decay: ``psi`` of PyTorch's momentum schedule above. Default None: none (Optax's NAdam).
+            PyTorch: ``momentum_decay`` (default ``4e-3`` there).
+        maximize: Ascend instead of descend. Default False. PyTorch: ``maximize``.
 
     Returns:
         A :class:`adamlab.GradientTransformation`, with the state of :func:`adamlab.adam`.
@@ -189,8 +210,7 @@ def nadam(
     Raises:
         ValueError: As :func:`adamlab.adam`: a decay outside ``[0, 1)``, a negative `eps`, `eps_root` or
             learning rate, or a second-moment dtype without float32's range.
-        TypeError: As :func:`adamlab.adam`, and for a keyword in `kwargs` that :func:`adamlab.adam` does not
-            take.
+        TypeError: As :func:`adamlab.adam`.
 
     References:
         Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop.
@@ -206,7 +226,25 @@ def nadam(
         >>> print((updates["w"] / 0.01).round(4))
         [-1.4737  1.4737  0.    ]
     """
-    return chain(adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, **kwargs), name="nadam")
+    return chain(
+        adam(
+            learning_rate,
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            mask=mask,
+            nu_dtype=nu_dtype,
+            state_dtype=state_dtype,
+            saturate=saturate,
+            momentum_decay=momentum_decay,
+            maximize=maximize,
+        ),
+        name="nadam",
+    )
 
 
 def nadamw(
@@ -220,7 +258,12 @@ def nadamw(
     mask: Mask | None = None,
     *,
     nesterov: bool = True,
-    **kwargs,
+    schedule: Schedule | None = None,
+    nu_dtype=None,
+    state_dtype=None,
+    saturate: bool = False,
+    momentum_decay: float | None = None,
+    maximize: bool = False,
 ) -> GradientTransformation:
     """NAdamW: `adamw` with NAdam's look-ahead.
 
@@ -230,15 +273,16 @@ def nadamw(
         p <- p - lr * (m_hat / (sqrt(v_hat + eps_root) + eps) + wd * p)
 
     Exactly ``adamlab.adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask,
-    nesterov=True, **kwargs)``: the chain ``chain(scale_by_ema(b1), bias_correct(b1, nesterov=True),
+    nesterov=True, ...)``: the chain ``chain(scale_by_ema(b1), bias_correct(b1, nesterov=True),
     scale_by_rms(b2, eps, bias_correction=True, eps_root=eps_root), add_decoupled_weight_decay(weight_decay,
     mask), scale_by_learning_rate(learning_rate))``, as ``optax.nadamw``. PyTorch:
-    ``torch.optim.NAdam(decoupled_weight_decay=True)`` is close but not the same (its ``momentum_decay``
-    warm-up of ``b1``).
+    ``torch.optim.NAdam(params, lr, betas, eps, weight_decay=wd, momentum_decay=psi,
+    decoupled_weight_decay=True)`` is ``nadamw(lr, b1, b2, eps, weight_decay=wd, momentum_decay=psi)``, with
+    the momentum schedule of :func:`adamlab.nadam`.
 
     Args:
         learning_rate: The step size ``lr``: a number >= 0, or a schedule ``step -> lr``; with a `schedule`
-            in `kwargs`, the base rate ``alpha`` (a number). No default. Optax: ``learning_rate``.
+            given, the base rate ``alpha`` (a number). No default. Optax: ``learning_rate``.
         b1: Decay of the first moment, in ``[0, 1)``. Default 0.9. Optax: ``b1``.
         b2: Decay of the second moment, in ``[0, 1)``. Default 0.999. Optax: ``b2``.
         eps: Added to ``sqrt(v_hat)`` outside the root: >= 0, default 1e-8. Optax: ``eps``.
@@ -250,16 +294,20 @@ def nadamw(
         mask: Where the decay applies: a bool tree like the params, a prefix of one, or a callable ``params ->
             mask`` such as :func:`adamlab.weight_decay_mask`. Default None: every float leaf. Optax: ``mask``.
         nesterov: The look-ahead; default True. False gives plain :func:`adamlab.adamw`. Optax: ``nesterov``.
-        **kwargs: The keyword-only arguments of :func:`adamlab.adamw`: ``schedule`` (the paper's schedule
-            multiplier), ``nu_dtype``, ``state_dtype`` and ``saturate``, as documented there.
+        schedule: The paper's schedule multiplier ``eta_t``, as :func:`adamlab.adamw`'s. Default None.
+        nu_dtype: Storage dtype of ``v``, as :func:`adamlab.adamw`'s. Default None.
+        state_dtype: Storage dtype of both moments, as :func:`adamlab.adamw`'s. Default None.
+        saturate: Hold ``v`` at the float32 maximum instead of Inf, as :func:`adamlab.adamw`'s. Default False.
+        momentum_decay: ``psi`` of PyTorch's momentum schedule (:func:`adamlab.nadam`). Default None: none
+            (Optax's NAdamW). PyTorch: ``momentum_decay`` of ``torch.optim.NAdam`` (default ``4e-3`` there).
+        maximize: Ascend instead of descend. Default False. PyTorch: ``maximize``.
 
     Returns:
         A :class:`adamlab.GradientTransformation`, with the state of :func:`adamlab.adamw`.
 
     Raises:
         ValueError: As :func:`adamlab.adamw`.
-        TypeError: As :func:`adamlab.adamw`, and for a keyword in `kwargs` that :func:`adamlab.adamw` does not
-            take.
+        TypeError: As :func:`adamlab.adamw`.
 
     References:
         Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop.
@@ -276,7 +324,23 @@ def nadamw(
         [-1.4737  1.4737  0.    ]
     """
     return chain(
-        adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay, mask, nesterov=nesterov, **kwargs),
+        adamw(
+            learning_rate,
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            weight_decay,
+            mask,
+            nesterov=nesterov,
+            schedule=schedule,
+            nu_dtype=nu_dtype,
+            state_dtype=state_dtype,
+            saturate=saturate,
+            momentum_decay=momentum_decay,
+            maximize=maximize,
+        ),
         name="nadamw",
     )
 

@@ -1,16 +1,18 @@
-"""Parity of the float64 NumPy reference (tests/torch_compat/reference.py) with ``torch.optim`` itself.
+"""Parity of the float64 NumPy reference (tests/torch_compat/reference.py) and of adamlab with ``torch.optim`` itself.
 
-Runs every case of ``tests/torch_compat/cases.py`` twice, once through ``torch.optim.<Class>(**torch_kwargs)`` on
-float64 CPU tensors and once through the case's reference function, on the same params and gradient stream
-(``make_problem``), and prints per case the largest relative error of the reference against torch:
-``max over leaves of max|ref - torch| / max|torch|``. Each torch step assigns ``.grad`` from the stream, calls
+Runs every case of ``tests/torch_compat/cases.py`` three ways on the same params and gradient stream
+(``make_problem``): through ``torch.optim.<Class>(**torch_kwargs)`` on float64 CPU tensors, through the case's
+reference function, and through the case's adamlab call (jitted, float64 params under ``jax_enable_x64``). It prints
+per case the largest relative error of the reference and of adamlab against torch:
+``max over leaves of max|x - torch| / max|torch|``. Each torch step assigns ``.grad`` from the stream, calls
 ``optimizer.step()``, then ``scheduler.step()`` for a case with a schedule (``torch.optim.lr_scheduler.LambdaLR``).
 ``torch.set_default_dtype(torch.float64)`` is set first, so torch's scalar state (step counts, NAdam's
-``mu_product``) is float64 as in the reference. adamlab is not involved (the tests compare it with the reference).
+``mu_product``) is float64 as in the reference.
 
-Without torch installed, it prints one line saying so and exits 0.
+Without torch installed, it prints one line saying so and exits 0. ``--table`` prints the guide's table
+(docs/guides/from_pytorch.md, between its markers) from the cases, and needs no torch.
 
-    python -m benchmarks.torch_parity [--steps 200] [--seed 0] [--rtol 1e-10]
+    python -m benchmarks.torch_parity [--steps 200] [--seed 0] [--rtol 1e-10] [--table]
 
 Exit status 1 when a case's error exceeds ``--rtol``.
 """
@@ -66,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rtol", type=float, default=1e-10, help="fail (exit 1) above this error")
+    parser.add_argument("--table", action="store_true", help="print the guide's optimizer table and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(_load_cases().guide_table(), end="")
+        return 0
 
     try:
         import torch
@@ -78,14 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     cases = _load_cases()
     params, grads = cases.make_problem(seed=args.seed, steps=args.steps)
     print(f"torch {torch.__version__}, {args.steps} steps, seed {args.seed}, rtol {args.rtol:g}")
-    print(f"{'case':<28} {'class':<8} {'max rel err':>12}")
+    print(f"{'case':<28} {'class':<8} {'reference':>12} {'adamlab':>12}   (max rel err against torch.optim)")
     failed = []
     for case in cases.CASES:
-        err = max_rel_err(case.run_reference(params, grads), run_torch(torch, case, params, grads))
-        ok = err <= args.rtol
+        expected = run_torch(torch, case, params, grads)
+        ref = max_rel_err(case.run_reference(params, grads), expected)
+        ours = max_rel_err(cases.run_adamlab(case.build(), params, grads), expected)
+        ok = max(ref, ours) <= args.rtol
         if not ok:
             failed.append(case.name)
-        print(f"{case.name:<28} {case.torch_class:<8} {err:>12.3e}{'' if ok else '  FAIL'}")
+        print(f"{case.name:<28} {case.torch_class:<8} {ref:>12.3e} {ours:>12.3e}{'' if ok else '  FAIL'}")
     if failed:
         print(f"{len(failed)} case(s) above rtol {args.rtol:g}: {', '.join(failed)}")
         return 1

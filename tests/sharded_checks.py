@@ -271,6 +271,8 @@ def check_explicit_types():
             "lion": lambda d: adamlab.lion(1e-3, state_dtype=d),
             "nadam": lambda d: adamlab.nadam(1e-2, state_dtype=d),
             "nadamw": lambda d: adamlab.nadamw(1e-2, state_dtype=d),
+            "nadam_torch": lambda d: adamlab.nadam(1e-2, momentum_decay=4e-3, state_dtype=d),
+            "sgd_dampening": lambda d: adamlab.sgd(1e-2, momentum=0.9, dampening=0.5, state_dtype=d),
             "ademamix": lambda d: adamlab.ademamix(1e-2, state_dtype=d),
             "adam_atan2": lambda d: adamlab.adam_atan2(1e-2, state_dtype=d),
             "stable_adamw": lambda d: adamlab.stable_adamw(1e-2, state_dtype=d),

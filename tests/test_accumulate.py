@@ -34,6 +34,8 @@ FAMILY = {
     ),
     "lion": lambda: adamlab.lion(adamlab.schedules.warmup_cosine_decay(0.0, 1e-3, 2, 10)),
     "adam_atan2": lambda: adamlab.adam_atan2(1e-2),
+    "nadam_torch": lambda: adamlab.nadam(adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 10), momentum_decay=4e-3),
+    "sgd_dampening": lambda: adamlab.sgd(1e-2, momentum=0.9, dampening=0.5),
     "cautious_adamw": lambda: adamlab.cautious(_adamw()),
     "stable_adamw": lambda: adamlab.stable_adamw(adamlab.schedules.warmup_cosine_decay(0.0, 1e-2, 2, 10)),
 }
@@ -226,8 +228,10 @@ def test_skip_nonfinite_inside_drops_the_whole_real_step(name):
     assert _bitwise(p, params)  # the real step was skipped: nothing moved
     assert int(s.inner_state.skipped) == 1 and int(s.micro_step) == 0
     assert all(not np.any(a) for a in jax.tree.leaves(s.accumulator))  # and the poisoned sum was dropped
-    counts = [int(c) for c in jax.tree.leaves(s.inner_state.inner_state) if c.ndim == 0]
+    scalars = [c for c in jax.tree.leaves(s.inner_state.inner_state) if c.ndim == 0]
+    counts = [int(c) for c in scalars if jnp.issubdtype(c.dtype, jnp.integer)]
     assert counts and set(counts) == {0}  # schedule and bias corrections did not advance
+    assert all(float(c) == 1.0 for c in scalars if jnp.issubdtype(c.dtype, jnp.floating))  # NAdam's prod mu_i
     for g in grads:
         p, s = step(p, s, g)
     ref, _ = _run(accumulate_gradients(make(), K), params, jax.tree.map(lambda *x: jnp.stack(x), *grads))

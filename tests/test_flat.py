@@ -70,6 +70,12 @@ OPTIMIZERS = {
         adamlab.scale_by_learning_rate(1e-3),
     ),
     "amsgrad_raw": lambda: adamlab.amsgrad(3e-3, max_of="raw"),
+    # PyTorch's conventions: NAdam's momentum schedule, SGD's dampening, RMSprop's lr after the momentum.
+    "nadamw_torch": lambda: adamlab.nadamw(3e-3, weight_decay=0.1, momentum_decay=4e-3, maximize=True),
+    "sgd_dampening": lambda: adamlab.sgd(adamlab.schedules.linear_warmup(1e-3, 1e-2, 5), momentum=0.9, dampening=0.3),
+    "rmsprop_torch_order": lambda: adamlab.rmsprop(
+        adamlab.schedules.linear_warmup(1e-4, 1e-3, 5), momentum=0.9, eps_in_sqrt=False, lr_before_momentum=False
+    ),
     "ademamix_scheduled": lambda: adamlab.ademamix(
         3e-3,
         b3=adamlab.schedules.ademamix_b3(0.9999, 50),
@@ -87,8 +93,9 @@ OPTIMIZERS = {
 
 # Agree to rounding, not bit for bit: ``u + alpha * m2`` with a scheduled alpha, which XLA contracts into a fused
 # multiply-add in one program and not in the other (a 0-d leaf alone vs inside a bucket); StableAdamW's per-tensor
-# mean, a segment sum within a bucket against a sum over the leaf (another order).
-FMA_ROUNDING = {"ademamix_scheduled", "stable_adamw"}
+# mean, a segment sum within a bucket against a sum over the leaf (another order); NAdam's look-ahead
+# ``a * m + b * g`` and PyTorch's damped momentum ``(1 - d) * g + mu * t``, sums of two products.
+FMA_ROUNDING = {"ademamix_scheduled", "stable_adamw", "nadamw_torch", "sgd_dampening"}
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

@@ -70,6 +70,9 @@ OPTIMIZERS = {
     "amsgrad": lambda: adamlab.amsgrad(LR),
     "amsgrad_raw_bf16_state": lambda: adamlab.amsgrad(LR, max_of="raw", state_dtype=BF16),
     "nadamw": lambda: adamlab.nadamw(LR, weight_decay=0.1),
+    "nadam_torch": lambda: adamlab.nadam(LR, momentum_decay=4e-3, maximize=True),
+    "sgd_dampening": lambda: adamlab.sgd(LR, momentum=0.9, dampening=0.5),
+    "rmsprop_torch_order": lambda: adamlab.rmsprop(LR, momentum=0.9, eps_in_sqrt=False, lr_before_momentum=False),
     "ademamix": lambda: adamlab.ademamix(
         LR, b3=adamlab.schedules.ademamix_b3(0.9999, 10), alpha=adamlab.schedules.ademamix_alpha(5.0, 10)
     ),

@@ -162,6 +162,8 @@ EXPLICIT_OPTIMIZERS = (
     "lion",
     "nadam",
     "nadamw",
+    "nadam_torch",
+    "sgd_dampening",
     "ademamix",
     "adam_atan2",
     "stable_adamw",
