@@ -43,6 +43,15 @@ SLOW_MODULES = {
     "tests/test_quantize.py",
     "tests/test_long_runs.py",
     "tests/test_hostile.py",
+    # The rest of Optax's first-order family (issue 22): 300-step parity sweeps, one compile per case.
+    "tests/test_adaptive.py",
+    "tests/test_accumulators.py",
+    "tests/test_layerwise.py",
+    "tests/test_factored.py",
+    "tests/test_schedule_free.py",
+    "tests/test_lookahead.py",
+    "tests/test_muon.py",
+    "tests/test_transforms_family.py",
 }
 SLOW_TESTS = {
     "tests/test_accumulate.py::test_k_micro_steps_equal_one_step_on_the_mean_gradient",
