@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, chain
-from adamlab.decay import Mask, add_decoupled_weight_decay
+from adamlab.decay import Mask, add_coupled_weight_decay, add_decoupled_weight_decay
 from adamlab.moments import (
     CountedEmaState,
     EmaState,
@@ -44,7 +44,7 @@ from adamlab.moments import (
     scale_by_rms,
     trace,
 )
-from adamlab.optimizers import _moment_dtypes, _optional_decay
+from adamlab.optimizers import _ascent, _moment_dtypes, _optional_decay
 from adamlab.scaling import ScalarOrSchedule, scale_by_learning_rate
 from adamlab.stage_builder import countless_storage, moment_stage
 from adamlab.tree import abs_sq, scalar, widest_float
@@ -139,18 +139,31 @@ def scale_by_adamax(
 
 
 def adamax(
-    learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *, state_dtype=None
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    state_dtype=None,
+    weight_decay: float | None = None,
+    mask: Mask | None = None,
+    maximize: bool = False,
 ) -> GradientTransformation:
     """AdaMax (Kingma & Ba 2015, section 7.1): Adam with the infinity norm in place of the RMS.
 
     ::
 
+        maximize:     g_t <- -g_t                       (first of all; PyTorch's)
+        weight_decay: g_t <- g_t + wd * p               (coupled L2, before the moments; PyTorch's)
         m_t = b1 * m_{t-1} + (1 - b1) * g_t,    u_t = max(b2 * u_{t-1}, |g_t| + eps)
         p  <- p - lr * m_t / ((1 - b1**t) * u_t)
 
     Built as ``chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))``: what
-    ``optax.adamax`` computes. ``torch.optim.Adamax(params, lr, betas, eps)`` takes ``max(b2 * u, |g| + eps)``
-    too.
+    ``optax.adamax`` computes; `weight_decay` puts ``add_coupled_weight_decay(weight_decay, mask)`` in front
+    and `maximize` ``scale(-1.0)`` before that. ``torch.optim.Adamax(params, lr, betas=(b1, b2), eps=eps,
+    weight_decay=wd, maximize=...)`` is ``adamax(lr, b1, b2, eps, weight_decay=wd, maximize=...)`` (torch's
+    default lr is 2e-3); it takes ``max(b2 * u, |g| + eps)`` too, and divides by ``1 - b1**t`` in the step size
+    rather than in ``m``: the same to rounding.
 
     Args:
       learning_rate: The step size: a number ``>= 0`` or a schedule ``step -> lr``. No default. Optax:
@@ -159,12 +172,21 @@ def adamax(
       b2: Decay of the infinity norm, in ``[0, 1)``. Default 0.999. Optax: ``b2``; PyTorch: ``betas[1]``.
       eps: Added to ``|g|`` inside the maximum, ``>= 0``. Default 1e-8. Optax and PyTorch: ``eps``.
       state_dtype: Storage dtype of both moments, as in :func:`scale_by_adamax`. Default None. adamlab's.
+      weight_decay: Keyword-only. Coefficient ``wd >= 0`` of the coupled (L2) decay ``g + wd * p``, added before
+        the moments (a number). Default None: no decay stage. PyTorch: ``weight_decay`` of
+        ``torch.optim.Adamax``, which is L2: ``g + wd * p`` before ``m`` and ``u``. adamlab's.
+      mask: Keyword-only. Where `weight_decay` applies (True decays): a bool tree like the params, a prefix of
+        one, or a callable ``params -> such a tree``. Default None: every float leaf. adamlab's.
+      maximize: Keyword-only. Ascend: the gradient is negated first, before the decay. Default False. PyTorch:
+        ``maximize``, the same ``g <- -g`` in front.
 
     Returns:
-      A `GradientTransformation` whose state is ``(EmaState, CountState, AdamaxState, <learning rate's state>)``.
+      A `GradientTransformation` whose state is ``(EmaState, CountState, AdamaxState, <learning rate's state>)``;
+      `weight_decay` adds an ``EmptyState()`` in front, `maximize` one before that.
 
     Raises:
-      ValueError: If `b1` or `b2` is outside ``[0, 1)``, or `eps` or `learning_rate` is negative or not finite.
+      ValueError: If `b1` or `b2` is outside ``[0, 1)``, or `eps`, `learning_rate` or `weight_decay` is negative
+        or not finite.
       TypeError: If a hyperparameter is not a real number, scalar array (or schedule), or `state_dtype` is not a
         float dtype.
 
@@ -181,7 +203,11 @@ def adamax(
       [-0.1  0.1]
     """
     return chain(
-        scale_by_adamax(b1, b2, eps, state_dtype=state_dtype), scale_by_learning_rate(learning_rate), name="adamax"
+        _ascent(maximize),
+        _optional_decay(add_coupled_weight_decay, weight_decay, mask),
+        scale_by_adamax(b1, b2, eps, state_dtype=state_dtype),
+        scale_by_learning_rate(learning_rate),
+        name="adamax",
     )
 
 
@@ -436,6 +462,7 @@ def scale_by_radam(
     *,
     nesterov: bool = False,
     state_dtype=None,
+    eps_before_bias_correction: bool = False,
 ) -> GradientTransformation:
     """RAdam's direction (Liu et al. 2020): Adam's, rectified by ``r_t``, and momentum SGD while ``rho_t`` is small.
 
@@ -446,9 +473,14 @@ def scale_by_radam(
         r_t     = sqrt((rho_t - 4) (rho_t - 2) rho_inf / ((rho_inf - 4) (rho_inf - 2) rho_t))
         output  = r_t * m_hat / (sqrt(v_hat + eps_root) + eps)   if rho_t >= threshold
                   m_hat                                            otherwise
+        eps_before_bias_correction (PyTorch's):
+                  r_t * m_hat / (sqrt(v_hat + eps_root) + eps / sqrt(1 - b2**t))
+                  = r_t * m_hat * sqrt(1 - b2**t) / (sqrt(v_t) + eps)    for eps_root = 0
 
     Built as ``chain(scale_by_ema(b1), bias_correct(b1, nesterov=nesterov), <rectified RMS>)``; the same as
     ``optax.scale_by_radam``. The paper's threshold is 4 (``rho_t > 4``); Optax's default, 5, is kept.
+    ``torch.optim.RAdam`` takes the adaptive step where ``rho_t > 5``: the same as ``rho_t >= 5`` unless
+    ``rho_t`` is exactly 5, which the float values of ``rho_t`` do not hit for the usual ``b2``.
 
     Args:
       b1: Decay of the first moment, in ``[0, 1)``. Default 0.9. Optax: ``b1``; PyTorch: ``betas[0]``.
@@ -458,6 +490,10 @@ def scale_by_radam(
       threshold: The ``rho_t`` from which the adaptive step is taken, ``>= 0``. Default 5. Optax: ``threshold``.
       nesterov: NAdam's look-ahead in the first moment. Default False. Optax: ``nesterov``.
       state_dtype: Storage dtype of both moments (``v`` rounded stochastically; float16 refused). Default None.
+        adamlab's.
+      eps_before_bias_correction: Keyword-only. Default False: `eps` is added to the root of the corrected
+        ``v_hat`` (Optax's). True: to the root of the raw ``v_t``, before its correction, so the eps of the
+        corrected root is ``eps / sqrt(1 - b2**t)``: PyTorch's ``sqrt(1 - b2**t) / (sqrt(v_t) + eps)``.
         adamlab's.
 
     Returns:
@@ -491,6 +527,8 @@ def scale_by_radam(
     _checks.check_nonnegative("eps", eps)
     _checks.check_nonnegative("eps_root", eps_root)
     _checks.check_nonnegative("threshold", threshold)
+    if not isinstance(eps_before_bias_correction, bool):
+        raise TypeError(f"eps_before_bias_correction must be True or False, got {eps_before_bias_correction!r}")
     rho_inf = 2.0 / (1.0 - b2) - 1.0
 
     def per_step(t):
@@ -499,10 +537,12 @@ def scale_by_radam(
         rho = rho_inf - 2 * t * b2t / (1 - b2t)
         r = jnp.sqrt((rho - 4.0) * (rho - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho))
         adaptive, r = rho >= threshold, scalar(r)
+        # PyTorch adds eps to sqrt(v_t) and then corrects the sum: the corrected root's eps grows by 1/sqrt(bc2)
+        eps_t = eps / jnp.sqrt(bc2) if eps_before_bias_correction else eps
 
         def rectified(m_hat, g, v):
             v = (1 - b2) * abs_sq(g) + b2 * v
-            return jnp.where(adaptive, r * m_hat / (jnp.sqrt(v / bc2 + eps_root) + eps), m_hat), v
+            return jnp.where(adaptive, r * m_hat / (jnp.sqrt(v / bc2 + eps_root) + eps_t), m_hat), v
 
         return rectified
 
@@ -532,17 +572,29 @@ def radam(
     *,
     nesterov: bool = False,
     state_dtype=None,
+    eps_before_bias_correction: bool = False,
+    weight_decay: float | None = None,
+    decoupled_weight_decay: bool = False,
+    mask: Mask | None = None,
+    maximize: bool = False,
 ) -> GradientTransformation:
     """RAdam (Liu et al. 2020): Adam with its adaptive step rectified, momentum SGD for the first steps.
 
     ::
 
+        maximize:     g_t <- -g_t                                      (first of all; PyTorch's)
+        weight_decay: g_t <- g_t + wd * p                              (coupled L2, PyTorch's default)
         p <- p - lr * r_t * m_hat / (sqrt(v_hat + eps_root) + eps)    if rho_t >= threshold
         p <- p - lr * m_hat                                             otherwise
+        decoupled_weight_decay: p <- p - lr * wd * p as well           (RAdamW; PyTorch's)
 
     Built as ``chain(scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
-    scale_by_learning_rate(learning_rate))``: what ``optax.radam`` computes. ``torch.optim.RAdam`` uses the
-    threshold 5 as well.
+    scale_by_learning_rate(learning_rate))``: what ``optax.radam`` computes. `weight_decay` puts
+    ``add_coupled_weight_decay(weight_decay, mask)`` in front, or with `decoupled_weight_decay`
+    ``add_decoupled_weight_decay(weight_decay, mask)`` before the learning rate; `maximize` puts ``scale(-1.0)``
+    first. ``torch.optim.RAdam(params, lr, betas=(b1, b2), eps=eps, weight_decay=wd,
+    decoupled_weight_decay=d)`` is ``radam(lr, b1, b2, eps, eps_before_bias_correction=True, weight_decay=wd,
+    decoupled_weight_decay=d)``; it uses the threshold 5 as well (``rho_t > 5``, see :func:`scale_by_radam`).
 
     Args:
       learning_rate: The step size: a number ``>= 0`` or a schedule. No default. Optax: ``learning_rate``;
@@ -554,13 +606,28 @@ def radam(
       threshold: The ``rho_t`` from which the adaptive step is taken. Default 5. Optax: ``threshold``.
       nesterov: NAdam's look-ahead. Default False. Optax: ``nesterov``.
       state_dtype: Storage dtype of both moments, as in :func:`scale_by_radam`. Default None. adamlab's.
+      eps_before_bias_correction: Keyword-only. True adds `eps` to ``sqrt(v_t)`` before the bias correction,
+        ``sqrt(1 - b2**t) / (sqrt(v_t) + eps)``: PyTorch's placement. Default False: ``sqrt(v_hat) + eps``
+        (Optax's). See :func:`scale_by_radam`. adamlab's.
+      weight_decay: Keyword-only. Coefficient ``wd >= 0`` of the weight decay (a number): coupled (L2),
+        ``g + wd * p`` before the moments, or decoupled with `decoupled_weight_decay`. Default None: no decay
+        stage. PyTorch: ``weight_decay`` of ``torch.optim.RAdam``.
+      decoupled_weight_decay: Keyword-only. True decays the parameters by ``lr * wd * p`` beside the RAdam step
+        (RAdamW) instead of adding L2 to the gradient. Default False. PyTorch: ``decoupled_weight_decay``, whose
+        ``p *= 1 - lr * wd`` before the step is the same update.
+      mask: Keyword-only. Where `weight_decay` applies (True decays): a bool tree like the params, a prefix of
+        one, or a callable ``params -> such a tree``. Default None: every float leaf. adamlab's.
+      maximize: Keyword-only. Ascend: the gradient is negated first, before an L2 decay. Default False.
+        PyTorch: ``maximize``.
 
     Returns:
-      A `GradientTransformation` whose state is ``(EmaState, CountState, RadamState, <learning rate's state>)``.
+      A `GradientTransformation` whose state is ``(EmaState, CountState, RadamState, <learning rate's state>)``;
+      `weight_decay` adds an ``EmptyState()`` (in front, or before the learning rate's state when decoupled),
+      `maximize` one first.
 
     Raises:
-      ValueError: As :func:`scale_by_radam`, or if `learning_rate` is negative or not finite.
-      TypeError: As :func:`scale_by_radam`.
+      ValueError: As :func:`scale_by_radam`, or if `learning_rate` or `weight_decay` is negative or not finite.
+      TypeError: As :func:`scale_by_radam`, or if `decoupled_weight_decay` is not a bool.
 
     References:
       Liu et al., *On the Variance of the Adaptive Learning Rate and Beyond*, ICLR 2020.
@@ -574,8 +641,24 @@ def radam(
       >>> print(updates["w"].round(4))  # the first step is -lr * g: not yet rectified
       [-0.1  0.2]
     """
+    if not isinstance(decoupled_weight_decay, bool):
+        raise TypeError(f"decoupled_weight_decay must be True or False, got {decoupled_weight_decay!r}")
+    coupled = None if decoupled_weight_decay else weight_decay
+    decoupled = weight_decay if decoupled_weight_decay else None
     return chain(
-        scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov, state_dtype=state_dtype),
+        _ascent(maximize),
+        _optional_decay(add_coupled_weight_decay, coupled, mask),
+        scale_by_radam(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            threshold,
+            nesterov=nesterov,
+            state_dtype=state_dtype,
+            eps_before_bias_correction=eps_before_bias_correction,
+        ),
+        _optional_decay(add_decoupled_weight_decay, decoupled, mask),
         scale_by_learning_rate(learning_rate),
         name="radam",
     )

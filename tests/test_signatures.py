@@ -30,11 +30,43 @@ PAIRS = {
     "ademamix": (adamlab.ademamix, optax.contrib.ademamix),
     "lion": (adamlab.lion, optax.lion),
 }
+# The rest of the first-order family (issue 22): the same names in Optax and in adamlab (schedules in
+# adamlab.schedules).
+FAMILY = {
+    "optax": (
+        "adabelief adadelta adafactor adagrad adamax adamaxw adan lamb lars novograd radam yogi rprop sign_sgd signum "
+        "noisy_sgd optimistic_adam_v2 lookahead scale_by_adamax scale_by_belief scale_by_radam scale_by_yogi "
+        "scale_by_adan scale_by_rss scale_by_adadelta scale_by_rprop scale_by_novograd scale_by_trust_ratio "
+        "normalize_by_update_norm scale_by_factored_rms scale_by_param_block_rms scale_by_optimistic_gradient "
+        "add_noise clip clip_by_block_rms adaptive_grad_clip centralize zero_nans keep_params_nonnegative"
+    ),
+    "optax.contrib": (
+        "adopt scale_by_adopt schedule_free schedule_free_adamw schedule_free_sgd schedule_free_eval_params "
+        "simplified_ademamix muon scale_by_muon"
+    ),
+    "optax.schedules": (
+        "exponential_decay polynomial_schedule piecewise_constant_schedule piecewise_interpolate_schedule "
+        "join_schedules sgdr_schedule linear_onecycle_schedule cosine_onecycle_schedule warmup_constant_schedule "
+        "warmup_exponential_decay_schedule constant_schedule linear_schedule cosine_decay_schedule "
+        "warmup_cosine_decay_schedule"
+    ),
+}
+for _where, _names in FAMILY.items():
+    _optax = {"optax": optax, "optax.contrib": optax.contrib, "optax.schedules": optax.schedules}[_where]
+    _ours = adamlab.schedules if _where == "optax.schedules" else adamlab
+    for _name in _names.split():
+        PAIRS[_name] = (getattr(_ours, _name), getattr(_optax, _name))
 # (function, parameter) -> (adamlab's default, Optax's default): docs/guides/from_optax.md.
 DIFFERENT = {
     ("adam", "learning_rate"): (1e-3, inspect.Parameter.empty),
     ("adamw", "learning_rate"): (1e-3, inspect.Parameter.empty),
     ("scale_by_rms", "eps_in_sqrt"): (False, True),
+}
+# Defaults that are functions, compared on these arguments.
+CALLABLE_DEFAULTS = {
+    ("adopt", "clip_value_fn"): (jnp.int32(7),),
+    ("scale_by_adopt", "clip_value_fn"): (jnp.int32(7),),
+    ("scale_by_factored_rms", "decay_rate_fn"): (jnp.int32(7), 0.8),
 }
 
 
@@ -49,6 +81,10 @@ def test_optax_arguments_in_optax_order_with_optax_defaults(name):
         if p.kind is p.KEYWORD_ONLY:
             assert ours[p.name].kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         expected = DIFFERENT.get((name, p.name), (p.default, p.default))
+        if callable(p.default) and (name, p.name) in CALLABLE_DEFAULTS:  # a function: the same values
+            args = CALLABLE_DEFAULTS[name, p.name]
+            assert float(ours[p.name].default(*args)) == float(p.default(*args)), (name, p.name)
+            continue
         assert (ours[p.name].default, p.default) == expected, (name, p.name)
     extra = [p.name for p in ours_positional[len(positional) :]]
     assert not extra, f"{name}: adamlab's own arguments must be keyword-only: {extra}"

@@ -1,4 +1,5 @@
-"""An independent float64 NumPy reference of what ``torch.optim`` documents for Adam, AdamW, NAdam, SGD and RMSprop.
+"""An independent float64 NumPy reference of what ``torch.optim`` documents for Adam, AdamW, NAdam, SGD, RMSprop,
+Adagrad, Adadelta, Rprop, Adamax and RAdam.
 
 What it is for: the tests in ``tests/torch_compat/`` compare adamlab against these functions, and
 ``benchmarks/torch_parity.py`` compares these functions against ``torch.optim`` itself (where torch is installed),
@@ -7,9 +8,9 @@ Optax or adamlab.
 
 What it follows: the pseudo-code of each class in the PyTorch 2.x documentation (the stable pages of 2025) and,
 where the pseudo-code leaves the order of operations open, the single-tensor code path of
-``torch/optim/{adam,nadam,sgd,rmsprop}.py`` on PyTorch's main branch of 2025 (``foreach=False``,
-``capturable=False``, ``differentiable=False``: what ``torch.optim`` runs for CPU tensors; AdamW there is Adam with
-``decoupled_weight_decay=True``). NAdam's ``maximize`` needs a PyTorch newer than 2.2.
+``torch/optim/{adam,nadam,sgd,rmsprop,adagrad,adadelta,rprop,adamax,radam}.py`` on PyTorch's main branch of 2025
+(``foreach=False``, ``capturable=False``, ``differentiable=False``: what ``torch.optim`` runs for CPU tensors; AdamW
+there is Adam with ``decoupled_weight_decay=True``). NAdam's ``maximize`` needs a PyTorch newer than 2.2.
 Every hyperparameter keeps torch's name and default.
 
 Conventions:
@@ -339,4 +340,262 @@ def rmsprop(
                 p[k] = p[k] - lr_t * buf[k]
             else:
                 p[k] = p[k] - lr_t * g / avg
+    return p
+
+
+def adagrad(
+    params: Mapping[str, np.ndarray],
+    grads: Sequence[Mapping[str, np.ndarray]],
+    lr: LR = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+    maximize: bool = False,
+) -> Params:
+    """``torch.optim.Adagrad``: steps divided by the root of the summed squared gradients, eps outside the root.
+
+    For t = 1, 2, ...::
+
+        g = -grad if maximize else grad;  g += weight_decay * p
+        clr = lr_t / (1 + (t - 1) * lr_decay)
+        s += g**2                                   # s starts at initial_accumulator_value
+        p -= clr * g / (sqrt(s) + eps)
+
+    Args:
+        params: Initial parameters (float64 leaves).
+        grads: One gradient dict per step.
+        lr: A float, or a callable of the 0-based step index (step t uses ``lr(t - 1)``).
+        lr_decay: Divides the step's lr by ``1 + (t - 1) * lr_decay``.
+        weight_decay: L2 coefficient added to the gradient.
+        initial_accumulator_value: The starting value of the sum of squares.
+        eps: Added to the root of the sum.
+        maximize: Ascend instead of descend.
+
+    Returns:
+        The parameters after ``len(grads)`` steps (float64).
+    """
+    p = _copy(params)
+    s = {k: np.full_like(v, initial_accumulator_value) for k, v in p.items()}
+    for t, grads_t in enumerate(grads, start=1):
+        clr = _lr_at(lr, t) / (1.0 + (t - 1) * lr_decay)
+        for k in p:
+            g = _grad(grads_t, k, maximize)
+            if weight_decay != 0:
+                g = g + weight_decay * p[k]
+            s[k] = s[k] + g * g
+            p[k] = p[k] - clr * g / (np.sqrt(s[k]) + eps)
+    return p
+
+
+def adadelta(
+    params: Mapping[str, np.ndarray],
+    grads: Sequence[Mapping[str, np.ndarray]],
+    lr: LR = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> Params:
+    """``torch.optim.Adadelta``: steps sized by the RMS of past steps over the RMS of past gradients.
+
+    For t = 1, 2, ...::
+
+        g = -grad if maximize else grad;  g += weight_decay * p
+        v = rho * v + (1 - rho) * g**2                       # square_avg, starts at 0
+        delta = sqrt(u + eps) / sqrt(v + eps) * g            # u: acc_delta, starts at 0
+        u = rho * u + (1 - rho) * delta**2
+        p -= lr_t * delta
+
+    Args:
+        params: Initial parameters (float64 leaves).
+        grads: One gradient dict per step.
+        lr: A float, or a callable of the 0-based step index (step t uses ``lr(t - 1)``).
+        rho: Decay of both running averages.
+        eps: Added inside both roots.
+        weight_decay: L2 coefficient added to the gradient.
+        maximize: Ascend instead of descend.
+
+    Returns:
+        The parameters after ``len(grads)`` steps (float64).
+    """
+    p = _copy(params)
+    v, u = _zeros(p), _zeros(p)
+    for t, grads_t in enumerate(grads, start=1):
+        lr_t = _lr_at(lr, t)
+        for k in p:
+            g = _grad(grads_t, k, maximize)
+            if weight_decay != 0:
+                g = g + weight_decay * p[k]
+            v[k] = rho * v[k] + (1.0 - rho) * g * g
+            delta = np.sqrt(u[k] + eps) / np.sqrt(v[k] + eps) * g
+            u[k] = rho * u[k] + (1.0 - rho) * delta * delta
+            p[k] = p[k] - lr_t * delta
+    return p
+
+
+def rprop(
+    params: Mapping[str, np.ndarray],
+    grads: Sequence[Mapping[str, np.ndarray]],
+    lr: float = 1e-2,
+    etas: tuple[float, float] = (0.5, 1.2),
+    step_sizes: tuple[float, float] = (1e-6, 50.0),
+    maximize: bool = False,
+) -> Params:
+    """``torch.optim.Rprop``: sign steps of per-coordinate sizes, grown while the sign holds, shrunk on a flip.
+
+    For t = 1, 2, ...::
+
+        g = -grad if maximize else grad
+        s = sign(g * prev)                                   # prev starts at 0
+        factor = etaplus where s > 0, etaminus where s < 0, 1 where s = 0
+        size = clip(size * factor, step_size_min, step_size_max)     # size starts at lr
+        g = 0 where s < 0                                    # no step right after a flip
+        p -= sign(g) * size;   prev = g
+
+    The size is clipped on every step, the first included, so an ``lr`` outside ``step_sizes`` is clipped at once.
+    ``lr`` is the initial step size, not a rate: torch's ``LambdaLR`` does not scale Rprop's steps after the
+    first, so this reference takes a float only.
+
+    Args:
+        params: Initial parameters (float64 leaves).
+        grads: One gradient dict per step.
+        lr: The initial step size.
+        etas: ``(etaminus, etaplus)``, the factors on a sign flip and on a kept sign.
+        step_sizes: ``(step_size_min, step_size_max)``.
+        maximize: Ascend instead of descend.
+
+    Returns:
+        The parameters after ``len(grads)`` steps (float64).
+    """
+    etaminus, etaplus = etas
+    size_min, size_max = step_sizes
+    p = _copy(params)
+    prev = _zeros(p)
+    size = {k: np.full_like(v, float(lr)) for k, v in p.items()}
+    for grads_t in grads:
+        for k in p:
+            g = _grad(grads_t, k, maximize)
+            s = np.sign(g * prev[k])
+            factor = np.where(s > 0, etaplus, np.where(s < 0, etaminus, 1.0))
+            size[k] = np.clip(size[k] * factor, size_min, size_max)
+            g = np.where(s < 0, 0.0, g)
+            p[k] = p[k] - np.sign(g) * size[k]
+            prev[k] = g
+    return p
+
+
+def adamax(
+    params: Mapping[str, np.ndarray],
+    grads: Sequence[Mapping[str, np.ndarray]],
+    lr: LR = 2e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> Params:
+    """``torch.optim.Adamax``: Adam with the exponentially weighted infinity norm in place of the RMS.
+
+    For t = 1, 2, ...::
+
+        g = -grad if maximize else grad;  g += weight_decay * p
+        m = b1 * m + (1 - b1) * g;        u = max(b2 * u, |g| + eps)       # both start at 0
+        p -= lr_t / (1 - b1**t) * m / u
+
+    Args:
+        params: Initial parameters (float64 leaves).
+        grads: One gradient dict per step.
+        lr: A float, or a callable of the 0-based step index (step t uses ``lr(t - 1)``).
+        betas: ``(b1, b2)``.
+        eps: Added to ``|g|`` inside the maximum.
+        weight_decay: L2 coefficient added to the gradient.
+        maximize: Ascend instead of descend.
+
+    Returns:
+        The parameters after ``len(grads)`` steps (float64).
+    """
+    beta1, beta2 = betas
+    p = _copy(params)
+    m, u = _zeros(p), _zeros(p)
+    for t, grads_t in enumerate(grads, start=1):
+        lr_t = _lr_at(lr, t)
+        bias_correction1 = 1.0 - beta1**t
+        for k in p:
+            g = _grad(grads_t, k, maximize)
+            if weight_decay != 0:
+                g = g + weight_decay * p[k]
+            m[k] = beta1 * m[k] + (1.0 - beta1) * g
+            u[k] = np.maximum(beta2 * u[k], np.abs(g) + eps)
+            p[k] = p[k] - (lr_t / bias_correction1) * m[k] / u[k]
+    return p
+
+
+def radam_rho(t: int, beta2: float = 0.999) -> float:
+    """RAdam's length of the approximated SMA at step ``t``: ``rho_inf - 2 t b2**t / (1 - b2**t)``."""
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    return rho_inf - 2.0 * t * beta2**t / (1.0 - beta2**t)
+
+
+def radam(
+    params: Mapping[str, np.ndarray],
+    grads: Sequence[Mapping[str, np.ndarray]],
+    lr: LR = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> Params:
+    """``torch.optim.RAdam``: Adam with its adaptive step rectified, plain momentum while ``rho_t <= 5``.
+
+    For t = 1, 2, ...::
+
+        g = -grad if maximize else grad
+        if decoupled_weight_decay: p *= 1 - lr_t * weight_decay   else: g += weight_decay * p
+        m = b1 * m + (1 - b1) * g;    v = b2 * v + (1 - b2) * g**2
+        m_hat = m / (1 - b1**t)
+        rho_inf = 2 / (1 - b2) - 1;   rho_t = rho_inf - 2 t b2**t / (1 - b2**t)
+        if rho_t > 5:
+            r_t = sqrt((rho_t - 4) (rho_t - 2) rho_inf / ((rho_inf - 4) (rho_inf - 2) rho_t))
+            p -= lr_t * m_hat * r_t * sqrt(1 - b2**t) / (sqrt(v) + eps)   # eps on the raw root
+        else:
+            p -= lr_t * m_hat
+
+    Args:
+        params: Initial parameters (float64 leaves).
+        grads: One gradient dict per step.
+        lr: A float, or a callable of the 0-based step index (step t uses ``lr(t - 1)``).
+        betas: ``(b1, b2)``.
+        eps: Added to the root of the uncorrected second moment, before its bias correction.
+        weight_decay: L2 coefficient, or the decoupled decay coefficient if ``decoupled_weight_decay``.
+        decoupled_weight_decay: Decay the parameters (RAdamW) instead of adding L2 to the gradient.
+        maximize: Ascend instead of descend.
+
+    Returns:
+        The parameters after ``len(grads)`` steps (float64).
+    """
+    beta1, beta2 = betas
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    p = _copy(params)
+    m, v = _zeros(p), _zeros(p)
+    for t, grads_t in enumerate(grads, start=1):
+        lr_t = _lr_at(lr, t)
+        bias_correction1 = 1.0 - beta1**t
+        bias_correction2 = 1.0 - beta2**t
+        rho_t = radam_rho(t, beta2)
+        for k in p:
+            g = _grad(grads_t, k, maximize)
+            if weight_decay != 0:
+                if decoupled_weight_decay:
+                    p[k] = p[k] * (1.0 - lr_t * weight_decay)
+                else:
+                    g = g + weight_decay * p[k]
+            m[k] = beta1 * m[k] + (1.0 - beta1) * g
+            v[k] = beta2 * v[k] + (1.0 - beta2) * g * g
+            m_hat = m[k] / bias_correction1
+            if rho_t > 5.0:
+                rect = np.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                p[k] = p[k] - lr_t * m_hat * rect * np.sqrt(bias_correction2) / (np.sqrt(v[k]) + eps)
+            else:
+                p[k] = p[k] - lr_t * m_hat
     return p

@@ -49,6 +49,10 @@ COINCIDE = {
         dict(lr=1e-3, centered=True, momentum=0.9),
         reference.rmsprop,
     ),
+    "adadelta": (lambda: optax.adadelta(1.0), dict(), reference.adadelta),
+    "adamax": (lambda: optax.adamax(2e-3), dict(), reference.adamax),
+    # with eps = 0 torch's placement of eps is Optax's, and rho_t never equals the threshold 5
+    "radam_eps0": (lambda: optax.radam(1e-3, eps=0.0), dict(eps=0.0), reference.radam),
 }
 
 
@@ -82,6 +86,31 @@ def test_maximize_is_descent_on_the_negated_gradient(fn):
     up = fn(params, grads, maximize=True, **kwargs)
     down = fn(params, negated, **kwargs)
     assert all(np.array_equal(up[k], down[k]) for k in up)
+
+
+def test_adagrad_lr_decay_divides_the_later_steps():
+    params, grads = cases.make_problem(steps=2)
+    out = reference.adagrad(params, grads, lr=0.1, lr_decay=0.5)
+    g1, g2 = grads[0]["b"], grads[1]["b"]
+    s1, s2 = g1**2, g1**2 + g2**2
+    expected = params["b"] - 0.1 * g1 / (np.sqrt(s1) + 1e-10) - 0.1 / 1.5 * g2 / (np.sqrt(s2) + 1e-10)
+    np.testing.assert_allclose(out["b"], expected, rtol=1e-14)
+
+
+def test_rprop_clips_the_initial_step_size_and_skips_the_step_after_a_flip():
+    params = {"w": np.zeros(1)}
+    grads = [{"w": np.array([1.0])}, {"w": np.array([2.0])}, {"w": np.array([-1.0])}, {"w": np.array([-1.0])}]
+    out = [reference.rprop(params, grads[:n], lr=1.0, step_sizes=(1e-6, 0.1))["w"][0] for n in range(1, 5)]
+    # 0.1 at once (lr clipped), kept at the bound, no step on the flip (size 0.05), then +0.05 (size kept)
+    np.testing.assert_allclose(out, [-0.1, -0.2, -0.2, -0.15], rtol=1e-15)
+
+
+def test_radam_is_plain_momentum_until_rho_t_exceeds_5():
+    assert reference.radam_rho(5) < 5.0 < reference.radam_rho(6)
+    params, grads = cases.make_problem(steps=5)
+    out = reference.radam(params, grads, lr=0.1, betas=(0.0, 0.999))  # b1 = 0: the step is -lr * g
+    expected = params["w"] - 0.1 * sum(g["w"] for g in grads)
+    np.testing.assert_allclose(out["w"], expected, rtol=1e-14)
 
 
 def test_every_case_runs_to_finite_float64_params():
