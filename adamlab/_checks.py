@@ -72,6 +72,14 @@ def check_nonnegative(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be >= 0 and finite (in float32), got {value!r}")
 
 
+def check_rate(name: str, value: Any) -> None:
+    """A rate that may follow a schedule (a learning rate, a weight decay): a number or scalar array ``>= 0``, or a
+    function of the step alone."""
+    check_schedule(name, value)
+    if not callable(value):
+        check_nonnegative(name, value)
+
+
 def known_positive(value: Any) -> bool:
     """True when `value` is known before tracing and > 0 in float32: a decision the optimizer makes once, in Python.
 

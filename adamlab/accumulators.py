@@ -126,7 +126,7 @@ def adagrad(
     *,
     eps_in_sqrt: bool = True,
     lr_decay: float = 0.0,
-    weight_decay: float | None = None,
+    weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
 ) -> GradientTransformation:
     """Adagrad (Duchi et al., JMLR 2011): SGD with each coordinate's step divided by the root of its summed
@@ -182,11 +182,9 @@ def adagrad(
       [-0.05 -0.05]
     """
     _checks.check_nonnegative("lr_decay", lr_decay)
-    _checks.check_schedule("learning_rate", learning_rate)
-    if not callable(learning_rate):
-        _checks.check_nonnegative("learning_rate", learning_rate)
+    _checks.check_rate("learning_rate", learning_rate)
     if weight_decay is not None:
-        _checks.check_nonnegative("weight_decay", weight_decay)
+        _checks.check_rate("weight_decay", weight_decay)
     lr = learning_rate
     if not _checks.known_zero(lr_decay):
         lr = _torch_lr_decay(learning_rate, lr_decay)
@@ -279,7 +277,7 @@ def adadelta(
     learning_rate: ScalarOrSchedule | None = None,
     rho: float = 0.9,
     eps: float = 1e-6,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
     weight_decay_mask: Mask | None = None,
     *,
     maximize: bool = False,
@@ -308,8 +306,8 @@ def adadelta(
         for 1.0. Optax: ``learning_rate``; PyTorch: ``lr`` (default 1.0).
       rho: The decay of both averages, in ``[0, 1]``. Default 0.9. Optax and PyTorch: ``rho``.
       eps: ``> 0``, inside both roots. Default 1e-6. Optax and PyTorch: ``eps``.
-      weight_decay: Coupled (L2) decay, a number ``>= 0``. Default 0.0: none. Optax and PyTorch:
-        ``weight_decay`` (Optax also takes a schedule; adamlab a number).
+      weight_decay: Coupled (L2) decay, a number ``>= 0`` or a schedule ``count -> wd``. Default 0.0: none.
+        Optax and PyTorch: ``weight_decay``.
       weight_decay_mask: Where to decay (True = decay): a bool tree like the params, a prefix of one, or a
         callable ``params -> such a tree``. Default None: every float leaf. Optax: ``weight_decay_mask``.
       maximize: Keyword-only. Ascend: the gradient is negated first. Default False. PyTorch: ``maximize``.

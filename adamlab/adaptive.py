@@ -145,7 +145,7 @@ def adamax(
     eps: float = 1e-8,
     *,
     state_dtype=None,
-    weight_decay: float | None = None,
+    weight_decay: ScalarOrSchedule | None = None,
     mask: Mask | None = None,
     maximize: bool = False,
 ) -> GradientTransformation:
@@ -216,7 +216,7 @@ def adamaxw(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
-    weight_decay: float = 1e-4,
+    weight_decay: ScalarOrSchedule = 1e-4,
     mask: Mask | None = None,
     *,
     state_dtype=None,
@@ -573,7 +573,7 @@ def radam(
     nesterov: bool = False,
     state_dtype=None,
     eps_before_bias_correction: bool = False,
-    weight_decay: float | None = None,
+    weight_decay: ScalarOrSchedule | None = None,
     decoupled_weight_decay: bool = False,
     mask: Mask | None = None,
     maximize: bool = False,
@@ -963,7 +963,7 @@ def adan(
     b3: float = 0.99,
     eps: float = 1e-8,
     eps_root: float = 1e-8,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
     mask: Mask | None = None,
     *,
     state_dtype=None,
@@ -1270,7 +1270,7 @@ def simplified_ademamix(
     alpha: ScalarOrSchedule = 0.0,
     eps: float = 1e-8,
     eps_root: float = 0.0,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
     mask: Mask | None = None,
     *,
     state_dtype=None,
@@ -1327,9 +1327,7 @@ def simplified_ademamix(
     """
     _checks.check_decay("b1", b1)
     _checks.check_decay("b2", b2)
-    _checks.check_schedule("alpha", alpha)
-    if not callable(alpha):
-        _checks.check_nonnegative("alpha", alpha)
+    _checks.check_rate("alpha", alpha)
     _checks.check_nonnegative("eps", eps)
     _checks.check_nonnegative("eps_root", eps_root)
 

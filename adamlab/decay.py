@@ -21,7 +21,8 @@ import numpy as np
 
 from adamlab import _checks
 from adamlab.base import EmptyState, GradientTransformation, stage
-from adamlab.tree import has_gradient, upcast
+from adamlab.scaling import ScalarOrSchedule, ScheduleState
+from adamlab.tree import has_gradient, increment, per_precision, scalar, upcast
 
 Mask = Any  # a bool pytree, a prefix of one, or a callable params -> such a tree
 
@@ -85,38 +86,45 @@ def resolve_mask(mask: Mask, params: Any) -> Any:
 
 
 def _weight_decay(name: str, role: str, weight_decay, mask: Mask) -> GradientTransformation:
-    _checks.check_nonnegative("weight_decay", weight_decay)
+    _checks.check_rate("weight_decay", weight_decay)
+    scheduled = callable(weight_decay)  # decided here: a constant rate keeps an empty state and no count
 
     def init(params):
         if mask is not None:
             resolve_mask(mask, params)  # fail at init, not in the middle of training
-        return EmptyState()
+        return ScheduleState(jnp.zeros((), jnp.int32)) if scheduled else EmptyState()
 
     def update(updates, state, params=None, **extra):
         del extra
+        next_state = ScheduleState(increment(state.count)) if scheduled else state
         if updates is None:  # no updates (None is JAX's empty tree): nothing to decay, as in Optax
-            return None, state
+            return None, next_state
         if params is None:
             if not jax.tree.leaves(updates):  # an empty tree: None is its params too, and nothing decays
-                return updates, state
+                return updates, next_state
             raise ValueError(f"{name} needs the params: call update(updates, state, params)")
         _checks.check_same_tree(updates, params, f"{name}: updates", "params", strict=True)
         masks = jax.tree.map(lambda _: True, params) if mask is None else resolve_mask(mask, params)
+        if scheduled:
+            value = jnp.asarray(weight_decay(state.count))
+            rate = per_precision(lambda: scalar(value))
+        else:
+            rate = lambda _: weight_decay  # noqa: E731
 
         def decay(u, p, m):
             if m is False or (isinstance(m, np.bool_) and not m):
                 return u
             u, p = upcast(u, p)
-            decayed = u + weight_decay * p
+            decayed = u + rate(u) * p
             return decayed if m is True or isinstance(m, np.bool_) else jnp.where(m, decayed, u)
 
         out = jax.tree.map(lambda u, p, m: decay(u, p, m) if has_gradient(u) else u, updates, params, masks)
-        return out, state
+        return out, next_state
 
     return stage(name, init, update, role=role)
 
 
-def add_decoupled_weight_decay(weight_decay: float, mask: Mask | None = None) -> GradientTransformation:
+def add_decoupled_weight_decay(weight_decay: ScalarOrSchedule, mask: Mask | None = None) -> GradientTransformation:
     """Decoupled decay: ``u + weight_decay * p``, placed after the adaptive scaling (AdamW).
 
     Followed by ``scale_by_learning_rate(lr)`` it gives ``p <- p - lr * (u + wd * p)``:
@@ -130,14 +138,15 @@ def add_decoupled_weight_decay(weight_decay: float, mask: Mask | None = None) ->
     Its role is ``"direction"``: in a :func:`adamlab.chain` it must stand after the first moment stage
     (``scale_by_ema``, ``scale_by_rms``, ...), and the chain raises when it does not. The decay is
     computed in float32 (or wider) and the chain casts the result back to the updates' dtype.
-    Optax: :func:`optax.add_decayed_weights` (which also accepts a schedule); PyTorch: the
+    Optax: :func:`optax.add_decayed_weights`; PyTorch: the
     ``weight_decay`` of ``torch.optim.AdamW``, whose step is ``p <- p - lr * wd * p`` besides the Adam
     step.
 
     Args:
-        weight_decay: The decay rate ``wd``, a number or scalar array ``>= 0`` (not a schedule; to
-            schedule it, schedule the learning rate that multiplies it, as
-            ``adamw(..., schedule=...)`` does); 0 gives no decay. Optax:
+        weight_decay: The decay rate ``wd``: a number or scalar array ``>= 0``, or a schedule
+            ``count -> wd`` evaluated at the number of steps already taken (the state then counts them in
+            a :class:`adamlab.ScheduleState`, as Optax's ``WeightDecaySchedule``). To scale the decay with
+            the learning rate's schedule instead, see ``adamw(..., schedule=...)``. 0 gives no decay. Optax:
             ``weight_decay`` of :func:`optax.add_decayed_weights`; PyTorch: ``weight_decay`` of
             ``torch.optim.AdamW``.
         mask: Where to decay (True = decay): a bool tree like the params, a prefix of one, a callable
@@ -147,14 +156,14 @@ def add_decoupled_weight_decay(weight_decay: float, mask: Mask | None = None) ->
             param group with ``weight_decay=0``.
 
     Returns:
-        A stateless `GradientTransformation` (state :class:`adamlab.EmptyState`) whose ``update`` needs
-        the params: ``update(updates, state, params)``.
+        A `GradientTransformation` (state :class:`adamlab.EmptyState`, or :class:`adamlab.ScheduleState`
+        for a scheduled rate) whose ``update`` needs the params: ``update(updates, state, params)``.
 
     Raises:
         ValueError: If `weight_decay` is negative, NaN or infinite; in ``init``/``update``, if the
             mask does not fit the params (see :func:`adamlab.resolve_mask`); in ``update``, if the params
             are missing (None for non-empty updates) or their tree or shapes differ from the updates'.
-        TypeError: If `weight_decay` is not a number or scalar array (a schedule, say); in
+        TypeError: If `weight_decay` is neither a number, a scalar array nor a function of the step; in
             ``init``/``update``, if a mask leaf is not a bool.
 
     References:
@@ -172,7 +181,7 @@ def add_decoupled_weight_decay(weight_decay: float, mask: Mask | None = None) ->
     return _weight_decay("add_decoupled_weight_decay", "direction", weight_decay, mask)
 
 
-def add_coupled_weight_decay(weight_decay: float, mask: Mask | None = None) -> GradientTransformation:
+def add_coupled_weight_decay(weight_decay: ScalarOrSchedule, mask: Mask | None = None) -> GradientTransformation:
     """Coupled (L2) decay: ``g + weight_decay * p``, placed before the moments (Adam with L2).
 
     Equivalent to adding ``wd/2 * |p|**2`` to the loss; inside Adam the decay
@@ -191,8 +200,8 @@ def add_coupled_weight_decay(weight_decay: float, mask: Mask | None = None) -> G
     ``torch.optim.Adam`` and ``torch.optim.SGD``.
 
     Args:
-        weight_decay: The L2 coefficient ``wd``, a number or scalar array ``>= 0`` (not a schedule);
-            0 gives no decay. Optax: ``weight_decay`` of
+        weight_decay: The L2 coefficient ``wd``: a number or scalar array ``>= 0``, or a schedule
+            ``count -> wd`` evaluated at the number of steps already taken; 0 gives no decay. Optax: ``weight_decay`` of
             :func:`optax.add_decayed_weights`; PyTorch: ``weight_decay`` of ``torch.optim.Adam``/``SGD``.
         mask: Where to decay (True = decay): a bool tree like the params, a prefix of one, a callable
             ``params -> such a tree`` (for example :func:`adamlab.weight_decay_mask`), or bool arrays
@@ -200,14 +209,14 @@ def add_coupled_weight_decay(weight_decay: float, mask: Mask | None = None) -> G
             None: every float leaf. Optax: ``mask``.
 
     Returns:
-        A stateless `GradientTransformation` (state :class:`adamlab.EmptyState`) whose ``update`` needs
-        the params: ``update(updates, state, params)``.
+        A `GradientTransformation` (state :class:`adamlab.EmptyState`, or :class:`adamlab.ScheduleState`
+        for a scheduled rate) whose ``update`` needs the params: ``update(updates, state, params)``.
 
     Raises:
         ValueError: If `weight_decay` is negative, NaN or infinite; in ``init``/``update``, if the
             mask does not fit the params (see :func:`adamlab.resolve_mask`); in ``update``, if the params
             are missing (None for non-empty updates) or their tree or shapes differ from the updates'.
-        TypeError: If `weight_decay` is not a number or scalar array (a schedule, say); in
+        TypeError: If `weight_decay` is neither a number, a scalar array nor a function of the step; in
             ``init``/``update``, if a mask leaf is not a bool.
 
     Example:

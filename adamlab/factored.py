@@ -24,11 +24,12 @@ import numpy as np
 
 from adamlab import _checks
 from adamlab.base import GradientTransformation, chain, identity, init_empty, stage
-from adamlab.decay import Mask, add_decoupled_weight_decay, resolve_mask
+from adamlab.clipping import clip_by_block_rms
+from adamlab.decay import Mask, add_decoupled_weight_decay
 from adamlab.moments import scale_by_ema
 from adamlab.numerics import stochastic_round
 from adamlab.quantize import INT8
-from adamlab.scaling import ScalarOrSchedule, ScheduleState, scale, scale_by_learning_rate
+from adamlab.scaling import ScalarOrSchedule, scale, scale_by_learning_rate
 from adamlab.stage_builder import rounds_stochastically
 from adamlab.tree import (
     abs_sq,
@@ -375,58 +376,6 @@ def scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation:
     return stage(name, init_empty, update)
 
 
-def _clip_by_block_rms(threshold) -> GradientTransformation:
-    """``u / max(1, RMS(u) / threshold)`` per leaf: Optax's ``clip_by_block_rms`` (the lead merges it with
-    ``adamlab.clipping``'s)."""
-    _checks.check_positive("clipping_threshold", threshold)
-
-    def update(updates, state, params=None, **extra):
-        del params, extra
-
-        def one(u):
-            u = upcast(u)[0]
-            return u / jnp.maximum(1.0, jnp.sqrt(jnp.mean(abs_sq(u))) / threshold)
-
-        return leafwise(one, updates), state
-
-    return stage("clip_by_block_rms", init_empty, update)
-
-
-def _add_scheduled_weight_decay(schedule, mask: Mask | None) -> GradientTransformation:
-    """``u + schedule(count) * p`` (count = steps already taken), as Optax's ``add_decayed_weights`` with a
-    schedule; a constant goes to :func:`adamlab.add_decoupled_weight_decay`."""
-    _checks.check_schedule("weight_decay_rate", schedule)
-    name = "add_decayed_weights"
-
-    def init(params):
-        if mask is not None:
-            resolve_mask(mask, params)
-        return ScheduleState(jnp.zeros((), jnp.int32))
-
-    def update(updates, state, params=None, **extra):
-        del extra
-        if params is None:
-            if not jax.tree.leaves(updates):
-                return updates, ScheduleState(increment(state.count))
-            raise ValueError(f"{name} needs the params: call update(updates, state, params)")
-        _checks.check_same_tree(updates, params, f"{name}: updates", "params", strict=True)
-        masks = jax.tree.map(lambda _: True, params) if mask is None else resolve_mask(mask, params)
-        value = jnp.asarray(schedule(state.count))
-        rate = per_precision(lambda: scalar(value))
-
-        def one(u, p, m):
-            if m is False or (isinstance(m, np.bool_) and not m):
-                return u
-            u, p = upcast(u, p)
-            decayed = u + rate(u) * p
-            return decayed if m is True or isinstance(m, np.bool_) else jnp.where(m, decayed, u)
-
-        out = jax.tree.map(lambda u, p, m: one(u, p, m) if has_gradient(u) else u, updates, params, masks)
-        return out, ScheduleState(increment(state.count))
-
-    return stage(name, init, update, role="direction")
-
-
 def adafactor(
     learning_rate: ScalarOrSchedule | None = None,
     min_dim_size_to_factor: int = 128,
@@ -530,18 +479,18 @@ def adafactor(
         raise TypeError(f"multiply_by_parameter_scale must be a bool, got {type(multiply_by_parameter_scale).__name__}")
     if momentum is not None:
         _checks.check_decay("momentum", momentum)
-    if weight_decay_rate is None:
-        decay = identity()
-    elif callable(weight_decay_rate):
-        decay = _add_scheduled_weight_decay(weight_decay_rate, weight_decay_mask)
-    else:
-        _checks.check_nonnegative("weight_decay_rate", weight_decay_rate)
-        decay = add_decoupled_weight_decay(weight_decay_rate, weight_decay_mask)  # pyright: ignore[reportArgumentType]
+    if weight_decay_rate is not None:
+        _checks.check_rate("weight_decay_rate", weight_decay_rate)
+    if clipping_threshold is not None:
+        _checks.check_positive("clipping_threshold", clipping_threshold)
+    decay = (
+        identity() if weight_decay_rate is None else add_decoupled_weight_decay(weight_decay_rate, weight_decay_mask)
+    )
     return chain(
         scale_by_factored_rms(
             factored, decay_rate, decay_offset, min_dim_size_to_factor, eps, state_dtype=state_dtype, rounding=rounding
         ),
-        identity() if clipping_threshold is None else _clip_by_block_rms(clipping_threshold),
+        identity() if clipping_threshold is None else clip_by_block_rms(clipping_threshold),
         identity() if learning_rate is None else scale_by_learning_rate(learning_rate, flip_sign=False),
         scale_by_param_block_rms() if multiply_by_parameter_scale else identity(),
         identity() if momentum is None else scale_by_ema(momentum, state_dtype=dtype_momentum),

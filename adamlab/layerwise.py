@@ -304,7 +304,7 @@ def scale_by_novograd(
     b2: float = 0.25,
     eps: float = 1e-8,
     eps_root: float = 0.0,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
     mu_dtype=None,
 ) -> GradientTransformation:
     """NovoGrad's direction: momentum over the per-tensor-normalized gradient plus the decay.
@@ -359,7 +359,6 @@ def scale_by_novograd(
     """
     _checks.check_decay("b1", b1)
     _checks.check_decay("b2", b2)
-    _checks.check_nonnegative("weight_decay", weight_decay)
     return chain(
         scale_by_tensor_rms(b2, eps, eps_root),
         _optional_decay(add_decoupled_weight_decay, weight_decay, None),
@@ -374,7 +373,7 @@ def novograd(
     b2: float = 0.25,
     eps: float = 1e-6,
     eps_root: float = 0.0,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
 ) -> GradientTransformation:
     """NovoGrad (Ginsburg et al., 2019): momentum over gradients normalized by a per-tensor second moment.
 
@@ -395,7 +394,8 @@ def novograd(
         b2: The decay of the per-tensor second moment, in ``[0, 1)``; default 0.25. Optax: ``b2``.
         eps: Added to the root, outside it, ``>= 0``; default 1e-6. Optax: ``eps``.
         eps_root: Added under the root, ``>= 0``; default 0. Optax: ``eps_root``.
-        weight_decay: The decay ``>= 0`` inside the momentum, a number; default 0. Optax: ``weight_decay``.
+        weight_decay: The decay ``>= 0`` inside the momentum, a number or a schedule ``count -> wd`` (Optax's
+            novograd fails on a schedule); default 0. Optax: ``weight_decay``.
 
     Returns:
         An adamlab chain: the state of :func:`adamlab.layerwise.scale_by_novograd`, then the learning rate's
@@ -433,7 +433,7 @@ def lamb(
     b2: float = 0.999,
     eps: float = 1e-6,
     eps_root: float = 0.0,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
     mask: Mask | None = None,
 ) -> GradientTransformation:
     """LAMB (You et al., 2020): AdamW's direction, rescaled per tensor by its trust ratio.
@@ -456,8 +456,8 @@ def lamb(
         b2: Decay of the second moment, in ``[0, 1)``; default 0.999. Optax: ``b2``.
         eps: Added to ``sqrt(v_hat)`` outside the root, ``>= 0``; default 1e-6. Optax: ``eps``.
         eps_root: Added to ``v_hat`` under the root, ``>= 0``; default 0. Optax: ``eps_root``.
-        weight_decay: The decoupled decay ``>= 0`` added before the trust ratio, a number; default 0.
-            Optax: ``weight_decay`` (which also takes a schedule).
+        weight_decay: The decoupled decay ``>= 0`` added before the trust ratio, a number or a schedule
+            ``count -> wd``; default 0. Optax: ``weight_decay``.
         mask: Where the decay applies: a bool tree like the params, a prefix of one, or a callable
             ``params -> such a tree`` (see :func:`adamlab.resolve_mask`). Default None: every float leaf.
             The trust ratio applies to every leaf either way. Optax: ``mask``.
@@ -498,7 +498,7 @@ def lamb(
 
 def lars(
     learning_rate: ScalarOrSchedule,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
     weight_decay_mask: Mask = True,
     trust_coefficient: float = 0.001,
     eps: float = 0.0,
@@ -526,8 +526,8 @@ def lars(
     Args:
         learning_rate: The step size ``lr``: a number ``>= 0``, or a schedule ``step -> lr``. No default.
             Optax: ``learning_rate``.
-        weight_decay: The coupled (L2) decay ``>= 0`` added to the gradient, a number; default 0. Optax:
-            ``weight_decay`` (which also takes a schedule).
+        weight_decay: The coupled (L2) decay ``>= 0`` added to the gradient, a number or a schedule
+            ``count -> wd``; default 0. Optax: ``weight_decay``.
         weight_decay_mask: Where the decay applies: True (default, every leaf), a bool tree like the params,
             a prefix of one, or a callable ``params -> such a tree`` (see :func:`adamlab.resolve_mask`).
             Optax: ``weight_decay_mask``.
@@ -572,7 +572,6 @@ def lars(
     if not isinstance(nesterov, bool):
         raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
     decay_mask = None if weight_decay_mask is True else weight_decay_mask
-    _checks.check_nonnegative("weight_decay", weight_decay)
     trust = scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps)
     if trust_ratio_mask is False:
         trust = identity()

@@ -350,7 +350,7 @@ def adam(
     mu_dtype=None,
     *,
     nesterov: bool = False,
-    weight_decay: float | None = None,
+    weight_decay: ScalarOrSchedule | None = None,
     mask: Mask | None = None,
     nu_dtype=None,
     state_dtype=None,
@@ -407,8 +407,8 @@ def adam(
             `state_dtype` for ``m``. Default None: `state_dtype`'s choice. Optax: ``mu_dtype``.
         nesterov: NAdam's look-ahead in the bias-corrected first moment (formula above);
             :func:`adamlab.nadam` is ``adam(..., nesterov=True)``. Default False. Optax: ``nesterov``.
-        weight_decay: Coefficient ``wd >= 0`` of the coupled (L2) decay, a number (not a schedule): the
-            gradient becomes ``g + wd * p`` before the moments, so the decay is divided by
+        weight_decay: Coefficient ``wd >= 0`` of the coupled (L2) decay, a number or a schedule
+            ``count -> wd``: the gradient becomes ``g + wd * p`` before the moments, so the decay is divided by
             ``sqrt(v_hat) + eps`` like the rest of the gradient. Default None: no decay stage. PyTorch:
             ``torch.optim.Adam(weight_decay=...)``; ``optax.adam`` has none (Optax chains
             ``optax.add_decayed_weights`` in front). adamlab's.
@@ -451,8 +451,8 @@ def adam(
             `weight_decay` or `learning_rate` is a negative or non-finite number; if the second moment's
             dtype lacks float32's exponent range (float16); if `momentum_decay` is not > 0, or is finite
             without `nesterov`.
-        TypeError: If a hyperparameter is not a real number or scalar array (`weight_decay` as a schedule
-            included), if `b1` or `b2` arrives as a bfloat16 or float16 array, or if a dtype is neither a
+        TypeError: If a hyperparameter is not a real number or scalar array (`weight_decay` may also be a
+            schedule), if `b1` or `b2` arrives as a bfloat16 or float16 array, or if a dtype is neither a
             float dtype nor ``jnp.int8``.
 
     References:
@@ -494,7 +494,7 @@ def adamw(
     eps: float = 1e-8,
     eps_root: float = 0.0,
     mu_dtype=None,
-    weight_decay: float = 1e-4,
+    weight_decay: ScalarOrSchedule = 1e-4,
     mask: Mask | None = None,
     *,
     nesterov: bool = False,
@@ -550,9 +550,10 @@ def adamw(
             optimizer). Optax: ``eps_root``; no PyTorch equivalent.
         mu_dtype: Storage dtype of the first moment ``m`` (any float dtype, or ``jnp.int8``); overrides
             `state_dtype` for ``m``. Default None: `state_dtype`'s choice. Optax: ``mu_dtype``.
-        weight_decay: Coefficient ``wd >= 0`` of the decoupled decay, a number (Optax also takes a schedule;
-            adamlab does not: use `schedule` for a decay that follows the rate's schedule). Each step removes
-            ``lr * wd * p`` (``eta_t * wd * p`` with `schedule`). Default 1e-4 (Optax's; PyTorch's is 1e-2).
+        weight_decay: Coefficient ``wd >= 0`` of the decoupled decay, a number or a schedule ``count -> wd``
+            (evaluated at the steps already taken, as Optax does; for a decay that follows the rate's schedule
+            use `schedule` instead). Each step removes ``lr * wd * p`` (``eta_t * wd * p`` with `schedule`).
+            Default 1e-4 (Optax's; PyTorch's is 1e-2).
             Optax and PyTorch: ``weight_decay``.
         mask: Where the decay applies: a tree of bools like the params (True decays the leaf; a bool array
             shaped like its param selects elements), a prefix of one (``{"encoder": False, "head": True}``
@@ -600,7 +601,7 @@ def adamw(
             schedule while `schedule` is given; if the second moment's dtype lacks float32's exponent range
             (float16); if `momentum_decay` is not > 0, or is finite without `nesterov`.
         TypeError: If `schedule` is not callable; if a hyperparameter is not a real number or scalar array
-            (`weight_decay` as a schedule included), if `b1` or `b2` arrives as a bfloat16 or float16 array,
+            (`weight_decay` may also be a schedule), if `b1` or `b2` arrives as a bfloat16 or float16 array,
             or if a dtype is neither a float dtype nor ``jnp.int8``.
 
     References:

@@ -486,7 +486,7 @@ def muon(
     ns_steps: int = 5,
     beta: float = 0.95,
     eps: float = 1e-8,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
     weight_decay_mask: Mask | None = None,
     mu_dtype=None,
     *,
@@ -496,7 +496,7 @@ def muon(
     adam_b1: float = 0.9,
     adam_b2: float = 0.999,
     adam_eps_root: float = 0.0,
-    adam_weight_decay: float = 0.0,
+    adam_weight_decay: ScalarOrSchedule = 0.0,
     adam_learning_rate: ScalarOrSchedule | None = None,
     muon_weight_dimension_numbers: WeightDimensionNumbers = None,
     consistent_rms: float | None = None,
@@ -535,8 +535,8 @@ def muon(
             `ns_coeffs`, which then sets the steps). Default 5. Optax: ``ns_steps``; PyTorch: ``ns_steps``.
         beta: The momentum's decay in ``[0, 1)``. Default 0.95. Optax: ``beta``; PyTorch: ``momentum``.
         eps: Added to the norm before the Newton-Schulz steps, and AdamW's `eps`. Default 1e-8. Optax: ``eps``.
-        weight_decay: Decoupled decay of the Muon leaves, ``lr * weight_decay * p`` per step, a number >= 0.
-            Default 0.0. Optax: ``weight_decay`` (which also takes a schedule; adamlab does not).
+        weight_decay: Decoupled decay of the Muon leaves, ``lr * weight_decay * p`` per step, a number >= 0
+            or a schedule ``count -> wd``. Default 0.0. Optax: ``weight_decay``.
         weight_decay_mask: Which Muon leaves decay (see :func:`adamlab.add_decoupled_weight_decay`'s `mask`;
             read over the Muon leaves only). Default None: all. Optax: ``weight_decay_mask``.
         mu_dtype: Storage dtype of both first moments (Muon's and AdamW's). Default None: float32, or the
@@ -599,13 +599,11 @@ def muon(
     _checks.check_decay("adam_b1", adam_b1)
     _checks.check_decay("adam_b2", adam_b2)
     _checks.check_nonnegative("adam_eps_root", adam_eps_root)
-    _checks.check_nonnegative("adam_weight_decay", adam_weight_decay)
+    _checks.check_rate("adam_weight_decay", adam_weight_decay)
     if adam_learning_rate is None:
         adam_learning_rate = learning_rate
     else:
-        _checks.check_schedule("adam_learning_rate", adam_learning_rate)
-        if not callable(adam_learning_rate):
-            _checks.check_nonnegative("adam_learning_rate", adam_learning_rate)
+        _checks.check_rate("adam_learning_rate", adam_learning_rate)
     spec = muon_weight_dimension_numbers
 
     def labels(tree):

@@ -124,9 +124,8 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
         3
     """
     sign = -1.0 if flip_sign else 1.0
-    _checks.check_schedule("learning_rate", learning_rate)
+    _checks.check_rate("learning_rate", learning_rate)
     if not callable(learning_rate):
-        _checks.check_nonnegative("learning_rate", learning_rate)
         return scale(sign * learning_rate)
 
     def init(params):

@@ -164,9 +164,7 @@ def schedule_free(
     """
     if not (callable(getattr(base_optimizer, "init", None)) and callable(getattr(base_optimizer, "update", None))):
         raise TypeError(f"base_optimizer must be a GradientTransformation, got {type(base_optimizer).__name__}")
-    _checks.check_schedule("learning_rate", learning_rate)
-    if not callable(learning_rate):
-        _checks.check_nonnegative("learning_rate", learning_rate)
+    _checks.check_rate("learning_rate", learning_rate)
     _check_b1(b1)
     _checks.check_nonnegative("weight_lr_power", weight_lr_power)
     z_dtype = _check_state_dtype(state_dtype)
@@ -321,7 +319,7 @@ def schedule_free_adamw(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
     weight_lr_power: float = 2.0,
     state_dtype=None,
 ) -> GradientTransformation:
@@ -405,7 +403,7 @@ def schedule_free_sgd(
     learning_rate: float = 1.0,
     warmup_steps: int | None = None,
     b1: float = 0.9,
-    weight_decay: float | None = None,
+    weight_decay: ScalarOrSchedule | None = None,
     weight_lr_power: float = 2.0,
     state_dtype=None,
 ) -> GradientTransformation:

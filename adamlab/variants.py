@@ -157,7 +157,7 @@ def nadam(
     mu_dtype=None,
     *,
     nesterov: bool = True,
-    weight_decay: float | None = None,
+    weight_decay: ScalarOrSchedule | None = None,
     mask: Mask | None = None,
     nu_dtype=None,
     state_dtype=None,
@@ -254,7 +254,7 @@ def nadamw(
     eps: float = 1e-8,
     eps_root: float = 0.0,
     mu_dtype=None,
-    weight_decay: float = 1e-4,
+    weight_decay: ScalarOrSchedule = 1e-4,
     mask: Mask | None = None,
     *,
     nesterov: bool = True,
@@ -354,7 +354,7 @@ def ademamix(
     eps: float = 1e-8,
     eps_root: float = 0.0,
     mu_dtype=None,
-    weight_decay: float = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
     mask: Mask | None = None,
     *,
     nu_dtype=None,
@@ -459,7 +459,7 @@ def lion(
     b1: float = 0.9,
     b2: float = 0.99,
     mu_dtype=None,
-    weight_decay: float = 1e-3,
+    weight_decay: ScalarOrSchedule = 1e-3,
     mask: Mask | None = None,
     *,
     state_dtype=None,
@@ -489,7 +489,7 @@ def lion(
         b2: Decay of the momentum ``m``, in ``[0, 1)``. Default 0.99. Optax: ``b2``; paper: ``beta_2``.
         mu_dtype: Storage dtype of ``m`` (any float dtype, or ``jnp.int8``); overrides `state_dtype`.
             Default None. Optax: ``mu_dtype``.
-        weight_decay: Decoupled decay coefficient ``wd >= 0``, a number (Optax also takes a schedule).
+        weight_decay: Decoupled decay coefficient ``wd >= 0``, a number or a schedule ``count -> wd``.
             Default 1e-3. Optax: ``weight_decay``.
         mask: Where the decay applies: a bool tree like the params, a prefix of one, or a callable ``params ->
             mask`` such as :func:`adamlab.weight_decay_mask`. Default None: every float leaf. Optax: ``mask``.
@@ -505,8 +505,8 @@ def lion(
     Raises:
         ValueError: If `b1` or `b2` is outside ``[0, 1)`` (the messages call them ``output_decay`` and
             ``decay``); if `weight_decay` or `learning_rate` is a negative or non-finite number.
-        TypeError: If a hyperparameter is not a real number or scalar array (`weight_decay` as a schedule
-            included), or a dtype is neither a float dtype nor ``jnp.int8``.
+        TypeError: If a hyperparameter is not a real number or scalar array (`weight_decay` may also be a
+            schedule), or a dtype is neither a float dtype nor ``jnp.int8``.
 
     References:
         Chen, Liang, Huang, Real, Wang, Pham, Dong, Luong, Hsieh, Lu & Le, *Symbolic Discovery of
@@ -545,7 +545,7 @@ def adam_atan2(
     b2: float = 0.999,
     a: float = 1.27,
     b: float = 1.0,
-    weight_decay: float = 1e-4,
+    weight_decay: ScalarOrSchedule = 1e-4,
     mask: Mask | None = None,
     *,
     mu_dtype=None,
@@ -625,7 +625,7 @@ def stable_adamw(
     b1: float = 0.9,
     b2: float = 0.99,
     eps: float = 1e-6,
-    weight_decay: float = 1e-4,
+    weight_decay: ScalarOrSchedule = 1e-4,
     mask: Mask | None = None,
     *,
     mu_dtype=None,

@@ -74,12 +74,13 @@ def rmsprop(params, grads, lr, decay=0.9, eps=1e-8, eps_in_sqrt=True, momentum=N
 
 
 def adam(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8, l2=0.0, decoupled_wd=0.0, mask=None, bias_correction=True):
-    """Adam; `l2` adds l2*p to the gradient (coupled), `decoupled_wd` gives AdamW's p - lr*(adam + wd*p)."""
+    """Adam; `l2` adds l2*p to the gradient (coupled), `decoupled_wd` gives AdamW's p - lr*(adam + wd*p); each of
+    `lr`, `l2` and `decoupled_wd` may be a function of the step (0-based)."""
 
     def step(p, g, st, i, k):
         on = True if mask is None else mask[k]
         if l2 and on:
-            g = g + l2 * p
+            g = g + _lr(l2, i) * p
         m = _set(st, 0, b1 * st[0] + (1 - b1) * g)
         v = _set(st, 1, b2 * st[1] + (1 - b2) * np.abs(g) ** 2)
         t = i + 1
@@ -87,7 +88,7 @@ def adam(params, grads, lr, b1=0.9, b2=0.999, eps=1e-8, l2=0.0, decoupled_wd=0.0
         v_hat = v / (1 - b2**t) if bias_correction else v
         direction = m_hat / (np.sqrt(v_hat) + eps)
         if decoupled_wd and on:
-            direction = direction + decoupled_wd * p
+            direction = direction + _lr(decoupled_wd, i) * p
         return p - _lr(lr, i) * direction
 
     return _run(params, grads, step, 2)
