@@ -329,22 +329,12 @@ def run_adamlab(tx, params, grads) -> dict[str, np.ndarray]:
     import jax
     import jax.numpy as jnp
 
-    import adamlab
+    from adamlab import testing
 
     with jax.enable_x64(True):
         p = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
         stream = {k: jnp.asarray(np.stack([g[k] for g in grads]), jnp.float64) for k in params}
-
-        @jax.jit
-        def go(p, stream):
-            def step(carry, g):
-                p, state = carry
-                updates, state = tx.update(g, state, p)
-                return (adamlab.apply_updates(p, updates), state), None
-
-            return jax.lax.scan(step, (p, tx.init(p)), stream)[0][0]
-
-        out = go(p, stream)
+        out = testing.run(tx, p, stream)
         if not all(v.dtype == jnp.float64 for v in out.values()):
             raise AssertionError(f"params left float64: {[v.dtype for v in out.values()]}")
         return {k: np.asarray(v) for k, v in out.items()}
