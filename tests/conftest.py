@@ -54,6 +54,11 @@ SLOW_MODULES = {
     "tests/test_transforms_family.py",
 }
 SLOW_TESTS = {
+    "tests/test_weight_decay.py::test_scheduled_weight_decay_matches_optax",
+    "tests/torch_compat/test_switches.py::test_maximize_is_descent_on_the_negated_gradient",
+    "tests/torch_compat/test_switches.py::test_every_case_in_float32_stays_within_float32_rounding_of_the_reference",
+    "tests/torch_compat/test_switches.py::test_the_switches_survive_optax_inject_hyperparams",
+    "tests/torch_compat/test_reference.py::test_equals_optax_in_float64_where_the_algorithms_coincide",
     "tests/test_accumulate.py::test_k_micro_steps_equal_one_step_on_the_mean_gradient",
     "tests/test_parity.py::test_matches_optax_without_jit",
     "tests/test_docs.py::test_guide_code_runs",
