@@ -36,9 +36,9 @@ class AccumulateState(NamedTuple):
     Args:
         micro_step: An int32 scalar in ``[0, every_k)``: the number of micro-batch gradients summed into
             `accumulator` since the last real step (0 right after ``init`` and after every k-th call).
-        accumulator: Their sum, a tree like the params in the accumulator dtype (float32 by default,
-            float64 for float64 params), sharded like them; a ``(0,)`` float32 placeholder at each
-            non-float leaf. All zeros after every real step.
+        accumulator: Their sum, a tree like the params (like ``params.fast`` for a lookahead pair) in the
+            accumulator dtype (float32 by default, float64 for float64 params), sharded like them; a ``(0,)``
+            float32 placeholder at each non-float leaf. All zeros after every real step.
         inner_state: The wrapped transformation's state; it changes only on real steps (once per
             ``every_k`` calls).
 
@@ -59,6 +59,20 @@ class AccumulateState(NamedTuple):
 
 def _has_slot(g, a) -> bool:
     return has_gradient(g) and np.shape(a) == np.shape(g)
+
+
+def _is_pair(params) -> bool:
+    """A lookahead ``(fast, slow)`` pair, adamlab's or Optax's ``LookaheadParams``: its gradients are taken at
+    ``fast`` and have that tree, not the pair's."""
+    return isinstance(params, tuple) and getattr(params, "_fields", None) == ("fast", "slow")
+
+
+def _in_dtype_of(out, updates):
+    """`out` cast leaf by leaf to the dtypes of `updates` (a pair's halves each to them)."""
+    cast = lambda o, g: o.astype(g.dtype) if has_gradient(g) else o
+    if _is_pair(out) and not _is_pair(updates):
+        return type(out)(*(jax.tree.map(cast, half, updates) for half in out))
+    return jax.tree.map(cast, out, updates)
 
 
 def accumulate_gradients(tx: Transformation, every_k: int, *, accumulator_dtype: Any = None) -> GradientTransformation:
@@ -96,7 +110,10 @@ def accumulate_gradients(tx: Transformation, every_k: int, *, accumulator_dtype:
     The real step receives the params of that k-th call and its extra keywords; an enclosing chain's
     ``gradient`` (one micro-batch's) is dropped, so a chain inside `tx` fixes its own from the mean.
     The state is a plain pytree: it may be checkpointed in the middle of an accumulation cycle and
-    resumed. The stage takes `tx`'s role in a chain.
+    resumed. The stage takes `tx`'s role in a chain. Around :func:`adamlab.lookahead`, whose params are a
+    ``LookaheadParams(fast, slow)`` pair and whose gradients are taken at ``fast``, the accumulator is shaped
+    like ``fast`` and the other micro-steps return a pair of ``-0.0`` updates: both weights stay put, and the
+    slow weights' synchronization counts real steps.
 
     Optax: :class:`optax.MultiSteps` (``every_k_schedule=k``, via its ``gradient_transformation()``),
     which keeps a running mean (``use_grad_mean=True``) instead of a sum, returns ``+0.0`` updates
@@ -143,7 +160,8 @@ def accumulate_gradients(tx: Transformation, every_k: int, *, accumulator_dtype:
     acc_dtype = check_state_dtype(accumulator_dtype, name="accumulator_dtype", example="jnp.float32")
 
     def init(params):
-        return AccumulateState(jnp.zeros((), jnp.int32), init_moment(params, acc_dtype), tx.init(params))
+        grads_like = params.fast if _is_pair(params) else params
+        return AccumulateState(jnp.zeros((), jnp.int32), init_moment(grads_like, acc_dtype), tx.init(params))
 
     @compiled_when_eager  # its cond would be compiled afresh on every eager call
     def update(updates, state, params=None, **extra):
@@ -174,7 +192,7 @@ def accumulate_gradients(tx: Transformation, every_k: int, *, accumulator_dtype:
             mean = jax.tree.map(lambda g, a: a / k.astype(a.dtype) if _has_slot(g, a) else g, updates, acc)
             mean = jax.lax.optimization_barrier(mean)
             out, inner = tx.update(mean, inner, params, **extra)
-            out = jax.tree.map(lambda o, g: o.astype(g.dtype) if has_gradient(g) else o, out, updates)
+            out = _in_dtype_of(out, updates)
             # The new state must have the old one's types exactly (a cond needs both branches to agree).
             inner = jax.tree.map(lambda n, o: jnp.asarray(n, jnp.result_type(o)), inner, operands[1])
             return out, jax.tree.map(jnp.zeros_like, acc), inner
@@ -183,6 +201,9 @@ def accumulate_gradients(tx: Transformation, every_k: int, *, accumulator_dtype:
             acc, inner = operands
             # Like g, sharding included: on a mesh of Explicit axes it is part of the type, which both branches share.
             out = jax.tree.map(lambda g: jax.lax.full_like(g, -0.0, g.dtype) if has_gradient(g) else g, updates)
+            # lookahead's updates are a pair like its params: both halves stay put
+            if params is not None and _is_pair(params):
+                out = params._replace(fast=out, slow=out)
             return out, acc, inner
 
         out, acc, inner = jax.lax.cond(last, step, wait, (acc, state.inner_state))

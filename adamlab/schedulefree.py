@@ -307,6 +307,12 @@ def _warmup(peak: float, warmup_steps: int | None) -> ScalarOrSchedule:
     ``schedules.warmup_constant_schedule(0, peak, warmup_steps)``, Optax's arithmetic (for bit parity)."""
     if warmup_steps is None:
         return peak
+    if isinstance(warmup_steps, (jax.Array, np.ndarray)):
+        # The schedule's length is fixed when it is built; a traced value has none yet.
+        raise TypeError(
+            f"warmup_steps must be a Python int or None, got an array ({type(warmup_steps).__name__}); with "
+            "optax.inject_hyperparams, pass static_args=('warmup_steps',)"
+        )
     if not isinstance(warmup_steps, (int, np.integer)) or isinstance(warmup_steps, bool) or warmup_steps < 1:
         # Optax takes 0 (and negatives) as "constant at the initial value": a learning rate of 0 for ever.
         raise ValueError(f"warmup_steps must be a positive int or None, got {warmup_steps!r}")
@@ -366,7 +372,8 @@ def schedule_free_adamw(
         ValueError: If `b1` is not in ``(0, 1]`` or `b2` not in ``[0, 1)``; if `learning_rate`, `eps`,
             `weight_decay` or `weight_lr_power` is negative or not finite; if `warmup_steps` is not a positive
             int or None.
-        TypeError: If a hyperparameter is not a real number, or `state_dtype` not a float dtype.
+        TypeError: If a hyperparameter is not a real number, or `state_dtype` not a float dtype; if
+            `warmup_steps` is an array (traced or not: it fixes the schedule when the optimizer is built).
 
     References:
         Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, *The Road Less Scheduled*, NeurIPS 2024.
@@ -438,7 +445,8 @@ def schedule_free_sgd(
     Raises:
         ValueError: If `b1` is not in ``(0, 1]``; if `learning_rate`, `weight_decay` or `weight_lr_power` is
             negative or not finite; if `warmup_steps` is not a positive int or None.
-        TypeError: If a hyperparameter is not a real number, or `state_dtype` not a float dtype.
+        TypeError: If a hyperparameter is not a real number, or `state_dtype` not a float dtype; if
+            `warmup_steps` is an array (traced or not: it fixes the schedule when the optimizer is built).
 
     References:
         Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, *The Road Less Scheduled*, NeurIPS 2024.

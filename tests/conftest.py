@@ -54,6 +54,9 @@ SLOW_MODULES = {
     "tests/test_transforms_family.py",
 }
 SLOW_TESTS = {
+    "tests/test_flat.py::test_family_on_the_flat_layout_is_the_pytree_path_or_refused",
+    "tests/test_flat.py::test_a_shape_the_arithmetic_needs_is_refused_where_packed_and_kept_in_a_solo_bucket",
+    "tests/test_flat.py::test_per_tensor_statistics_and_partition_cuts_convert_to_the_tree_state_and_back",
     "tests/test_weight_decay.py::test_scheduled_weight_decay_matches_optax",
     "tests/torch_compat/test_switches.py::test_maximize_is_descent_on_the_negated_gradient",
     "tests/torch_compat/test_switches.py::test_every_case_in_float32_stays_within_float32_rounding_of_the_reference",
@@ -69,6 +72,16 @@ SLOW_TESTS = {
     "tests/test_accumulate.py::test_skip_nonfinite_outside_drops_the_bad_micro_batch_alone",
     "tests/test_compat.py::test_optax_inject_hyperparams_learning_rate",
     "tests/test_checkpoint.py::test_resume_at_step_k_is_bit_identical_at_step_2k",
+    "tests/test_accumulate.py::test_with_k_1_the_wrapper_is_the_wrapped_optimizer",
+    "tests/test_numerics.py::test_skip_nonfinite_leaves_every_family_member_bit_for_bit",
+    "tests/test_traced_hyperparameters.py::test_vmap_over_the_hyperparameters_of_each_family_member_equals_each_number",
+    "tests/test_precision.py::test_every_family_member_in_float64_is_bit_identical_to_optax_under_x64",
+    "tests/test_precision.py::test_every_family_member_in_float64_is_within_1e12_of_its_float64_reference",
+    "tests/test_traced_hyperparameters.py::test_radam_with_an_array_b2_is_within_float32_rounding_of_the_float64_reference",
+    "tests/test_family_state.py::test_moments_are_stored_in_the_asked_dtype",
+    "tests/test_family_state.py::test_updates_keep_the_param_dtype_and_the_state_its_layout",
+    "tests/test_family_state.py::test_narrow_state_minimises_as_well_as_float32_state",
+    "tests/test_family_state.py::test_finite_on_zero_tiny_and_huge_gradients",
 }
 
 
