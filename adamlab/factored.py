@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamlab import _checks
+from adamlab import _checks, quantize
 from adamlab.base import GradientTransformation, chain, identity, init_empty, stage
 from adamlab.clipping import clip_by_block_rms
 from adamlab.decay import Mask, add_decoupled_weight_decay
 from adamlab.moments import scale_by_ema
-from adamlab.numerics import stochastic_round
+from adamlab.numerics import hash_bits, stochastic_round
 from adamlab.quantize import INT8
 from adamlab.scaling import ScalarOrSchedule, scale, scale_by_learning_rate
 from adamlab.stage_builder import rounds_stochastically
@@ -37,6 +37,8 @@ from adamlab.tree import (
     has_gradient,
     increment,
     leafwise,
+    load,
+    logical,
     per_precision,
     precision,
     scalar,
@@ -58,7 +60,8 @@ class FactoredState(NamedTuple):
     calls for are kept, the others are ``(0,)`` float32 placeholders (as are all three for integer and bool
     leaves). With ``d0`` the largest axis of a leaf and ``d1`` the second largest (NumPy's ``argsort`` of the
     shape decides ties), a leaf is *factored* when its size along ``d1`` is at least ``min_dim_size_to_factor``.
-    Moments are real, stored in float32 (float64 for float64 params) or the requested ``state_dtype``.
+    Moments are real, stored in float32 (float64 for float64 params) or the requested ``state_dtype``; with
+    ``jnp.int8`` each moment of at least 4096 elements is an :class:`adamlab.quantize.Quantized` of that shape.
     Optax's ``FactoredState`` has the same fields (with ``(1,)`` placeholders in the param's dtype).
 
     Args:
@@ -159,24 +162,27 @@ def scale_by_factored_rms(
         float enabled. Its value is rounded to each leaf's precision. Optax: ``decay_rate_fn`` (e.g. Zhai et
         al.'s capped ``min(decay_rate, 1 - (step + 1)**-0.8)``).
       state_dtype: Keyword-only. Storage dtype of ``v_row``, ``v_col`` and ``v``: ``jnp.bfloat16`` (float32's
-        range; float16 is refused, squares overflow it) or a float dtype. Default None: float32, or float64 for
-        float64 params. The arithmetic is float32 or wider either way. Not in Optax, which stores the moments in
-        the param's dtype.
+        range; float16 is refused, squares overflow it), a float dtype, or ``jnp.int8``: 8-bit block-wise codes
+        (:mod:`adamlab.quantize`, unsigned, a nonzero moment never rounds to 0) for each of the three that has
+        at least 4096 elements, the factored vectors of a large enough matrix included; smaller ones stay
+        float32. Default None: float32, or float64 for float64 params. The arithmetic is float32 or wider
+        either way. adamlab's; Optax stores the moments in the param's dtype.
       rounding: Keyword-only. How new moments are rounded into a `state_dtype` narrower than float32:
         ``"stochastic"`` (default; unbiased, with bits hashed from the step, the moment and the leaf) or
         ``"nearest"``, with which a moment stops decaying in bfloat16 once ``beta_t > 0.996`` (from about step
-        1000 with the defaults). No effect for float32 storage.
+        1000 with the defaults), and a quiet element's 8-bit moment rises with its block's scale. No effect for
+        float32 storage.
 
     Returns:
       A `GradientTransformation` whose state is a :class:`adamlab.factored.FactoredState`.
 
     Raises:
       ValueError: At build time, if `decay_rate` or `epsilon` is negative or not finite, `min_dim_size_to_factor`
-        is negative, `rounding` is unknown, or `state_dtype` is float16 or ``jnp.int8``. At update time, if the
-        updates do not have the tree or the shapes of the params given to ``init``.
+        is negative, `rounding` is unknown, or `state_dtype` lacks float32's exponent range (float16). At update
+        time, if the updates do not have the tree or the shapes of the params given to ``init``.
       TypeError: At build time, if `factored` is not a bool, `min_dim_size_to_factor` or `step_offset` is not
-        an int, `decay_rate_fn` is not callable, or `state_dtype` is not a float dtype. At update time, if the
-        update of a float param is not a float array.
+        an int, `decay_rate_fn` is not callable, or `state_dtype` is neither a float dtype nor ``jnp.int8``. At
+        update time, if the update of a float param is not a float array.
 
     References:
       Shazeer & Stern, *Adafactor: Adaptive Learning Rates with Sublinear Memory Cost*, ICML 2018.
@@ -211,15 +217,16 @@ def scale_by_factored_rms(
     if rounding not in ("stochastic", "nearest"):
         raise ValueError(f"rounding must be 'stochastic' or 'nearest', got {rounding!r}")
     state_dtype = check_state_dtype(state_dtype, second_moment=True)
-    if state_dtype == INT8:
-        raise ValueError(
-            "scale_by_factored_rms keeps its moments as float vectors, not 8-bit codes (the factored moments "
-            "are already O(n + m)); use state_dtype=jnp.bfloat16"
-        )
     stochastic = rounds_stochastically(state_dtype, rounding)
     name = "scale_by_factored_rms"
 
     def zeros(p, shape):
+        if state_dtype == INT8:
+            # The rule of every 8-bit moment, applied to the moment's own shape: a factored vector of a large
+            # matrix is large too, and a small one costs little in float32.
+            if int(np.prod(shape)) >= quantize.MIN_SIZE:
+                return quantize.encode(jnp.zeros(shape, jnp.float32), signed=False)
+            return jnp.zeros(shape, precision(p))
         dtype = state_dtype or precision(p)  # real: a moment of |g|**2
         return jnp.zeros(shape, dtype)
 
@@ -246,7 +253,7 @@ def scale_by_factored_rms(
 
     def update(updates, state, params=None, **extra):
         del params, extra
-        _checks.check_same_tree(updates, state.v, f"{name}: updates", "the params given to init")
+        _checks.check_same_tree(updates, logical(state.v), f"{name}: updates", "the params given to init")
         paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(updates)[0]]
         u_leaves, treedef = jax.tree.flatten(updates)
         old = [treedef.flatten_up_to(m) for m in (state.v_row, state.v_col, state.v)]
@@ -270,10 +277,10 @@ def scale_by_factored_rms(
                     _without(u.shape, dims[1]),
                     _without(u.shape, dims[0]),
                 ):
-                    g, row32, col32 = upcast(u, row, col)
+                    g, row32, col32 = upcast(u, load(row), load(col))
                     result = (*_factored(g, row32, col32, beta_for(u), dims), v)
                 elif dims is None and v.shape == u.shape:
-                    out, new_v = _full(upcast(u)[0], upcast(v)[0], beta_for(u))
+                    out, new_v = _full(upcast(u)[0], upcast(load(v))[0], beta_for(u))
                     result = (out, row, col, new_v)
                 elif not kept:  # the param was an integer or bool leaf: its update passes through
                     result = (u, row, col, v)
@@ -285,7 +292,10 @@ def scale_by_factored_rms(
                     )
             outs.append(result[0])
             for j, (n, o) in enumerate(zip(result[1:], (row, col, v))):
-                new[j].append(_store(n, o, count, j, len(outs) - 1) if stochastic else store(n, o))
+                if n is o:  # a moment this leaf does not update (a placeholder) stays as it is
+                    new[j].append(o)
+                else:
+                    new[j].append(_store(n, o, count, j, len(outs) - 1) if stochastic else store(n, o))
         trees = [jax.tree.unflatten(treedef, leaves) for leaves in new]
         return jax.tree.unflatten(treedef, outs), FactoredState(count, *trees)
 
@@ -308,11 +318,15 @@ def scale_by_factored_rms(
 
 
 def _store(new, old, count, moment: int, leaf: int):
-    """`new` stochastically rounded into `old`'s narrow dtype, seeded by the step, the moment and the leaf."""
+    """`new` stochastically rounded into `old`'s narrow dtype (or 8-bit codes), seeded by the step, the moment and
+    the leaf."""
     if not (has_gradient(new) and old.size) or new.dtype == old.dtype:
         return store(new, old)
     seed = count.astype(jnp.uint32) * jnp.uint32(_STEP_MIX) ^ jnp.uint32(moment * _MOMENT_MIX % 2**32)
-    return stochastic_round(new, old.dtype, seed + jnp.uint32(leaf * _LEAF_MIX % 2**32))
+    seed = seed + jnp.uint32(leaf * _LEAF_MIX % 2**32)
+    if quantize.is_quantized(old):
+        return quantize.encode(new, old.signed, old.code, bits=hash_bits(new.shape, seed))
+    return stochastic_round(new, old.dtype, seed)
 
 
 def _check_int(name: str, value) -> None:
@@ -440,8 +454,10 @@ def adafactor(
       weight_decay_mask: Where to decay: a bool tree like the params, a prefix of one, or a callable ``params
         -> such a tree`` (see :func:`adamlab.resolve_mask`); default None: every float leaf. Optax:
         ``weight_decay_mask``.
-      state_dtype: Keyword-only. Storage dtype of the factored moments (``jnp.bfloat16`` halves them); default
-        None: float32. Not in Optax.
+      state_dtype: Keyword-only. Storage dtype of the second moments ``v_row``, ``v_col`` and ``v`` (not of the
+        momentum: `dtype_momentum` sets that): ``jnp.bfloat16`` halves them, ``jnp.int8`` stores those of at
+        least 4096 elements as 8-bit codes (see :func:`adamlab.scale_by_factored_rms`); float16 is refused.
+        Default None: float32. adamlab's; no Optax or PyTorch equivalent.
       rounding: Keyword-only. ``"stochastic"`` (default) or ``"nearest"``, for a `state_dtype` narrower than
         float32 (see :func:`adamlab.scale_by_factored_rms`).
 
@@ -453,9 +469,11 @@ def adafactor(
 
     Raises:
       ValueError: If a numeric argument is out of range (see :func:`adamlab.scale_by_factored_rms`; `learning_rate`,
-        `weight_decay_rate` ``< 0``, `clipping_threshold` ``<= 0``, `momentum` outside ``[0, 1)``).
+        `weight_decay_rate` ``< 0``, `clipping_threshold` ``<= 0``, `momentum` outside ``[0, 1)``), or
+        `state_dtype` lacks float32's exponent range (float16).
       TypeError: If an argument has the wrong type (a bool flag that is not a bool, a schedule that cannot take
-        one argument, a `dtype_momentum` or `state_dtype` that is not a float dtype).
+        one argument, a `dtype_momentum` that is not a float dtype, a `state_dtype` neither a float dtype nor
+        ``jnp.int8``).
 
     References:
       Shazeer & Stern, *Adafactor: Adaptive Learning Rates with Sublinear Memory Cost*, ICML 2018.

@@ -14,6 +14,11 @@ Names, positional arguments and defaults are Optax's; each optimizer is a chain 
 out.) A "layer" is one leaf of the params: every norm here is taken over a whole tensor, in float32 or wider,
 and integer and boolean leaves pass through.
 
+**Storage.** ``state_dtype`` (adamlab's keyword, keyword-only) stores the per-element moments narrower, as in
+:func:`adamlab.adamw`: LAMB's ``m`` and ``v``, LARS's and NovoGrad's momentum, in ``jnp.bfloat16`` or 8-bit
+codes (``jnp.int8``), the arithmetic staying float32. NovoGrad's per-tensor ``v``, one number per tensor, stays
+float32: narrowing it would save nothing and put its rounding into every element's step.
+
 **The flat layout.** On :mod:`adamlab.flat` buffers a bucket holds many tensors. The per-tensor sums of
 squares are then taken per leaf inside the bucket (:func:`adamlab.flat.leaf_totals`, one segment sum per
 bucket), so `scale_by_trust_ratio` and `scale_by_tensor_rms` compute on a `Flat` what they compute on the
@@ -306,6 +311,8 @@ def scale_by_novograd(
     eps_root: float = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
     mu_dtype=None,
+    *,
+    state_dtype=None,
 ) -> GradientTransformation:
     """NovoGrad's direction: momentum over the per-tensor-normalized gradient plus the decay.
 
@@ -316,10 +323,10 @@ def scale_by_novograd(
         output: m_t
 
     Built as ``chain(scale_by_tensor_rms(b2, eps, eps_root), add_decoupled_weight_decay(weight_decay),
-    trace(b1, accumulator_dtype=mu_dtype))`` (the decay stage left out for a weight decay of 0): the momentum
-    sums without the ``1 - b1`` factor, as in the paper. It computes what ``optax.scale_by_novograd`` does, ``v``
-    bit for bit and ``m`` to float32 rounding (XLA may contract ``b1 * m + g / sqrt(v)`` into a fused multiply-add
-    in one program and not in the other).
+    trace(b1, accumulator_dtype=mu_dtype))`` (the decay stage left out for a weight decay of 0; `state_dtype` where
+    `mu_dtype` is None): the momentum sums without the ``1 - b1`` factor, as in the paper. It computes what
+    ``optax.scale_by_novograd`` does, ``v`` bit for bit and ``m`` to float32 rounding (XLA may contract ``b1 * m +
+    g / sqrt(v)`` into a fused multiply-add in one program and not in the other).
 
     Args:
         b1: The momentum ``b1`` in ``[0, 1)``; default 0.9. Optax: ``b1``.
@@ -330,17 +337,25 @@ def scale_by_novograd(
         weight_decay: The decay ``d >= 0`` added to the normalized gradient before the momentum, a number
             (Optax's type allows a schedule, which its arithmetic does not take); default 0. Optax:
             ``weight_decay``.
-        mu_dtype: Storage dtype of ``m`` (see :func:`adamlab.trace`'s ``state_dtype``). Default None: float32,
-            or the param's dtype when wider (Optax infers it from the params). Optax: ``mu_dtype``.
+        mu_dtype: Storage dtype of ``m`` (see :func:`adamlab.trace`'s ``state_dtype``); overrides
+            `state_dtype`. Default None: `state_dtype`'s choice. Optax: ``mu_dtype`` (whose None is the params'
+            dtype).
+        state_dtype: Keyword-only. Storage dtype of ``m`` where `mu_dtype` does not say otherwise: None
+            (default: float32, or the param's dtype when wider), ``jnp.bfloat16`` (rounded to nearest), another
+            float dtype, or ``jnp.int8`` (8-bit block-wise codes for leaves of at least 4096 elements, rounded
+            stochastically). The per-tensor ``v`` stays float32 (or wider) either way: one number per tensor.
+            The arithmetic is float32 or wider. adamlab's; no Optax or PyTorch equivalent.
 
     Returns:
         An adamlab chain whose state is a tuple: a :class:`adamlab.layerwise.TensorRmsState` (``v``),
-        ``EmptyState()`` for the decay (only when it is not 0), and an :class:`adamlab.TraceState` (``m``).
+        ``EmptyState()`` for the decay (only when it is not 0), and an :class:`adamlab.TraceState` (``m``; an
+        :class:`adamlab.CountedTraceState` when 8-bit).
 
     Raises:
         ValueError: If `b1` or `b2` is outside ``[0, 1)``, or `eps`, `eps_root` or `weight_decay` is a
             negative or non-finite number.
-        TypeError: If an argument is not a real number or scalar array, or `mu_dtype` not a float dtype.
+        TypeError: If an argument is not a real number or scalar array, or `mu_dtype` or `state_dtype` is
+            neither a float dtype nor ``jnp.int8``.
 
     References:
         Ginsburg et al., *Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep
@@ -362,7 +377,7 @@ def scale_by_novograd(
     return chain(
         scale_by_tensor_rms(b2, eps, eps_root),
         _optional_decay(add_decoupled_weight_decay, weight_decay, None),
-        trace(b1, accumulator_dtype=mu_dtype),
+        trace(b1, accumulator_dtype=state_dtype if mu_dtype is None else mu_dtype),
         name="scale_by_novograd",
     )
 
@@ -374,6 +389,8 @@ def novograd(
     eps: float = 1e-6,
     eps_root: float = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
+    *,
+    state_dtype=None,
 ) -> GradientTransformation:
     """NovoGrad (Ginsburg et al., 2019): momentum over gradients normalized by a per-tensor second moment.
 
@@ -384,7 +401,8 @@ def novograd(
         p <- p - lr * m_t
 
     Half of Adam's memory: the second moment is one scalar per tensor. Built as
-    ``chain(scale_by_novograd(b1, b2, eps, eps_root, weight_decay), scale_by_learning_rate(learning_rate))``;
+    ``chain(scale_by_novograd(b1, b2, eps, eps_root, weight_decay, state_dtype=state_dtype),
+    scale_by_learning_rate(learning_rate))``;
     it computes what ``optax.novograd`` does, to float32 rounding (see :func:`adamlab.layerwise.scale_by_novograd`).
 
     Args:
@@ -396,6 +414,11 @@ def novograd(
         eps_root: Added under the root, ``>= 0``; default 0. Optax: ``eps_root``.
         weight_decay: The decay ``>= 0`` inside the momentum, a number or a schedule ``count -> wd`` (Optax's
             novograd fails on a schedule); default 0. Optax: ``weight_decay``.
+        state_dtype: Keyword-only. Storage dtype of the momentum ``m``: None (default: float32, or the param's
+            dtype when wider), ``jnp.bfloat16`` (rounded to nearest), another float dtype, or ``jnp.int8``
+            (8-bit block-wise codes for leaves of at least 4096 elements, rounded stochastically). The
+            per-tensor ``v`` stays float32 (or wider): one number per tensor. The arithmetic is float32 or
+            wider. adamlab's; no Optax or PyTorch equivalent.
 
     Returns:
         An adamlab chain: the state of :func:`adamlab.layerwise.scale_by_novograd`, then the learning rate's
@@ -404,7 +427,8 @@ def novograd(
     Raises:
         ValueError: If `b1` or `b2` is outside ``[0, 1)``, or `eps`, `eps_root`, `weight_decay` or
             `learning_rate` is a negative or non-finite number.
-        TypeError: If an argument is not a real number or scalar array (or a schedule, for `learning_rate`).
+        TypeError: If an argument is not a real number or scalar array (or a schedule, for `learning_rate`),
+            or `state_dtype` is neither a float dtype nor ``jnp.int8``.
 
     References:
         Ginsburg et al., *Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep
@@ -421,7 +445,7 @@ def novograd(
         [-0.06 -0.08] [-0.06 -0.08]
     """
     return chain(
-        scale_by_novograd(b1, b2, eps, eps_root, weight_decay),
+        scale_by_novograd(b1, b2, eps, eps_root, weight_decay, state_dtype=state_dtype),
         scale_by_learning_rate(learning_rate),
         name="novograd",
     )
@@ -435,6 +459,8 @@ def lamb(
     eps_root: float = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
     mask: Mask | None = None,
+    *,
+    state_dtype=None,
 ) -> GradientTransformation:
     """LAMB (You et al., 2020): AdamW's direction, rescaled per tensor by its trust ratio.
 
@@ -461,17 +487,25 @@ def lamb(
         mask: Where the decay applies: a bool tree like the params, a prefix of one, or a callable
             ``params -> such a tree`` (see :func:`adamlab.resolve_mask`). Default None: every float leaf.
             The trust ratio applies to every leaf either way. Optax: ``mask``.
+        state_dtype: Keyword-only. Storage dtype of both moments, as :func:`adamlab.adamw`'s: None (default:
+            float32, or the param's dtype when wider), ``jnp.bfloat16`` (``m`` rounded to nearest, ``v``
+            stochastically) or ``jnp.int8`` (8-bit block-wise codes for leaves of at least 4096 elements,
+            rounded stochastically); float16 cannot hold ``v``. The arithmetic and the norms of the trust ratio
+            stay float32. adamlab's; no Optax or PyTorch equivalent.
 
     Returns:
-        An adamlab chain whose state is a tuple: an :class:`adamlab.EmaState`, a :class:`adamlab.CountState`,
-        an :class:`adamlab.RmsState`, ``EmptyState()`` for the decay (only when it is not 0) and for the
-        trust ratio, and the learning rate's state.
+        An adamlab chain whose state is a tuple: an :class:`adamlab.EmaState` (an
+        :class:`adamlab.CountedEmaState` with 8-bit ``m``), a :class:`adamlab.CountState`, an
+        :class:`adamlab.RmsState`, ``EmptyState()`` for the decay (only when it is not 0) and for the trust
+        ratio, and the learning rate's state.
 
     Raises:
         ValueError: If `b1` or `b2` is outside ``[0, 1)``, or `eps`, `eps_root`, `weight_decay` or
-            `learning_rate` is a negative or non-finite number; in ``init``, if `mask` does not fit the
-            params; in ``update``, if the params are missing.
-        TypeError: If an argument is not a real number or scalar array (or a schedule, for `learning_rate`).
+            `learning_rate` is a negative or non-finite number; if `state_dtype` lacks float32's exponent
+            range (float16); in ``init``, if `mask` does not fit the params; in ``update``, if the params are
+            missing.
+        TypeError: If an argument is not a real number or scalar array (or a schedule, for `learning_rate`),
+            or `state_dtype` is neither a float dtype nor ``jnp.int8``.
 
     References:
         You et al., *Large Batch Optimization for Deep Learning: Training BERT in 76 minutes*, ICLR 2020.
@@ -488,7 +522,7 @@ def lamb(
         [-0.3536  0.3536] [-0.1 -0.1]
     """
     return chain(
-        *_adam_direction(b1, b2, eps, eps_root, None, None, False, False, None),
+        *_adam_direction(b1, b2, eps, eps_root, state_dtype, state_dtype, False, False, None),
         _optional_decay(add_decoupled_weight_decay, weight_decay, mask),
         scale_by_trust_ratio(),
         scale_by_learning_rate(learning_rate),
@@ -505,6 +539,8 @@ def lars(
     trust_ratio_mask: Mask = True,
     momentum: float = 0.9,
     nesterov: bool = False,
+    *,
+    state_dtype=None,
 ) -> GradientTransformation:
     """LARS (You et al., 2017): SGD with momentum whose step is rescaled per tensor by its trust ratio.
 
@@ -539,18 +575,23 @@ def lars(
             :func:`adamlab.masked`). Biases and norms' scales are often left out. Optax: ``trust_ratio_mask``.
         momentum: The momentum in ``[0, 1]``; default 0.9. Optax: ``momentum``.
         nesterov: Nesterov's look-ahead; default False. Optax: ``nesterov``.
+        state_dtype: Keyword-only. Storage dtype of the momentum trace (see :func:`adamlab.trace`): None
+            (default: float32, or the param's dtype when wider), ``jnp.bfloat16`` (rounded to nearest), another
+            float dtype, or ``jnp.int8`` (8-bit block-wise codes for leaves of at least 4096 elements, rounded
+            stochastically). The arithmetic stays float32. adamlab's; no Optax or PyTorch equivalent.
 
     Returns:
         An adamlab chain whose state is a tuple: ``EmptyState()`` for the decay (only when it is not 0), the
         trust ratio's (``EmptyState()``, or a ``adamlab.groups.MaskedState`` with a mask), the learning rate's,
-        and an :class:`adamlab.TraceState`.
+        and an :class:`adamlab.TraceState` (an :class:`adamlab.CountedTraceState` when 8-bit).
 
     Raises:
         ValueError: If `momentum` is outside ``[0, 1]``, or `weight_decay`, `trust_coefficient`, `eps` or
             `learning_rate` is a negative or non-finite number; in ``init``/``update``, if a mask does not fit
             the params; in ``update``, if the params are missing.
         TypeError: If an argument is not a real number or scalar array (or a schedule, for `learning_rate`),
-            `nesterov` not a bool, or a mask leaf not a bool.
+            `nesterov` not a bool, a mask leaf not a bool, or `state_dtype` neither a float dtype nor
+            ``jnp.int8``.
 
     References:
         You, Gitman & Ginsburg, *Large Batch Training of Convolutional Networks*, 2017.
@@ -581,7 +622,7 @@ def lars(
         _optional_decay(add_coupled_weight_decay, weight_decay, decay_mask),
         trust,
         scale_by_learning_rate(learning_rate),
-        trace(momentum, nesterov),
+        trace(momentum, nesterov, state_dtype=state_dtype),
         name="lars",
     )
 

@@ -32,7 +32,7 @@ from adamlab.base import GradientTransformation, chain, identity, init_empty, st
 from adamlab.decay import Mask, add_decoupled_weight_decay
 from adamlab.groups import partition
 from adamlab.moments import bias_correct, scale_by_ema
-from adamlab.optimizers import adam, adamw
+from adamlab.optimizers import _moment_dtypes, adam, adamw
 from adamlab.scaling import ScalarOrSchedule, scale_by_learning_rate
 from adamlab.tree import has_gradient
 
@@ -500,6 +500,7 @@ def muon(
     adam_learning_rate: ScalarOrSchedule | None = None,
     muon_weight_dimension_numbers: WeightDimensionNumbers = None,
     consistent_rms: float | None = None,
+    state_dtype=None,
 ) -> GradientTransformation:
     """Muon: orthogonalized Nesterov momentum for the matrices, (N)AdamW for the other leaves.
 
@@ -512,8 +513,8 @@ def muon(
                 (consistent_rms=r: sqrt(max(fan_in, fan_out)) * r * O instead)
 
     and for every other leaf (vectors, scalars), ``adamw(adam_learning_rate or learning_rate, adam_b1, adam_b2,
-    eps, adam_eps_root, mu_dtype, adam_weight_decay, nesterov=nesterov)``: with the default ``nesterov=True``
-    that is NAdamW.
+    eps, adam_eps_root, mu_dtype, adam_weight_decay, nesterov=nesterov, state_dtype=state_dtype)``: with the
+    default ``nesterov=True`` that is NAdamW.
 
     Built as ``partition({"muon": chain(scale_by_muon(ns_coeffs, ns_steps, beta, eps, mu_dtype, ...),
     scale_by_shape(...), add_decoupled_weight_decay(weight_decay, weight_decay_mask),
@@ -539,8 +540,8 @@ def muon(
             or a schedule ``count -> wd``. Default 0.0. Optax: ``weight_decay``.
         weight_decay_mask: Which Muon leaves decay (see :func:`adamlab.add_decoupled_weight_decay`'s `mask`;
             read over the Muon leaves only). Default None: all. Optax: ``weight_decay_mask``.
-        mu_dtype: Storage dtype of both first moments (Muon's and AdamW's). Default None: float32, or the
-            param's dtype when wider. Optax: ``mu_dtype``.
+        mu_dtype: Storage dtype of both first moments (Muon's and AdamW's); overrides `state_dtype` for them.
+            Default None: `state_dtype`'s choice. Optax: ``mu_dtype`` (whose None is the params' dtype).
         nesterov: Nesterov momentum for Muon and NAdam's look-ahead for AdamW. Default True. Optax:
             ``nesterov``; PyTorch: ``nesterov``.
         adaptive: Scale Muon's direction by ``<m_hat, O>``. Default False. Optax: ``adaptive``.
@@ -558,6 +559,12 @@ def muon(
             ``muon_weight_dimension_numbers``.
         consistent_rms: None (default) for the width scaling ``sqrt(max(1, fan_out / fan_in))``, or the target
             RMS of Muon's updates (0.2 matches AdamW's; see :func:`scale_by_shape`). Optax: ``consistent_rms``.
+        state_dtype: Keyword-only. Storage dtype of every moment, where `mu_dtype` does not say otherwise: Muon's
+            momentum and AdamW's ``m`` and ``v``. None (default: float32, or the param's dtype when wider),
+            ``jnp.bfloat16`` (first moments rounded to nearest, ``v`` stochastically) or ``jnp.int8`` (8-bit
+            block-wise codes for leaves of at least 4096 elements, rounded stochastically); float16 cannot hold
+            ``v``. The arithmetic, the Newton-Schulz iteration included, stays float32. adamlab's; no Optax or
+            PyTorch equivalent (Optax's ``mu_dtype`` reaches the first moments only).
 
     Returns:
         A :class:`adamlab.GradientTransformation` whose state is a 1-tuple holding a
@@ -572,9 +579,10 @@ def muon(
             ``[0, 1)``; `eps`, `weight_decay`, `adam_eps_root`, `adam_weight_decay`, `consistent_rms`,
             `learning_rate`, `adam_learning_rate` >= 0; `ns_steps` >= 0), `ns_coeffs` is an unknown preset,
             has another shape than ``(3,)`` or ``(n, 3)`` or more rows than `ns_steps`, or `preconditioning`
-            is unknown.
-        TypeError: If `ns_steps` is not an int, `nesterov` or `adaptive` not a bool, or a hyperparameter not
-            a number (or schedule where one is allowed).
+            is unknown; if the storage dtype of AdamW's ``v`` lacks float32's exponent range (float16).
+        TypeError: If `ns_steps` is not an int, `nesterov` or `adaptive` not a bool, a hyperparameter not
+            a number (or schedule where one is allowed), or `mu_dtype` or `state_dtype` neither a float dtype
+            nor ``jnp.int8``.
 
     References:
         Jordan et al., *Muon: An optimizer for hidden layers in neural networks*, 2024,
@@ -605,6 +613,7 @@ def muon(
     else:
         _checks.check_rate("adam_learning_rate", adam_learning_rate)
     spec = muon_weight_dimension_numbers
+    mu, nu = _moment_dtypes(mu_dtype, None, state_dtype)
 
     def labels(tree):
         if spec is None:
@@ -621,7 +630,7 @@ def muon(
                         ns_steps,
                         beta,
                         eps,
-                        mu_dtype,
+                        mu,
                         nesterov=nesterov,
                         adaptive=adaptive,
                         preconditioning=preconditioning,
@@ -634,7 +643,9 @@ def muon(
                     else add_decoupled_weight_decay(weight_decay, weight_decay_mask),
                     scale_by_learning_rate(learning_rate),
                 ),
-                "adam": adam(adam_learning_rate, adam_b1, adam_b2, eps, adam_eps_root, mu_dtype, nesterov=nesterov)
+                "adam": adam(
+                    adam_learning_rate, adam_b1, adam_b2, eps, adam_eps_root, mu, nesterov=nesterov, nu_dtype=nu
+                )
                 if _checks.known_zero(adam_weight_decay)
                 else adamw(
                     adam_learning_rate,
@@ -642,9 +653,10 @@ def muon(
                     adam_b2,
                     eps,
                     adam_eps_root,
-                    mu_dtype,
+                    mu,
                     adam_weight_decay,
                     nesterov=nesterov,
+                    nu_dtype=nu,
                 ),
             },
             labels,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from adamlab import _checks
 from adamlab.base import GradientTransformation, chain, stage
 from adamlab.directions import scale_by_sign
-from adamlab.moments import scale_by_ema
+from adamlab.moments import _one_dtype, scale_by_ema
 from adamlab.scaling import ScalarOrSchedule, scale_by_learning_rate
 from adamlab.tree import has_gradient, increment, per_precision, scalar, upcast, widest_float
 
@@ -63,7 +63,9 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     return chain(scale_by_sign(), scale_by_learning_rate(learning_rate), name="sign_sgd")
 
 
-def signum(learning_rate: ScalarOrSchedule, beta: float = 0.9, accumulator_dtype=None) -> GradientTransformation:
+def signum(
+    learning_rate: ScalarOrSchedule, beta: float = 0.9, accumulator_dtype=None, *, state_dtype=None
+) -> GradientTransformation:
     """Signum (Bernstein et al., ICML 2018): signSGD on the momentum, the sign of an EMA of the gradient.
 
     ::
@@ -81,15 +83,18 @@ def signum(learning_rate: ScalarOrSchedule, beta: float = 0.9, accumulator_dtype
       beta: The EMA's decay, in ``[0, 1)``. Default 0.9. Optax: ``beta``; the paper's momentum ``beta``.
       accumulator_dtype: Storage dtype of ``m`` (e.g. ``jnp.bfloat16``, or ``jnp.int8`` for 8-bit codes).
         Default None: float32, or the param's dtype when wider. Optax: ``accumulator_dtype``.
+      state_dtype: Keyword-only. adamlab's name for `accumulator_dtype`, as in :func:`adamlab.sgd`: give one of
+        the two (both only if they agree). Default None. No Optax or PyTorch equivalent.
 
     Returns:
       A :class:`adamlab.GradientTransformation` whose state is a tuple: an :class:`adamlab.EmaState` (a
       :class:`adamlab.CountedEmaState` with 8-bit ``m``), an ``EmptyState()`` and the learning rate's state.
 
     Raises:
-      ValueError: If `beta` is outside ``[0, 1)`` or `learning_rate` is a negative or non-finite number.
+      ValueError: If `beta` is outside ``[0, 1)`` or `learning_rate` is a negative or non-finite number; if
+        `accumulator_dtype` and `state_dtype` are both given and differ.
       TypeError: If a hyperparameter is not a real number or scalar array (`learning_rate` may be a schedule),
-        or `accumulator_dtype` is not a float dtype (nor ``jnp.int8``).
+        or the storage dtype is not a float dtype (nor ``jnp.int8``).
 
     References:
       Bernstein, Wang, Azizzadenesheli & Anandkumar, *signSGD: Compressed Optimisation for Non-Convex
@@ -110,7 +115,7 @@ def signum(learning_rate: ScalarOrSchedule, beta: float = 0.9, accumulator_dtype
     """
     _checks.check_decay("beta", beta)  # checked here to name Optax's argument, not scale_by_ema's `decay`
     return chain(
-        scale_by_ema(beta, state_dtype=accumulator_dtype),
+        scale_by_ema(beta, state_dtype=_one_dtype(accumulator_dtype, state_dtype, "accumulator_dtype")),
         scale_by_sign(),
         scale_by_learning_rate(learning_rate),
         name="signum",

@@ -7,9 +7,9 @@ traced hyperparameters, float64) iterates over `FAMILY` and reads the flags it n
 is checked by all of them.
 
 Flags:
-- ``state``: the storage-dtype keyword of the moments (``"state_dtype"``, Optax's ``"accumulator_dtype"`` or
-  ``"mu_dtype"``), or None where the state is not a moment (sign_sgd, noisy_sgd, rprop's step sizes) or is a sum
-  that a narrow dtype cannot hold (adagrad's and adadelta's accumulators refuse it, with a message).
+- ``state``: the storage-dtype keyword of the moments (``"state_dtype"`` or Optax's ``"accumulator_dtype"``), or
+  None where the state is not a moment (sign_sgd, noisy_sgd, rprop's step sizes) or is an accumulator with no
+  storage keyword (adagrad, adadelta: refused as an unexpected keyword).
 - ``params``: ``"plain"`` (the params are the user's tree) or ``"lookahead"`` (``LookaheadParams(fast, slow)``,
   with gradients taken at ``params.fast``: a plain tree); `initial_params` makes them.
 
@@ -88,7 +88,6 @@ FAMILY: dict[str, Member] = {
     "muon": Member(
         lambda **k: adamlab.muon(LR, weight_decay=WD, muon_weight_dimension_numbers=_muon_dims, **k),
         lambda: optax.contrib.muon(OPTAX_LR, weight_decay=WD, muon_weight_dimension_numbers=_muon_dims),
-        "mu_dtype",
     ),
     "lookahead_adamw": Member(
         lambda **k: adamlab.lookahead(adamlab.adamw(LR, weight_decay=WD, **k), 5, 0.5),

@@ -245,7 +245,6 @@ def test_bfloat16_adafactor_trains_like_float32(stream):
         (lambda: scale_by_factored_rms(step_offset=0.5), TypeError, "step_offset"),  # pyright: ignore[reportArgumentType]
         (lambda: scale_by_factored_rms(decay_rate_fn=0.8), TypeError, "decay_rate_fn"),  # pyright: ignore[reportArgumentType]
         (lambda: scale_by_factored_rms(state_dtype=jnp.float16), ValueError, "cannot hold a second moment"),
-        (lambda: scale_by_factored_rms(state_dtype=jnp.int8), ValueError, "8-bit"),
         (lambda: scale_by_factored_rms(state_dtype=jnp.int32), TypeError, "state_dtype"),
         (lambda: scale_by_factored_rms(rounding="up"), ValueError, "rounding"),
         (lambda: scale_by_param_block_rms(-1.0), ValueError, "min_scale"),
