@@ -26,6 +26,7 @@ from adamlab import _checks, quantize
 from adamlab.base import GradientTransformation, chain, identity, init_empty, stage
 from adamlab.clipping import clip_by_block_rms
 from adamlab.decay import Mask, add_decoupled_weight_decay
+from adamlab.flat import leaf_totals, require_leaf_shapes
 from adamlab.moments import scale_by_ema
 from adamlab.numerics import hash_bits, stochastic_round
 from adamlab.quantize import INT8
@@ -232,6 +233,9 @@ def scale_by_factored_rms(
 
     def init(params):
         _checks.check_leaves(params, "params")
+        # A factored leaf needs its rows and columns: refused where the flat layout packs it (a solo bucket keeps
+        # its shape, and is factored as the leaf is).
+        require_leaf_shapes(params, name, lambda s: _factored_dims(s, factored, min_dim_size_to_factor) is not None)
 
         def one(p):
             if not has_gradient(p):
@@ -381,11 +385,14 @@ def scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation:
             raise ValueError(f"{name} needs the params: call update(updates, state, params)")
         _checks.check_same_tree(updates, params, f"{name}: updates", "params", strict=True)
 
-        def one(u, p):
-            u, p = upcast(u, p)
-            return u * jnp.maximum(jnp.sqrt(jnp.mean(abs_sq(p))), min_scale)
+        # Per leaf, on the flat layout too (flat.leaf_totals); sum / n is jnp.mean's arithmetic, bit for bit.
+        sums, sizes = leaf_totals(leafwise(lambda p: abs_sq(upcast(p)[0]), params))
 
-        return leafwise(one, updates, params), state
+        def one(u, s, n):
+            (u,) = upcast(u)
+            return u * jnp.maximum(jnp.sqrt(s / n.astype(s.dtype)), min_scale)
+
+        return leafwise(one, updates, sums, sizes), state
 
     return stage(name, init_empty, update)
 

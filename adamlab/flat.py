@@ -23,13 +23,18 @@ buffer would exceed ``bucket_bytes``. A :class:`Layout` is the index
     params = flat.unflatten()                       # back to the pytree, exactly
     tree_state = adamlab.flat.state_to_tree(state)  # the state a pytree run would have
 
-Every adamlab transformation is elementwise over leaves, so it runs on the
-buckets unchanged; the arithmetic per element is the same as on the pytree,
-and under `jax.jit` params and state are bit-identical to the pytree path's
-(``tests/test_flat.py``, 100 steps). Two exceptions, both by design: global
-reductions (`clip_by_global_norm`) sum in another order and agree to
-rounding, and stochastic rounding of bfloat16 moments draws its random bits
-per buffer, not per leaf.
+An elementwise transformation runs on the buckets unchanged; the arithmetic
+per element is the same as on the pytree, and under `jax.jit` params and
+state are bit-identical to the pytree path's (``tests/test_flat.py``, 100
+steps). Two exceptions, both by design: global reductions
+(`clip_by_global_norm`) sum in another order and agree to rounding, and
+stochastic rounding of bfloat16 moments draws its random bits per buffer,
+not per leaf. A statistic per tensor (LAMB's trust ratio, NovoGrad's
+second moment, a block RMS) is taken per leaf within each bucket with
+:func:`leaf_totals`, and agrees to rounding; what needs a leaf's shape
+(Adafactor's factored moments, Muon's orthogonalization) is refused where
+a bucket packs the leaf (:func:`require_leaf_shapes`) and runs unchanged on
+a leaf in a bucket of its own (``solo_above``), which keeps its shape.
 
 :func:`unflatten` uses `jax.lax.split`, whose transpose is a concatenation, so
 `jax.grad` through it yields each bucket's gradient as one buffer, with no
@@ -70,6 +75,7 @@ __all__ = [
     "layout_for",
     "leaf_totals",
     "packed",
+    "require_leaf_shapes",
     "state_from_tree",
     "state_to_tree",
     "unflatten",
@@ -477,11 +483,19 @@ class Layout:
         placeholder for leaves without gradient (integer, bool): each of its
         leaves gets a ``(0,)`` placeholder of the buffer's dtype, as the
         pytree path's `init` makes. Buffers keep their own dtype (moments
-        are float32 where params are bfloat16).
+        are float32 where params are bfloat16). Two more come from states. In
+        a bucket of one leaf, a buffer of another shape than the bucket's is a
+        state of that leaf's own shape and is the leaf's value as it is: a
+        per-tensor scalar (NovoGrad's ``v``, :func:`leaf_totals` of a
+        one-leaf bucket), or Adafactor's factored rows and columns of a matrix
+        in a solo bucket, as on the pytree path. A buffer that is not an
+        array (a `adamlab.groups.Cut`, where `adamlab.partition` keeps no
+        state for the bucket) stands for every leaf of its bucket.
 
         Args:
           buffers: One array per bucket, in bucket order, each of its bucket's shape (or a ``(0,)``
-            placeholder); any dtype. ``Flat.buckets`` of a :class:`Flat` of this layout will do.
+            placeholder, or, for a bucket of one leaf, an array of any shape, or a non-array pytree
+            node such as ``Cut()``); any dtype. ``Flat.buckets`` of a :class:`Flat` of this layout will do.
 
         Returns:
           A pytree of the layout's structure whose leaves have the slots' shapes and the buffers' dtypes.
@@ -503,8 +517,15 @@ class Layout:
             raise ValueError(f"the layout has {len(self.buckets)} buckets, got {len(buffers)} buffers")
         leaves: list[Any] = [None] * len(self.slots)
         for j, (buf, b) in enumerate(zip(buffers, self.buckets)):
+            if not hasattr(buf, "shape"):  # a Cut: the bucket's leaves are outside this part of the state
+                for i in b.leaves:
+                    leaves[i] = buf
+                continue
             shape = tuple(np.shape(buf))
             placeholder = shape == (0,) and b.size != 0
+            if shape != b.shape and not placeholder and len(b.leaves) == 1:
+                leaves[b.leaves[0]] = buf  # a state of the leaf's own shape (a per-tensor scalar, factored rows)
+                continue
             if shape != b.shape and not placeholder:
                 first = self.slots[b.leaves[0]].path if b.leaves else "-"
                 raise ValueError(f"buffer {j} has shape {shape}; bucket {j} (from leaf {first}) has shape {b.shape}")
@@ -755,15 +776,18 @@ def leaf_totals(tree: Any) -> tuple[Any, Any]:
     against `tree`. On a :class:`Flat`, a bucket of several leaves gets
     arrays of the bucket's shape (one segment sum per bucket, each element
     given its own leaf's total); a one-leaf bucket (or a ``(0,)``
-    placeholder) gets scalars, like a pytree leaf.
+    placeholder) gets scalars, like a pytree leaf. The buffers of
+    :func:`adamlab.sharding.zero1`'s `adamlab.sharding.PaddedFlat` are
+    longer than their buckets: their padding is a segment of its own, so no
+    leaf's total includes it.
 
     Args:
-      tree: A pytree of numeric arrays, or a :class:`Flat`.
+      tree: A pytree of numeric arrays, a :class:`Flat`, or an `adamlab.sharding.PaddedFlat`.
 
     Returns:
       ``(sums, sizes)``: on a pytree, two trees like `tree` of scalars (each leaf's sum in its dtype,
-      its element count as a float32); on a :class:`Flat`, two :class:`Flat`\\ s of its layout whose
-      buffers broadcast against its buckets.
+      its element count as a float32); on a :class:`Flat` (or a `PaddedFlat`), two of its kind and
+      layout whose buffers broadcast against its buffers.
 
     Example:
       >>> import jax.numpy as jnp
@@ -776,19 +800,82 @@ def leaf_totals(tree: Any) -> tuple[Any, Any]:
       >>> print(sums.buckets[0], sizes.buckets[0])
       [ 3.  3. 12. 12. 12.] [2. 2. 3. 3. 3.]
     """
-    if not _is_flat(tree):
+    if not _is_laid_out(tree):
         return jax.tree.map(jnp.sum, tree), jax.tree.map(lambda x: np.float32(np.size(x)), tree)
     layout, sums, sizes = tree.layout, [], []
     for buf, b in zip(tree.buckets, layout.buckets):
         n = [layout.slots[i].size for i in b.leaves]
-        if len(n) <= 1 or np.size(buf) != b.size:  # one leaf (or a placeholder): the bucket is the tensor
-            sums.append(jnp.sum(buf))
-            sizes.append(np.float32(np.size(buf)))
+        if not hasattr(buf, "shape"):  # a Cut: a partition computes these leaves elsewhere
+            sums.append(buf)
+            sizes.append(buf)
             continue
-        ids = jnp.searchsorted(jnp.asarray(np.cumsum(n), jnp.int32), jnp.arange(b.size, dtype=jnp.int32), side="right")
-        sums.append(jax.ops.segment_sum(buf, ids, num_segments=len(n))[ids])
-        sizes.append(jnp.asarray(n, jnp.float32)[ids])
-    return Flat(sums, layout), Flat(sizes, layout)
+        length = int(np.size(buf))
+        if length == 0 or (len(n) <= 1 and length == b.size):  # one leaf, or a placeholder: the bucket is the tensor
+            sums.append(jnp.sum(buf))
+            sizes.append(np.float32(length))
+            continue
+        # A padded buffer (zero1's) gets one more segment, its padding, which no leaf's total includes.
+        segments = n + ([length - b.size] if length > b.size else [])
+        ids = jnp.searchsorted(jnp.asarray(np.cumsum(n), jnp.int32), jnp.arange(length, dtype=jnp.int32), side="right")
+        sums.append(jax.ops.segment_sum(jnp.ravel(buf), ids, num_segments=len(segments))[ids].reshape(np.shape(buf)))
+        sizes.append(jnp.asarray(segments, jnp.float32)[ids].reshape(np.shape(buf)))
+    treedef = jax.tree.structure(tree, is_leaf=lambda x: x is not tree)
+    return jax.tree.unflatten(treedef, sums), jax.tree.unflatten(treedef, sizes)
+
+
+def _is_laid_out(x) -> bool:
+    """A `Flat`, or another node of a layout's buffers (`adamlab.sharding.PaddedFlat`: padded to a longer length)."""
+    return _is_flat(x) or (isinstance(getattr(x, "layout", None), Layout) and hasattr(x, "buckets"))
+
+
+def require_leaf_shapes(tree: Any, who: str, needs: Callable[[tuple[int, ...]], bool] = lambda shape: True) -> None:
+    """Refuses a `Flat` on which a transformation would lose a leaf's shape; a pytree (or a fitting `Flat`) passes.
+
+    For a transformation whose arithmetic reads a leaf's shape (rows and columns: Adafactor's factored moments,
+    Muon's Newton-Schulz iteration), which `leaf_totals` cannot give it: a leaf packed into a bucket with others
+    (or into a 1-D buffer of its own) has lost its shape, and computing over the bucket would silently compute
+    something else. A leaf in a *solo* bucket (``solo_above`` of :meth:`Layout.of`) keeps its shape, so there
+    the transformation runs on the buffer as on the leaf.
+
+    Buckets of integer or bool leaves, and buckets a `adamlab.partition` cut away (``Cut()`` buffers), pass.
+
+    Args:
+      tree: The updates or params the transformation was given: a pytree (always passes) or a :class:`Flat`.
+      who: The transformation's name, which opens the message.
+      needs: ``shape -> bool``: whether the transformation needs that leaf's shape. Default: every leaf's.
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: If `tree` is a :class:`Flat` in which a leaf that `needs` selects is packed (its bucket's
+        shape is not its own); the message names the leaf and its bucket.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab import flat
+      >>> params = {"b": jnp.zeros(3), "w": jnp.ones((4, 4))}
+      >>> flat.require_leaf_shapes(flat.flatten(params, solo_above=16), "demo", lambda s: len(s) == 2)
+      >>> try:
+      ...     flat.require_leaf_shapes(flat.flatten(params), "demo", lambda s: len(s) == 2)
+      ... except ValueError as e:
+      ...     print(str(e)[:77])
+      demo needs the shape of ['w'] (4, 4), which bucket 1 of the flat layout packs
+    """
+    if not _is_flat(tree):
+        return
+    layout = tree.layout
+    for j, (buf, b) in enumerate(zip(tree.buckets, layout.buckets)):
+        if not hasattr(buf, "shape") or not jnp.issubdtype(b.dtype, jnp.inexact):
+            continue  # a Cut (a partition's other group) or integer leaves: nothing is computed on them
+        for i in b.leaves:
+            slot = layout.slots[i]
+            if b.shape != slot.shape and needs(slot.shape):
+                raise ValueError(
+                    f"{who} needs the shape of {slot.path} {slot.shape}, which bucket {j} of the flat layout packs "
+                    f"into {b.shape}: give such leaves buckets of their own, which keep their shapes "
+                    f"(flat.flatten(params, solo_above={max(slot.size, 1)}) or less), or keep the params a pytree"
+                )
 
 
 def state_to_tree(state: Any) -> Any:
@@ -900,14 +987,34 @@ def state_from_tree(tree_state: Any, like: Any) -> Any:
 
     def pack(node: Flat, sub: Any) -> Flat:
         layout = node.layout
-        diff = _checks.first_difference(sub, layout.abstract())
+        # A bucket `like` holds a Cut for (a partition's group without it) stands as a Cut for each of its leaves.
+        stand_ins = {type(b) for b in node.buckets if not hasattr(b, "shape")}
+        expected = [jax.ShapeDtypeStruct(s.shape, s.dtype) for s in layout.slots]
+        for b, like_buf in zip(layout.buckets, node.buckets):
+            if type(like_buf) in stand_ins:
+                for i in b.leaves:
+                    expected[i] = like_buf
+        diff = _checks.first_difference(sub, jax.tree.unflatten(layout.treedef, expected))
         if diff is not None:
             raise ValueError(f"a tree in tree_state does not have the structure of the layout's tree: {diff}")
-        leaves = jax.tree.leaves(sub)
+        leaves = jax.tree.leaves(sub, is_leaf=lambda x: type(x) in stand_ins)
         bufs = []
         for j, (b, like_buf) in enumerate(zip(layout.buckets, node.buckets)):
+            if type(like_buf) in stand_ins:
+                bufs.append(like_buf)
+                continue
             if tuple(np.shape(like_buf)) == (0,) and b.size:
                 bufs.append(jnp.zeros((0,), like_buf.dtype))
+                continue
+            own = tuple(np.shape(like_buf))
+            if own != b.shape and len(b.leaves) == 1:  # a state of the leaf's own shape (per-tensor, factored)
+                leaf = jnp.asarray(leaves[b.leaves[0]])
+                if leaf.size != int(np.prod(own, dtype=np.int64)):
+                    raise ValueError(
+                        f"tree_state at {layout.slots[b.leaves[0]].path} has {leaf.size} elements where `like` keeps "
+                        f"a state of shape {own} for the leaf (bucket {j})"
+                    )
+                bufs.append(leaf.reshape(own))
                 continue
             parts = [jnp.ravel(jnp.asarray(leaves[i])) for i in b.leaves]
             for i, p in zip(b.leaves, parts):
@@ -1054,8 +1161,10 @@ def packed(
     `tx` (a ``gradient=`` tree is packed like the updates).
 
     Args:
-      tx: The transformation to run on the buckets: any adamlab transformation or chain (they are all
-        elementwise), or an elementwise Optax one.
+      tx: The transformation to run on the buckets: any adamlab transformation or chain (elementwise,
+        per-tensor through `leaf_totals`, or refusing a packed leaf whose shape it needs), or an
+        elementwise Optax one. Not a wrapper whose params are not a tree like its gradients
+        (`adamlab.lookahead`: pack its inner optimizer instead).
       bucket_bytes: The largest bucket, in bytes, a positive int. Default `DEFAULT_BUCKET_BYTES` (1 GiB).
       group: A key per leaf that buckets never mix (tree, prefix or callable over the params, as in
         :meth:`Layout.of`). Default :func:`adamlab.weight_decay_mask`; use the mask of a masked
@@ -1098,6 +1207,15 @@ def packed(
     def update(updates, state, params=None, **extra):
         layout = layout_for(updates, bucket_bytes=bucket_bytes, group=group, solo_above=solo_above)
         flat_u = layout.flatten(updates, "packed: updates")
+        if params is not None:
+            diff = _checks.first_difference(params, updates, names=("the params", "the updates"))
+            if diff is not None:
+                raise ValueError(
+                    f"packed: the params do not have the updates' tree ({diff}); packed runs a transformation "
+                    "whose params are a tree like its gradients. For a wrapper whose params are another tree "
+                    "(adamlab.lookahead's LookaheadParams), pack the optimizer inside it: "
+                    "adamlab.lookahead(flat.packed(fast_optimizer), ...)"
+                )
         flat_p = None if params is None else layout.flatten(params, "packed: params")
         if extra.get("gradient") is not None:
             extra = dict(extra, gradient=layout.flatten(extra["gradient"], "packed: gradient"))

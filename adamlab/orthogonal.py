@@ -30,6 +30,7 @@ import numpy as np
 from adamlab import _checks
 from adamlab.base import GradientTransformation, chain, identity, init_empty, stage
 from adamlab.decay import Mask, add_decoupled_weight_decay
+from adamlab.flat import require_leaf_shapes
 from adamlab.groups import partition
 from adamlab.moments import bias_correct, scale_by_ema
 from adamlab.optimizers import _moment_dtypes, adam, adamw
@@ -295,6 +296,7 @@ def _per_leaf_with_dims(name: str, spec, fn) -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         del params, extra
+        require_leaf_shapes(updates, name)  # a packed bucket of the flat layout has lost its matrices' shapes
         leaves, treedef = jax.tree.flatten(updates)
         dims = _dims_per_leaf(spec, updates)
         out = [

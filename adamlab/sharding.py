@@ -2,10 +2,11 @@
 measurements (bytes per device, collectives in the compiled program) that show it.
 
 JAX's SPMD machinery (`jax.sharding.Mesh`, `jax.sharding.NamedSharding`, `jax.jit`) is the distributed engine;
-adamlab only has to put every piece of state where it belongs and keep it there. Every adamlab transformation is
+adamlab only has to put every piece of state where it belongs and keep it there. Most adamlab transformations are
 elementwise over leaves, so a moment sharded like its param is updated where it lives: the step of a plain
 optimizer (no global norm) compiles to a program without a single collective, and its results equal the
-single-device run bit for bit.
+single-device run bit for bit. Those that reduce over a tensor (trust ratios, per-tensor norms, Adafactor's
+factored means, Muon's Newton-Schulz products) add the collectives their reductions need and agree to rounding.
 
 Two placements:
 
@@ -53,8 +54,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
 from adamlab import _checks, _hosts, quantize
 from adamlab.base import GradientTransformation, Transformation, stage, stage_info
+from adamlab.factored import FactoredState
 from adamlab.flat import Flat, convert_nodes
 from adamlab.groups import Cut
+from adamlab.slow_weights import LookaheadParams
 
 PyTree = Any
 
@@ -163,8 +166,12 @@ def state_shardings(
     ``.sharding``. Every subtree of the state with the params' tree structure
     (a moment, an accumulator, an Optax ``mu``) takes the params' shardings
     leaf by leaf, where the shapes agree; every other leaf (step counters,
-    ``(0,)`` placeholders of integer leaves, scalars) is replicated over the
-    params' mesh (or `mesh`). The padded buffers of `zero1` are split along
+    ``(0,)`` placeholders of integer leaves, per-tensor scalars) is
+    replicated over the params' mesh (or `mesh`). Adafactor's factored rows
+    and columns (:class:`adamlab.factored.FactoredState`) take their
+    matrix's sharding without the averaged axis. For
+    :class:`adamlab.LookaheadParams` params, moments over the fast weights
+    (the fast optimizer's) take the fast weights' shardings. The padded buffers of `zero1` are split along
     its mesh axis. Pass the result as ``out_shardings`` of the jitted init
     and step. Params without an array leaf (and no `mesh`) leave nothing to
     follow: the state goes to the first device, or under `jax.distributed`
@@ -212,29 +219,41 @@ def state_shardings(
     shardings = _param_shardings(params, param_shardings)
     default = _default_sharding(shardings, mesh)
     abstract = jax.eval_shape(tx.init, params)
-    p_def = jax.tree.structure(params)
     p_shapes = [tuple(np.shape(p)) for p in jax.tree.leaves(params)]
+    # The trees a moment may follow: the params, and for lookahead's pair the fast weights (its fast optimizer's
+    # moments are over them; they lead the pair's leaves).
+    forms = [(jax.tree.structure(params), shardings, p_shapes)]
+    if isinstance(params, LookaheadParams):
+        n = len(jax.tree.leaves(params.fast))
+        forms.append((jax.tree.structure(params.fast), shardings[:n], p_shapes[:n]))
+
+    def follow(leaves, shs, shapes):
+        # A moment over the params, or over some of them (`adamlab.partition`: the others are `Cut` nodes).
+        # An 8-bit moment's codes have its param's shape and its scales the same leading axes, the last in blocks.
+        return [
+            x
+            if _is_cut(x)
+            else _quantized_sharding(x, s, default)
+            if quantize.is_quantized(x)
+            else s
+            if tuple(np.shape(x)) == shape
+            else default
+            for x, s, shape in zip(leaves, shs, shapes)
+        ]
 
     def assign(node):
         if isinstance(node, PaddedFlat):
             return jax.tree.map(lambda b: default if _is_placeholder(b) else node.sharding, node)
-        # A moment over the params, or over some of them (`adamlab.partition`: the others are `Cut` nodes).
-        # An 8-bit moment's codes have its param's shape and its scales the same leading axes, the last in blocks.
-        if jax.tree.structure(node, is_leaf=_is_moment_leaf) == p_def:
-            leaves = jax.tree.leaves(node, is_leaf=_is_moment_leaf)
-            return jax.tree.unflatten(
-                p_def,
-                [
-                    x
-                    if _is_cut(x)
-                    else _quantized_sharding(x, s, default)
-                    if quantize.is_quantized(x)
-                    else s
-                    if tuple(np.shape(x)) == shape
-                    else default
-                    for x, s, shape in zip(leaves, shardings, p_shapes)
-                ],
-            )
+        for td, shs, shapes in forms:
+            if isinstance(node, FactoredState) and jax.tree.structure(node.v, is_leaf=_is_moment_leaf) == td:
+                return node._replace(
+                    count=default,
+                    v_row=td.unflatten(_factored(td.flatten_up_to(node.v_row), shs, shapes, -1, default)),
+                    v_col=td.unflatten(_factored(td.flatten_up_to(node.v_col), shs, shapes, -2, default)),
+                    v=td.unflatten(follow(td.flatten_up_to(node.v), shs, shapes)),
+                )
+            if jax.tree.structure(node, is_leaf=_is_moment_leaf) == td:
+                return td.unflatten(follow(jax.tree.leaves(node, is_leaf=_is_moment_leaf), shs, shapes))
         children, td = jax.tree.flatten(node, is_leaf=lambda x: x is not node)
         if not jax.tree.leaves(node):  # (), None, EmptyState(): keep the empty node itself
             return node
@@ -243,6 +262,25 @@ def state_shardings(
         return jax.tree.unflatten(td, [assign(c) for c in children])
 
     return assign(abstract)
+
+
+def _factored(leaves, shs, shapes, rank: int, default) -> list:
+    """Adafactor's rows (`rank` -1: the mean over a matrix's largest axis) or columns (-2: over the second largest)
+    placed as their param without that axis, so the update reads and writes them where they live: only the means
+    over a split axis need a collective (an all-reduce the math needs)."""
+    out = []
+    for x, s, shape in zip(leaves, shs, shapes):
+        if _is_cut(x) or tuple(np.shape(x)) == (0,) or len(shape) < 2 or not isinstance(s, NamedSharding):
+            out.append(x if _is_cut(x) else default)
+            continue
+        axis = int(np.argsort(shape)[rank])  # adamlab.factored's choice of axes, ties included
+        spec = tuple(s.spec) + (None,) * (len(shape) - len(s.spec))
+        kept = NamedSharding(s.mesh, PartitionSpec(*(spec[:axis] + spec[axis + 1 :])), memory_kind=s.memory_kind)
+        if tuple(np.shape(x)) != shape[:axis] + shape[axis + 1 :]:
+            out.append(default)
+        else:
+            out.append(_quantized_sharding(x, kept, default) if quantize.is_quantized(x) else kept)
+    return out
 
 
 def _is_moment_leaf(x) -> bool:
@@ -720,8 +758,9 @@ def zero1(tx: Transformation, mesh: Mesh, axis: str = "data") -> GradientTransfo
 
     Args:
       tx: The transformation whose state to split: any adamlab transformation or chain (elementwise,
-        so it runs on the padded buffers unchanged), or an elementwise Optax one. Wrap the whole
-        optimizer, not a stage of a chain.
+        so it runs on the padded buffers unchanged, or per tensor through `adamlab.flat.leaf_totals`,
+        which leaves the padding out of every leaf's total), or an elementwise Optax one. Wrap the
+        whole optimizer, not a stage of a chain.
       mesh: The `jax.sharding.Mesh` to split the state over.
       axis: The mesh axis to split along, usually the data-parallel one; its size is ``N``.
         Default ``"data"``.

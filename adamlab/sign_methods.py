@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from adamlab import _checks
 from adamlab.base import GradientTransformation, chain, stage
 from adamlab.directions import scale_by_sign
+from adamlab.flat import Flat
 from adamlab.moments import _one_dtype, scale_by_ema
 from adamlab.scaling import ScalarOrSchedule, scale_by_learning_rate
 from adamlab.tree import has_gradient, increment, per_precision, scalar, upcast, widest_float
@@ -207,12 +208,33 @@ def add_noise(eta: float, gamma: float, key=None, *, seed: int | None = None) ->
         sigma = jnp.sqrt(eta / count.astype(widest_float()) ** gamma)
         std = per_precision(lambda: scalar(sigma))
         kept, drawn = jax.random.split(state.rng_key)
+        if isinstance(updates, Flat):
+            return _noisy_flat(updates, drawn, std), AddNoiseState(count, kept)
         leaves, treedef = jax.tree.flatten(updates)
         keys = jax.random.split(drawn, treedef.num_leaves)
         out = [_noisy(u, k, std) if has_gradient(u) else u for u, k in zip(leaves, keys)]
         return jax.tree.unflatten(treedef, out), AddNoiseState(count, kept)
 
     return stage("add_noise", init, update, role="gradient")
+
+
+def _noisy_flat(updates: Flat, drawn, std) -> Flat:
+    """The pytree path's noise on the flat layout: one key per leaf of the layout's tree, as `add_noise` splits them
+    for the tree, and each leaf's draw in its slot, so that a flat run draws what a pytree run draws."""
+    layout = updates.layout
+    present = [hasattr(buf, "shape") for buf in updates.buckets]  # a Cut bucket: leaves a partition holds elsewhere
+    order = sorted(i for b, p in zip(layout.buckets, present) if p for i in b.leaves)
+    keys = dict(zip(order, jax.random.split(drawn, len(order))))
+    out = []
+    for buf, b, p in zip(updates.buckets, layout.buckets, present):
+        if not p or not has_gradient(buf) or not b.leaves:
+            out.append(buf)
+            continue
+        (u,) = upcast(buf)
+        parts = [jax.random.normal(keys[i], (layout.slots[i].size,), u.dtype) for i in b.leaves]
+        noise = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+        out.append(u + std(u) * noise.reshape(u.shape))
+    return Flat(tuple(out), layout)
 
 
 def _noisy(u, key, std):

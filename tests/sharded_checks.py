@@ -33,6 +33,7 @@ import adamlab  # noqa: E402
 from adamlab import checkpoint, flat  # noqa: E402
 from adamlab import sharding as shd  # noqa: E402
 from adamlab.accumulate import accumulate_gradients  # noqa: E402
+from adamlab.groups import Cut  # noqa: E402
 
 STEPS = 2
 ONE_DEVICE_COMPARED = (
@@ -109,6 +110,15 @@ def optimizers():
     }
 
 
+def _is_cut(x) -> bool:
+    return isinstance(x, Cut)
+
+
+def _like_params(node, p_def) -> bool:
+    """Whether `node` is a tree over the params: their structure, a Cut where a partition keeps a leaf elsewhere."""
+    return jax.tree.structure(node, is_leaf=_is_cut) == p_def and bool(jax.tree.leaves(node))
+
+
 def moment_mismatches(state, params) -> list[str]:
     """Paths of state leaves shaped like a param but not sharded like it (matched by tree structure)."""
     bad = []
@@ -118,8 +128,10 @@ def moment_mismatches(state, params) -> list[str]:
     def walk(node, where):
         if isinstance(node, jax.Array):
             return
-        if jax.tree.structure(node) == p_def and jax.tree.leaves(node):
-            for (path, m), p in zip(jax.tree_util.tree_flatten_with_path(node)[0], p_leaves):
+        if _like_params(node, p_def):
+            for (path, m), p in zip(jax.tree_util.tree_flatten_with_path(node, is_leaf=_is_cut)[0], p_leaves):
+                if _is_cut(m):
+                    continue
                 if m.shape == p.shape and not m.sharding.is_equivalent_to(p.sharding, p.ndim):
                     bad.append(where + jax.tree_util.keystr(path) + f": {m.sharding} vs {p.sharding}")
             return
@@ -138,7 +150,7 @@ def n_moment_leaves(state, params) -> int:
         nonlocal count
         if isinstance(node, jax.Array):
             return
-        if jax.tree.structure(node) == p_def and jax.tree.leaves(node):
+        if _like_params(node, p_def):
             count += 1
             return
         for child in jax.tree.leaves(node, is_leaf=lambda x: x is not node):
@@ -146,6 +158,28 @@ def n_moment_leaves(state, params) -> int:
 
     walk(state)
     return count
+
+
+def other_specs(state, params) -> dict[str, str]:
+    """The specs of the state leaves that are not shaped like their param (factored rows and columns, per-tensor
+    scalars), by path; counters and placeholders left out."""
+    p_def = jax.tree.structure(params)
+    p_leaves = jax.tree.leaves(params)
+    out = {}
+
+    def walk(node, where):
+        if isinstance(node, jax.Array):
+            return
+        if _like_params(node, p_def):
+            for (path, m), p in zip(jax.tree_util.tree_flatten_with_path(node, is_leaf=_is_cut)[0], p_leaves):
+                if not _is_cut(m) and m.shape != p.shape and m.shape != (0,):
+                    out[where + jax.tree_util.keystr(path)] = f"{m.shape} {m.sharding.spec}"
+            return
+        for path, child in jax.tree_util.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)[0]:
+            walk(child, where + jax.tree_util.keystr(path))
+
+    walk(state, "")
+    return out
 
 
 def bitwise(a, b) -> bool:
@@ -215,6 +249,88 @@ def check_follow_params():
             r["bitwise_vs_one_device"] = bitwise((p, s), (lp, ls))
             r["max_rel_vs_one_device"] = max_rel(p, lp)
         out[name] = r
+    return out
+
+
+# Members whose step reduces over a whole tensor (trust ratios, per-tensor norms, block RMSs, factored means,
+# Newton-Schulz products): each is compiled alone, so its collectives are its own. The others are elementwise and
+# share one program, whose collectives (none expected) are then every one of theirs.
+# Programs compiled once and run twice: LLVM's expensive passes would cost more time than they save. The members
+# compared bit for bit keep LLVM's other optimisations: without them (level 0) the mesh's program and the
+# one-device one round adagrad's step differently. Those that reduce over a tensor agree to rounding either way.
+FAST_COMPILE = {"xla_llvm_disable_expensive_passes": True}
+FASTEST_COMPILE = {**FAST_COMPILE, "xla_backend_optimization_level": 0}
+FAMILY_REDUCING = ("adafactor", "adafactor_factored", "lamb", "lars", "novograd", "muon")
+
+
+def check_family():
+    """The rest of Optax's first-order family (tests/family.py) on the (data=2, model=4) mesh: state placed by
+    `state_shardings` and kept by jitted steps, the collectives of each step, and params and state against the
+    one-device run. Adafactor also with its matrices factored, so that its rows and columns are placed too."""
+    import family  # tests/ is this script's directory
+
+    params, _ = mixed_params()
+    local = jax.device_put(params, jax.devices()[0])
+    grads = [grads_like(params, seed) for seed in range(STEPS)]
+    members = {name: family.build(name) for name in family.FAMILY}
+    members["adafactor_factored"] = family.build("adafactor", min_dim_size_to_factor=8)
+    member_of = lambda name: name.removesuffix("_factored")  # noqa: E731
+    start = {name: family.initial_params(member_of(name), params) for name in members}
+    plain = {n: p.fast if isinstance(p, adamlab.LookaheadParams) else p for n, p in start.items()}
+    shardings = {name: shd.state_shardings(tx, start[name]) for name, tx in members.items()}
+    # One compiled init for all members, each state placed as `shd.init` places it.
+    built = jax.jit(lambda ps: {n: members[n].init(ps[n]) for n in members}, out_shardings=shardings)(start)
+
+    def stepper(names):
+        def step(ps, ss, g):
+            out = {}
+            for n in names:
+                u, s = members[n].update(g, ss[n], ps[n])
+                out[n] = (adamlab.apply_updates(ps[n], u), s)
+            return {n: o[0] for n, o in out.items()}, {n: o[1] for n, o in out.items()}
+
+        return jax.jit(step)
+
+    def keyless(tree):
+        return jax.tree.map(
+            lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree
+        )
+
+    groups = [[n for n in members if n not in FAMILY_REDUCING]] + [[n] for n in FAMILY_REDUCING]
+    local_start = {n: family.initial_params(member_of(n), local) for n in members}
+    out = {"reducing": list(FAMILY_REDUCING), "elementwise": groups[0]}
+    for names in groups:
+        fn = stepper(names)
+        ps, ss = {n: start[n] for n in names}, {n: built[n] for n in names}
+        # No out_shardings: the placement must survive the compiler's own choices.
+        options = FAST_COMPILE if names == groups[0] else FASTEST_COMPILE
+        compiled = fn.lower(ps, ss, grads[0]).compile(options)
+        stats = shd.collectives(compiled)
+        for g in grads:
+            ps, ss = compiled(ps, ss, g)
+        # The one-device run is compiled as the mesh's: the same members side by side in one program.
+        lp = {n: local_start[n] for n in names}
+        ls = jax.device_put({n: members[n].init(local_start[n]) for n in names}, jax.devices()[0])
+        one_device = fn.lower(lp, ls, jax.device_put(grads[0], jax.devices()[0])).compile(options)
+        for g in grads:
+            lp, ls = one_device(lp, ls, jax.device_put(g, jax.devices()[0]))
+        for n in names:
+            out[n] = {
+                "moments": n_moment_leaves(built[n], plain[n]),
+                "init_mismatches": moment_mismatches(built[n], plain[n]),
+                "other_specs": other_specs(built[n], plain[n]),
+                "step_mismatches": moment_mismatches(ss[n], plain[n]),
+                "shardings_kept": all(
+                    a.sharding.is_equivalent_to(b.sharding, b.ndim)
+                    for a, b in zip(jax.tree.leaves((ps[n], ss[n])), jax.tree.leaves((start[n], built[n])))
+                ),
+                "collectives": stats.counts,
+                "collective_bytes": stats.bytes,
+                "bitwise_vs_one_device": bitwise(keyless((ps[n], ss[n])), keyless((lp[n], ls[n]))),
+                "max_rel_vs_one_device": max(max_rel(ps[n], lp[n]), max_rel(keyless(ss[n]), keyless(ls[n]))),
+            }
+    # What Muon's Newton-Schulz products move, per device and step: compared with the bytes of its matrices.
+    out["muon"]["matrix_bytes"] = sum(x.nbytes for x in jax.tree.leaves(params) if x.ndim == 2)
     return out
 
 

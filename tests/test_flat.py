@@ -1,8 +1,10 @@
 """The flat layout: exact round trips, parity with the pytree path, masks inside buckets, the pytree drop-in path."""
 
+import functools
 import pathlib
 import re
 
+import family
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ from conftest import mixed_params
 
 import adamlab
 from adamlab import flat, testing
+from adamlab.groups import Cut
 from adamlab.step import train_step, update_step
 
 STEPS = 100
@@ -139,6 +142,163 @@ def test_packed_pytree_path_matches_the_pytree_path(solo_above):
     else:
         assert max(e.max_rel for e in testing.compare_trees(packed_p, tree_p)) < 1e-6
     assert max(e.max_rel for e in testing.compare_trees(flat.state_to_tree(packed_s), tree_s)) < 1e-6
+
+
+# -- the rest of Optax's first-order family (tests/family.py) -----------------------------------------------------
+
+FAMILY_STEPS = 30  # the registry's schedules decay to 0 at step 30
+
+# Members whose Flat path agrees with the pytree path to rounding, not bit for bit, and why. Per-tensor norms and
+# RMSs (LAMB's and LARS's trust ratios, NovoGrad's v, Adafactor's update clipping and parameter scale) are segment
+# sums within a bucket (flat.leaf_totals) against a sum over the leaf: another order. The others are elementwise:
+# sums of two products (``b1 * m + (1 - b1) * g``, schedule-free's interpolations, the noise ``u + std * n``) that
+# XLA contracts into a fused multiply-add in one program and not in the other. Through `flat.packed` every member
+# agrees to rounding: a packed leaf's moments and update are computed in its bucket, in other fusions.
+FLAT_ROUNDING = {
+    "adafactor",
+    "lamb",
+    "lars",
+    "novograd",
+    "noisy_sgd",
+    "optimistic_adam_v2",
+    "adopt",
+    "schedule_free_adamw",
+    "schedule_free_sgd",
+}
+# Measured over 30 steps: at most 3.2e-7 of a leaf's largest magnitude (params and state, both paths).
+FAMILY_RTOL = 3e-6
+# Members refused on a layout, with the message that names why. The default layout (buckets grouped by the decay
+# mask) mixes Muon's matrices with AdamW's vectors in one bucket, which Muon's partition cannot split. Lookahead's
+# params are a LookaheadParams pair, not a tree like its gradients: pack the optimizer inside it instead.
+FAMILY_REFUSED = {
+    "flat": {"muon": "labels gives bucket 1 of the flat layout 2 different values"},
+    "packed": {"lookahead_adamw": r"pack the optimizer inside it: adamlab.lookahead\(flat.packed"},
+}
+
+
+def family_params():
+    """`mixed_dtype_params` with an empty vector for the empty matrix: Muon's width scale (as Optax's) divides by
+    a matrix's row count."""
+    return {**mixed_dtype_params(), "empty": jnp.zeros((0,), jnp.float32)}
+
+
+def _keys_as_data(tree):
+    return jax.tree.map(lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree)
+
+
+def _unflat(tree):
+    return jax.tree.map(
+        lambda x: x.unflatten() if isinstance(x, flat.Flat) else x, tree, is_leaf=lambda x: isinstance(x, flat.Flat)
+    )
+
+
+def _spread(expected, actual):
+    """`expected` with each 0-d leaf spread to `actual`'s leaf: a per-tensor statistic of a leaf that shares its
+    bucket is kept once per element of the leaf (its own leaf's value), as flat.leaf_totals gives it."""
+    return jax.tree.map(lambda e, a: jnp.broadcast_to(e, a.shape) if np.ndim(e) == 0 else e, expected, actual)
+
+
+@functools.cache
+def _family_tree_run(name):
+    params = family_params()
+    tx = family.build(name)
+    stream = grads_like(params, seed=6, steps=FAMILY_STEPS)
+    return run(tx, family.initial_params(name, params), stream)
+
+
+def _family_case(name, path):
+    """(the pytree run, this path's run with its params and state as the pytree's); raises what the path raises."""
+    params = family_params()
+    stream = grads_like(params, seed=6, steps=FAMILY_STEPS)
+    tx = family.build(name)
+    if path == "flat":
+        fp = flat.flatten(params)
+        got_p, got_s = run(tx, family.initial_params(name, fp), jax.vmap(fp.layout.flatten)(stream))
+    else:  # each matrix in a bucket of its own (its shape kept), the vectors and scalars packed
+        got_p, got_s = run(flat.packed(tx, solo_above=12), family.initial_params(name, params), stream)
+    return _family_tree_run(name), (_unflat(got_p), flat.state_to_tree(got_s))
+
+
+@pytest.mark.parametrize("path", ["flat", "packed"])
+@pytest.mark.parametrize("name", list(family.FAMILY))
+def test_family_on_the_flat_layout_is_the_pytree_path_or_refused(name, path):
+    """Every member on a Flat (all leaves packed) and through `flat.packed` (matrices solo): the pytree path's
+    params and state, bit for bit or to rounding (FLAT_ROUNDING, and `flat.packed`), or an error naming why
+    (FAMILY_REFUSED)."""
+    assert FLAT_ROUNDING | set(FAMILY_REFUSED[path]) <= set(family.FAMILY)
+    if name in FAMILY_REFUSED[path]:
+        with pytest.raises(ValueError, match=FAMILY_REFUSED[path][name]):
+            _family_case(name, path)
+        return
+    (tree_p, tree_s), (got_p, got_s) = _family_case(name, path)
+    tree_s, got_s = _keys_as_data(_spread(tree_s, got_s)), _keys_as_data(got_s)
+    if path == "flat" and name not in FLAT_ROUNDING:
+        testing.assert_bitwise_equal(got_p, tree_p)
+        testing.assert_bitwise_equal(got_s, tree_s)
+    else:
+        errors = testing.compare_trees(got_p, tree_p) + testing.compare_trees(got_s, tree_s)
+        assert max(e.max_rel for e in errors) < FAMILY_RTOL, max(errors, key=lambda e: e.max_rel)
+    moved = got_p.fast if family.FAMILY[name].params == "lookahead" else got_p
+    assert not np.array_equal(np.asarray(moved["dense"]["w"]), np.asarray(family_params()["dense"]["w"]))
+
+
+def test_a_shape_the_arithmetic_needs_is_refused_where_packed_and_kept_in_a_solo_bucket():
+    """Adafactor's factored moments and Muon's Newton-Schulz read a matrix's rows and columns: a Flat that packs
+    such a matrix is refused, naming it; in a bucket of its own the matrix keeps its shape and steps as on the tree."""
+    params = family_params()
+    factoring = {"min_dim_size_to_factor": 2}  # every matrix of the tree is factored
+    with pytest.raises(ValueError, match=r"scale_by_factored_rms needs the shape of \['blocks'\]\[1\]\['kernel'\]"):
+        family.build("adafactor", **factoring).init(flat.flatten(params))
+    by_rank = flat.flatten(params, group=lambda t: jax.tree.map(lambda x: x.ndim == 2, t))  # Muon's groups, packed
+    with pytest.raises(ValueError, match=r"newton_schulz needs the shape of \['dense'\]\['w'\] \(5, 3\)"):
+        tx = family.build("muon")
+        tx.update(jax.tree.map(jnp.ones_like, by_rank), tx.init(by_rank), by_rank)
+    # Kept solo, the matrices are factored as leaves: v_row and v_col, no full v.
+    tx = family.build("adafactor", **factoring)
+    stream = grads_like(params, seed=7, steps=5)
+    tree_p, tree_s = run(tx, params, stream)
+    fp = flat.flatten(params, solo_above=12)
+    flat_p, flat_s = run(tx, fp, jax.vmap(fp.layout.flatten)(stream))
+    state = flat.state_to_tree(flat_s)
+    assert state[0].v_row["dense"]["w"].shape == (3,) and state[0].v["dense"]["w"].shape == (0,)
+    errors = testing.compare_trees(flat_p.unflatten(), tree_p) + testing.compare_trees(state, tree_s)
+    assert max(e.max_rel for e in errors) < FAMILY_RTOL  # the per-leaf RMSs of the packed vectors: segment sums
+
+
+def test_require_leaf_shapes_passes_trees_solo_buckets_and_what_is_not_computed():
+    params = {"w": jnp.ones((4, 4)), "b": jnp.zeros(3), "n": jnp.zeros((2, 2), jnp.int32)}
+    is_matrix = lambda shape: len(shape) == 2  # noqa: E731
+    flat.require_leaf_shapes(params, "demo", is_matrix)
+    flat.require_leaf_shapes(flat.flatten(params, solo_above=16), "demo", is_matrix)  # n: integer, never computed
+    packed = flat.flatten(params, group=None)
+    with pytest.raises(ValueError, match=r"demo needs the shape of \['w'\] \(4, 4\), which bucket 0 .* into \(19,\)"):
+        flat.require_leaf_shapes(packed, "demo", is_matrix)
+    flat.require_leaf_shapes(packed, "demo", lambda shape: len(shape) > 2)
+    cut = flat.Flat((Cut(),) + packed.buckets[1:], packed.layout)  # a partition's other group
+    flat.require_leaf_shapes(cut, "demo", is_matrix)
+
+
+def test_per_tensor_statistics_and_partition_cuts_convert_to_the_tree_state_and_back():
+    """NovoGrad's v is a scalar per leaf: a 0-d buffer for a bucket of one leaf (the pytree's scalar), its leaf's
+    value per element in a shared bucket. Muon's partition holds a Cut where a group has no state."""
+    params = family_params()
+    for name, fp in [("novograd", flat.flatten(params)), ("muon", flat.flatten(params, solo_above=12))]:
+        tx = family.build(name)
+        grads = jax.tree.map(lambda g: g[0], jax.vmap(fp.layout.flatten)(grads_like(params, seed=8, steps=1)))
+        state = jax.jit(tx.update)(grads, tx.init(fp), fp)[1]
+        tree_state = flat.state_to_tree(state)
+        assert jax.tree.structure(tree_state) == jax.tree.structure(tx.init(params))
+        for like in (state, jax.eval_shape(tx.init, fp)):
+            testing.assert_bitwise_equal(flat.state_from_tree(tree_state, like), state)
+    tx, fp = family.build("novograd"), flat.flatten(params)
+    tree_state = flat.state_to_tree(tx.init(fp))
+    v = tree_state[0].second_moment
+    assert v["half"]["bias"].shape == () and v["dense"]["b"].shape == (3,)  # alone in its bucket; shared
+    wrong = (tree_state[0]._replace(second_moment={**v, "half": {**v["half"], "bias": jnp.zeros(3)}}), *tree_state[1:])
+    with pytest.raises(
+        ValueError, match=r"\['half'\]\['bias'\] has 3 elements where `like` keeps a state of shape \(\)"
+    ):
+        flat.state_from_tree(wrong, tx.init(fp))
 
 
 def test_packed_inside_a_chain_gets_the_gradient_and_clipping_agrees_to_rounding():

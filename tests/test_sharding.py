@@ -13,6 +13,7 @@ import pathlib
 import subprocess
 import sys
 
+import family
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -130,6 +131,51 @@ def test_sharded_steps_equal_the_one_device_run(reports):
     assert results["clip_adam"]["max_rel_vs_one_device"] <= 1e-6  # the global norm sums in another order
     for name in ("amsgrad", "ademamix", "lion", "adam_atan2", "cautious_adamw", "stable_adamw"):
         assert results[name]["max_rel_vs_one_device"] <= 1e-6, name
+
+
+# The family's members whose step reduces over a tensor (tests/sharded_checks.py compiles each alone), with the
+# largest difference from the one-device run measured over its 2 steps: sums split across devices, in another order.
+FAMILY_ROUNDING = {"adafactor": 2.4e-8, "adafactor_factored": 9.7e-8, "lars": 9.6e-8, "novograd": 3e-7, "muon": 1.2e-8}
+
+
+def test_family_state_follows_the_params_and_steps_equal_the_one_device_run(reports):
+    """Every member of tests/family.py (and Adafactor with its matrices factored): each moment placed and kept
+    with its param's sharding, elementwise steps without a collective and bit for bit the one-device run; the
+    reductions over a tensor all-reduce a few bytes and agree to rounding."""
+    r = _check(reports, "family")
+    assert set(r["elementwise"]) | set(r["reducing"]) == set(family.FAMILY) | {"adafactor_factored"}
+    assert set(FAMILY_ROUNDING) <= set(r["reducing"])
+    for name in list(family.FAMILY) + ["adafactor_factored"]:
+        facts = r[name]
+        assert facts["init_mismatches"] == [] and facts["step_mismatches"] == [] and facts["shardings_kept"], name
+        assert facts["moments"] >= 1 or name in ("sign_sgd", "noisy_sgd"), name  # those two keep a count, a key
+        if name in r["elementwise"]:
+            continue
+        if name in FAMILY_ROUNDING:
+            assert facts["max_rel_vs_one_device"] <= 10 * FAMILY_ROUNDING[name], (name, facts["max_rel_vs_one_device"])
+        else:
+            assert facts["bitwise_vs_one_device"], name
+    elementwise = r[r["elementwise"][0]]  # one program for all of them: its collectives are every one of theirs
+    assert elementwise["collectives"] == {} and all(r[n]["bitwise_vs_one_device"] for n in r["elementwise"])
+    for name in set(r["reducing"]) - {"muon"}:  # per-tensor norms, RMSs and factored means: tuples of scalars
+        assert set(r[name]["collectives"]) == {"all-reduce"}, name
+        assert r[name]["collective_bytes"]["all-reduce"] <= 32 * r[name]["collectives"]["all-reduce"], name
+    # Newton-Schulz multiplies split matrices: at most two matrices' worth of traffic per iteration (5 iterations).
+    muon = r["muon"]
+    assert set(muon["collectives"]) <= {"all-reduce", "all-gather", "collective-permute"}
+    assert sum(muon["collective_bytes"].values()) <= 2 * 5 * muon["matrix_bytes"]
+    # A per-tensor scalar is replicated; a factored row or column is split like its matrix without the averaged axis.
+    leaves = ("['attn']", "['embed']", "['ln']['scale']", "['mlp']['bias']", "['mlp']['w']")
+    assert r["novograd"]["other_specs"] == {f"[0].second_moment{path}": "() P()" for path in leaves}
+    assert r["adafactor_factored"]["other_specs"] == {
+        "[0].v_row['attn']": "(8,) P('data',)",  # (8, 8) split (data, model): d0 is the last axis on a tie
+        "[0].v_col['attn']": "(8,) P('model',)",
+        "[0].v_row['embed']": "(8,) P(None,)",  # (16, 8) split (data, None): the mean over the split rows
+        "[0].v_col['embed']": "(16,) P('data',)",
+        "[0].v_row['mlp']['w']": "(8,) P(None,)",  # (8, 12) split (None, model)
+        "[0].v_col['mlp']['w']": "(12,) P('model',)",
+    }
+    assert r["adafactor"]["other_specs"] == {}  # min_dim_size_to_factor=128: nothing factored on this mesh
 
 
 def test_int8_moments_follow_their_params(reports):
@@ -304,6 +350,24 @@ def test_one_device_mesh_zero1_equals_the_flat_run():
     again = shd.zero1_state_from_flat(back, s)
     assert jax.tree.structure(again) == jax.tree.structure(s)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(s)))
+
+
+def test_leaf_totals_leave_the_zero1_padding_out_of_every_leaf():
+    """zero1 hands its transformation buffers padded past their buckets: a per-tensor sum (LAMB's norms, the
+    cautious count) must not include the padding, in a bucket of several leaves or of one."""
+    tree = {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.ones(3), "s": jnp.asarray(2.0)}
+    sharding = NamedSharding(Mesh(np.array(jax.devices()[:1]), ("data",)), P("data"))
+    for fp in (flat.flatten(tree, group=None), flat.flatten(tree)):  # b, s, w in one bucket; w alone
+        padded = shd.PaddedFlat(tuple(jnp.concatenate([b, jnp.full(5, 7.0)]) for b in fp.buckets), fp.layout, sharding)
+        sums, sizes = flat.leaf_totals(padded)
+        assert isinstance(sums, shd.PaddedFlat) and sums.layout == fp.layout
+        for got, want, b in zip(
+            sums.buckets + sizes.buckets,
+            flat.leaf_totals(fp)[0].buckets + flat.leaf_totals(fp)[1].buckets,
+            fp.buckets * 2,
+        ):
+            np.testing.assert_array_equal(got[: b.size], np.broadcast_to(want, b.shape))
+        np.testing.assert_array_equal(sums.buckets[-1][-5:], 35.0)  # the padding, a segment of its own
 
 
 def test_state_shardings_on_one_device_and_bytes_per_device():
