@@ -116,3 +116,20 @@ def with_state() -> list[str]:
 def initial_params(name: str, params: Any) -> Any:
     """The params member `name` steps from a plain tree: the tree itself, or a synced lookahead pair."""
     return adamlab.LookaheadParams.init_synced(params) if FAMILY[name].params == "lookahead" else params
+
+
+def trajectory(tx: Any, params: Any, stream: Any) -> Any:
+    """``((final params, final state), (params, state) after every step)`` of `tx` over `stream`, one jitted scan."""
+    import jax
+
+    @jax.jit
+    def go(p, stream):
+        def step(carry, g):
+            p, s = carry
+            u, s = tx.update(g, s, p)
+            carry = (adamlab.apply_updates(p, u), s)
+            return carry, carry
+
+        return jax.lax.scan(step, (p, tx.init(p)), stream)
+
+    return go(params, stream)

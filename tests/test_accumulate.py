@@ -170,18 +170,8 @@ def test_skip_nonfinite_inside_drops_the_whole_real_step(name):
     start = _start(name, _tree())
     tx = accumulate_gradients(skip_nonfinite(_make(name)), K)
 
-    @jax.jit
-    def go(p, stream):
-        def body(carry, g):
-            p, s = carry
-            u, s = tx.update(g, s, p)
-            carry = (adamlab.apply_updates(p, u), s)
-            return carry, carry
-
-        return jax.lax.scan(body, (p, tx.init(p)), stream)
-
     # A real step with a poisoned micro-batch, then the K * REAL_STEPS good ones.
-    (p_end, s_end), (ps, ss) = go(start, _stack(grads[0], _nan_like(grads[1]), grads[2], *grads))
+    (p_end, s_end), (ps, ss) = family.trajectory(tx, start, _stack(grads[0], _nan_like(grads[1]), grads[2], *grads))
     p, s = jax.tree.map(lambda x: x[K - 1], (ps, ss))
     assert _bitwise(p, start)  # the real step was skipped: nothing moved
     assert int(s.inner_state.skipped) == 1 and int(s.micro_step) == 0

@@ -348,16 +348,7 @@ def test_skip_nonfinite_leaves_every_family_member_bit_for_bit(name):
             k += 1
     clean = rows + rows[: len(BAD_STEPS)]  # as long, so the same program; its last steps are not compared
     tx = numerics.skip_nonfinite(family.build(name))
-
-    @jax.jit
-    def run(params, stream):
-        def step(carry, g):
-            p, s = carry
-            u, s = tx.update(g, s, p)
-            carry = (adamlab.apply_updates(p, u), s)
-            return carry, carry
-
-        return jax.lax.scan(step, (params, tx.init(params)), stream)[1]
+    run = lambda params, stream: family.trajectory(tx, params, stream)[1]  # noqa: E731
 
     start = family.initial_params(name, tree)
     stack = lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees)

@@ -12,6 +12,7 @@ import reference_adaptive
 from conftest import as_dict
 
 import adamlab
+from adamlab import testing
 
 SETTINGS = 3
 STEPS = 5
@@ -241,15 +242,6 @@ def _arrays(values):
     return {k: jnp.asarray(v, jnp.int32 if ints(v) else jnp.float32) for k, v in values.items()}
 
 
-def _scan_run(tx, params, grads):
-    def step(carry, g):
-        p, s = carry
-        u, s = tx.update(g, s, p)
-        return (adamlab.apply_updates(p, u), s), None
-
-    return jax.lax.scan(step, (params, tx.init(params)), grads)[0][0]
-
-
 def _stream(params):
     return jax.tree.map(lambda p: jnp.stack([jnp.sin(p * (i + 1.0)) + 0.1 * i for i in range(STEPS)]), params)
 
@@ -259,10 +251,10 @@ def test_vmap_over_the_hyperparameters_of_each_family_member_equals_each_number(
     build, values = FAMILY_CASES[name]
     params = family.initial_params(name, _params())
     grads = _stream(_params())
-    cells = jax.jit(jax.vmap(lambda h: _scan_run(build(**h), params, grads)))(_arrays(values))
+    cells = jax.jit(jax.vmap(lambda h: testing.run(build(**h), params, grads)))(_arrays(values))
     # The three runs with the numbers in one program (each number is a constant of its own run).
     settings = [{k: v[s] for k, v in values.items()} for s in range(SETTINGS)]
-    expected = jax.jit(lambda: [_scan_run(build(**h), params, grads) for h in settings])()
+    expected = jax.jit(lambda: [testing.run(build(**h), params, grads) for h in settings])()
     for s, run in enumerate(expected):
         for path, leaf in jax.tree_util.tree_flatten_with_path(run)[0]:
             cell = jax.tree_util.tree_flatten_with_path(cells)[0]
@@ -308,8 +300,8 @@ def test_radam_with_an_array_b2_is_within_float32_rounding_of_the_float64_refere
     grads = jax.tree.map(lambda p: jnp.stack([jnp.sin(p * (i + 1.0)) + 0.1 * i for i in range(steps)]), params)
     b2s = [0.999, 0.9995, 0.9999]
     build = lambda b2: adamlab.radam(1e-2, 0.9, b2, eps=0.0)  # the reference has no eps
-    cells = jax.jit(jax.vmap(lambda b2: _scan_run(build(b2), params, grads)))(jnp.asarray(b2s, jnp.float32))
-    number = as_dict(jax.jit(lambda: _scan_run(build(0.9999), params, grads))())
+    cells = jax.jit(jax.vmap(lambda b2: testing.run(build(b2), params, grads)))(jnp.asarray(b2s, jnp.float32))
+    number = as_dict(jax.jit(lambda: testing.run(build(0.9999), params, grads))())
     for s, b2 in enumerate(b2s):
         # The reference at the cell's own b2: the float32 rounding of the number.
         expected = reference_adaptive.radam(as_dict(params), as_dict(grads), 1e-2, b2=float(np.float32(b2)))
