@@ -84,6 +84,58 @@ DEFAULTS = {  # backend -> (shapes, scale, max leaves)
 }
 # The Adam family (issue 13): each against Optax's own where Optax has it; adam_atan2 and cautious against AdamW.
 FAMILY = ("amsgrad", "nadam", "ademamix", "lion")
+
+
+def _lookahead_adamw(lib):
+    return lib.lookahead(lib.adamw(LR, weight_decay=WD), 5, 0.5)  # the paper's k = 5, alpha = 0.5
+
+
+# The rest of Optax's first-order family (issue 22): name -> (adamlab's, Optax's), the same arguments on both sides:
+# the library defaults, the script's LR, and its WD wherever both take a weight decay. noisy_sgd draws from the
+# same key on both sides; lookahead wraps AdamW and steps LookaheadParams; schedule_free wraps Adam without
+# momentum, as its paper does. rprop is adamlab's default (the paper's first step, Optax's lags one step behind).
+NEW_FAMILY = {
+    "adabelief": (lambda: adamlab.adabelief(LR), lambda: optax.adabelief(LR)),
+    "adadelta": (lambda: adamlab.adadelta(LR, weight_decay=WD), lambda: optax.adadelta(LR, weight_decay=WD)),
+    "adafactor": (
+        lambda: adamlab.adafactor(LR, weight_decay_rate=WD),
+        lambda: optax.adafactor(LR, weight_decay_rate=WD),
+    ),
+    "adagrad": (lambda: adamlab.adagrad(LR), lambda: optax.adagrad(LR)),
+    "adamax": (lambda: adamlab.adamax(LR), lambda: optax.adamax(LR)),
+    "adamaxw": (lambda: adamlab.adamaxw(LR, weight_decay=WD), lambda: optax.adamaxw(LR, weight_decay=WD)),
+    "adan": (lambda: adamlab.adan(LR, weight_decay=WD), lambda: optax.adan(LR, weight_decay=WD)),
+    "lamb": (lambda: adamlab.lamb(LR, weight_decay=WD), lambda: optax.lamb(LR, weight_decay=WD)),
+    "lars": (lambda: adamlab.lars(LR, weight_decay=WD), lambda: optax.lars(LR, weight_decay=WD)),
+    "novograd": (lambda: adamlab.novograd(LR, weight_decay=WD), lambda: optax.novograd(LR, weight_decay=WD)),
+    "radam": (lambda: adamlab.radam(LR), lambda: optax.radam(LR)),
+    "yogi": (lambda: adamlab.yogi(LR), lambda: optax.yogi(LR)),
+    "rprop": (lambda: adamlab.rprop(LR), lambda: optax.rprop(LR)),
+    "sign_sgd": (lambda: adamlab.sign_sgd(LR), lambda: optax.sign_sgd(LR)),
+    "signum": (lambda: adamlab.signum(LR), lambda: optax.signum(LR)),
+    "noisy_sgd": (lambda: adamlab.noisy_sgd(LR, key=0), lambda: optax.noisy_sgd(LR, key=0)),
+    "optimistic_adam_v2": (lambda: adamlab.optimistic_adam_v2(LR), lambda: optax.optimistic_adam_v2(LR)),
+    "lookahead": (lambda: _lookahead_adamw(adamlab), lambda: _lookahead_adamw(optax)),
+    "adopt": (lambda: adamlab.adopt(LR), lambda: optax.contrib.adopt(LR)),
+    "schedule_free": (
+        lambda: adamlab.schedule_free(adamlab.adam(LR, b1=0.0), LR),
+        lambda: optax.contrib.schedule_free(optax.adam(LR, b1=0.0), LR),
+    ),
+    "schedule_free_adamw": (
+        lambda: adamlab.schedule_free_adamw(LR, weight_decay=WD),
+        lambda: optax.contrib.schedule_free_adamw(LR, weight_decay=WD),
+    ),
+    "schedule_free_sgd": (
+        lambda: adamlab.schedule_free_sgd(LR, weight_decay=WD),
+        lambda: optax.contrib.schedule_free_sgd(LR, weight_decay=WD),
+    ),
+    "simplified_ademamix": (
+        lambda: adamlab.simplified_ademamix(LR, weight_decay=WD),
+        lambda: optax.contrib.simplified_ademamix(LR, weight_decay=WD),
+    ),
+    # default dimension numbers on both sides: Muon on every 2-D leaf, Adam on the rest
+    "muon": (lambda: adamlab.muon(LR, weight_decay=WD), lambda: optax.contrib.muon(LR, weight_decay=WD)),
+}
 VARIANTS = (
     "optax",
     "pytree",
@@ -100,6 +152,8 @@ VARIANTS = (
     "stable_adamw",
     "tree-int8",
     "flat-int8",
+    *NEW_FAMILY,
+    *(f"optax-{n}" for n in NEW_FAMILY),
 )
 BASELINE = {
     "adam": "optax-adam",
@@ -108,6 +162,8 @@ BASELINE = {
     "optax-adam-l2": "optax-adam-l2",
     **{n: f"optax-{n}" for n in FAMILY},
     **{f"optax-{n}": f"optax-{n}" for n in FAMILY},
+    **{n: f"optax-{n}" for n in NEW_FAMILY},
+    **{f"optax-{n}": f"optax-{n}" for n in NEW_FAMILY},
     "tree-int8": "tree",
     "flat-int8": "flat",  # 8-bit moments against float32 ones, same path
 }  # every other variant is measured against "optax" (optax.adamw)
@@ -151,8 +207,60 @@ def device_peak() -> int | None:
     return None if not stats else stats.get("peak_bytes_in_use")
 
 
+def _fresh(tree):
+    """A private copy of every array: no donated buffer may be another argument's (Optax's schedule-free init
+    keeps the params themselves as ``z``, ``LookaheadParams.init_synced`` holds one tree twice)."""
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
+def _optax_step(tx):
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def build_new_family(variant: str, params, grads):
+    """(step, params, state, grads) for an issue-22 variant or its Optax counterpart."""
+    name = variant.removeprefix("optax-")
+    ours, theirs = NEW_FAMILY[name]
+    lib = optax if variant.startswith("optax-") else adamlab
+    tx = theirs() if lib is optax else ours()
+    p = _fresh(params)
+    if name == "lookahead":  # the step carries fast and slow weights; the gradients are taken at the fast ones
+        p = lib.LookaheadParams(fast=p, slow=_fresh(params))
+    step = _optax_step(tx) if lib is optax else update_step(tx)
+    return step, p, _fresh(tx.init(p)), grads
+
+
+def state_bytes(txs: dict, params) -> dict:
+    """Bytes of ``tx.init(params)`` per parameter for each named transformation (shapes only: nothing is
+    allocated)."""
+    n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    out = {}
+    for name, tx in txs.items():
+        leaves = jax.tree.leaves(jax.eval_shape(tx.init, params))
+        total = sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in leaves)
+        out[name] = {"bytes": total, "bytes_per_param": total / n}
+    return {"params": n, "state": out}
+
+
+def demo_state_bytes() -> dict:
+    """Adafactor's state against AdamW's on the demo's default model (both at lr 1e-3, the defaults otherwise)."""
+    from adamlab.demo import model, train
+
+    params = model.init_params(train.TrainConfig().model_config(), 0)
+    res = state_bytes({"adafactor": adamlab.adafactor(1e-3), "adamw": adamlab.adamw(1e-3)}, params)
+    s = res["state"]
+    res["adafactor_over_adamw"] = s["adafactor"]["bytes"] / s["adamw"]["bytes"]
+    return res
+
+
 def build(variant: str, params, grads, args):
     """(step, params, state, grads) for one variant, the params a private copy (they will be donated)."""
+    if variant.removeprefix("optax-") in NEW_FAMILY:
+        return build_new_family(variant, params, grads)
     theirs = {
         "optax": lambda: optax.adamw(LR, weight_decay=WD),
         "optax-adam": lambda: optax.adam(LR),
@@ -307,7 +415,7 @@ def run_isolated(name: str, shapes, variants, bw: float, args, argv) -> dict:
 def main(argv=None) -> dict:
     backend = jax.default_backend()
     shapes_default, scale_default, leaves_default = DEFAULTS.get(backend, DEFAULTS["gpu"])
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--shapes", default=shapes_default, help=f"comma list of {', '.join(SHAPES)}")
     ap.add_argument("--scale", type=float, default=scale_default, help="multiplies the first dimension of each leaf")
     ap.add_argument(
@@ -325,8 +433,22 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", default=None, help="write the results to this file")
     ap.add_argument("--isolate", action="store_true", help="one process per shape, variant and run")
     ap.add_argument("--runs", type=int, default=2, help="with --isolate: runs of each variant (best one kept)")
+    ap.add_argument(
+        "--state-bytes",
+        action="store_true",
+        help="print the optimizer-state bytes per parameter of adafactor and adamw on the demo's model, and exit",
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)  # "shape:variant", internal to --isolate
     args = ap.parse_args(argv)
+    if args.state_bytes:
+        res = demo_state_bytes()
+        for name, rec in res["state"].items():
+            print(f"{name:<10}{rec['bytes']:>12,} bytes{rec['bytes_per_param']:>8.3f} per parameter")
+        print(f"{res['params']:,} parameters; adafactor / adamw = {res['adafactor_over_adamw']:.4f}")
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(res, fh, indent=1)
+        return res
     if args.child:
         name, variant = args.child.split(":")
         shapes = scaled(SHAPES[name], args.scale)[: args.max_leaves or None]
@@ -364,8 +486,9 @@ def main(argv=None) -> dict:
         f"max leaves {args.max_leaves}",
         flush=True,
     )
+    w = max(14, *(len(v) + 1 for v in variants))
     print(
-        f"{'shape':<15}{'variant':<14}{'params':>9}{'leaves':>7}{'compile s':>10}{'c x optax':>10}{'step ms':>10}"
+        f"{'shape':<15}{'variant':<{w}}{'params':>9}{'leaves':>7}{'compile s':>10}{'c x optax':>10}{'step ms':>10}"
         f"{'x optax':>8}{'x floor':>8}{'temp MB':>9}",
         flush=True,
     )
@@ -380,7 +503,7 @@ def main(argv=None) -> dict:
         for v, rec in r["variants"].items():
             temp = rec.get("memory_MB", {}).get("temporaries", float("nan"))
             print(
-                f"{name:<15}{v:<14}{r['params_M']:>8.2f}M{r['leaves']:>7}{rec['compile_s']:>10.2f}"
+                f"{name:<15}{v:<{w}}{r['params_M']:>8.2f}M{r['leaves']:>7}{rec['compile_s']:>10.2f}"
                 f"{rec.get('compile_x_optax', float('nan')):>10.2f}{rec['step_ms']:>10.3f}"
                 f"{rec.get('x_optax', float('nan')):>8.2f}{rec['x_floor']:>8.2f}{temp:>9.1f}",
                 flush=True,

@@ -60,10 +60,21 @@ class TrainConfig(NamedTuple):
     def eval_interval(self) -> int:
         return self.eval_every or max(1, self.steps // 10)
 
-    def schedule(self, peak_lr: float) -> Schedule:
-        """Linear warmup over `warmup_fraction` of the steps, then cosine to ``final_lr_fraction * peak``."""
+    def schedule(self, peak_lr: float, shape: str = "warmup_cosine") -> Schedule:
+        """Linear warmup over `warmup_fraction` of the steps, then cosine to ``final_lr_fraction * peak``.
+
+        `shape` ``"warmup_constant"`` holds the peak after the warmup (schedule-free methods replace the decay);
+        ``"constant"`` is the peak from the first step.
+        """
+        warmup = int(self.warmup_fraction * self.steps)
+        if shape == "constant" or (shape == "warmup_constant" and warmup == 0):  # a warmup of 0 steps stays at 0
+            return adamlab.schedules.constant(peak_lr)
+        if shape == "warmup_constant":
+            return adamlab.schedules.warmup_constant_schedule(0.0, peak_lr, warmup)
+        if shape != "warmup_cosine":
+            raise ValueError(f"unknown schedule shape {shape!r}")
         return adamlab.schedules.warmup_cosine_decay(
-            0.0, peak_lr, int(self.warmup_fraction * self.steps), self.steps, end_value=self.final_lr_fraction * peak_lr
+            0.0, peak_lr, warmup, self.steps, end_value=self.final_lr_fraction * peak_lr
         )
 
 
@@ -75,6 +86,58 @@ class OptimizerSpec(NamedTuple):
     build: Callable[[Callable, float], Any]  # (schedule, weight_decay) -> transformation
     color: str
     requires: str | None = None  # an optional package
+    lr_shape: str = "warmup_cosine"  # the shape of `build`'s schedule: see TrainConfig.schedule
+    # Optimizers whose params are not the model's tree (lookahead's fast and slow weights) or are not what is
+    # evaluated (schedule-free's average): the params stepped from the model's initial tree, the tree the gradient
+    # is taken at, and the model's tree to evaluate given (params, optimizer state). None: the model's tree.
+    init_params: Callable[[Any], Any] | None = None
+    grad_params: Callable[[Any], Any] | None = None
+    eval_params: Callable[[Any, Any], Any] | None = None
+
+    def at_gradient(self, params):
+        return params if self.grad_params is None else self.grad_params(params)
+
+    def at_evaluation(self, params, opt_state):
+        return params if self.eval_params is None else self.eval_params(params, opt_state)
+
+
+def _lookahead_pair(params):
+    """Synced fast and slow weights in buffers of their own: the training step donates both."""
+    return adamlab.LookaheadParams(fast=params, slow=jax.tree.map(jnp.copy, params))
+
+
+LOOKAHEAD = {
+    "init_params": _lookahead_pair,
+    "grad_params": lambda p: p.fast,
+    "eval_params": lambda p, s: p.slow,
+}
+SCHEDULE_FREE = {"lr_shape": "warmup_constant", "eval_params": lambda p, s: adamlab.schedule_free_eval_params(s, p)}
+
+
+def _schedule_free_adamw(schedule, wd):
+    """Optax's schedule_free_adamw(peak, warmup_steps) with the demo's b2 and decay mask (it takes neither)."""
+    base = adamlab.chain(
+        adamlab.scale_by_rms(B2, EPS, bias_correction=True),
+        adamlab.add_decoupled_weight_decay(wd, mask=adamlab.weight_decay_mask),
+        adamlab.scale_by_learning_rate(schedule),
+    )
+    return adamlab.schedule_free(base, schedule, B1)
+
+
+def _rprop(schedule, wd):
+    """Rprop's rate is its initial step size, a number: the (constant) schedule's value, even while traced."""
+    with jax.ensure_compile_time_eval():
+        return adamlab.rprop(float(schedule(0)))
+
+
+def _muon(schedule, wd):
+    """Muon on every matrix at the schedule's rate, AdamW at Adam's (1/20 of Muon's 0.02), lr*wd kept."""
+    return adamlab.muon(
+        schedule,
+        weight_decay=wd / 20,
+        weight_decay_mask=adamlab.weight_decay_mask,
+        adam_learning_rate=lambda count: schedule(count) / 20,
+    )
 
 
 def _optax_adamw(schedule, wd):
@@ -174,6 +237,95 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             lambda s, wd: adamlab.stable_adamw(s, B1, B2, weight_decay=wd, mask=adamlab.weight_decay_mask),
             "tab:blue",
         ),
+        # The rest of Optax's first-order family (python -m adamlab.demo --optimizers adafactor,lamb,...): rates
+        # from each paper's or Optax's usual range, not swept; the demo's B1 and B2 where the method has them.
+        # Layer-wise methods scale each tensor's step to its norm, so their rate is a relative step (LAMB), times
+        # LARS's trust coefficient 1e-3. Simplified AdEMAMix sums its momentum without (1 - b1), 100x Adam's at
+        # b1 = 0.99: 1/100 of Adam's rate, 100x the decay. rprop's rate is its initial step size (constant).
+        OptimizerSpec("adabelief", "AdaBelief", 1e-3, "none", lambda s, wd: adamlab.adabelief(s, B1, B2), "tab:purple"),
+        OptimizerSpec("adadelta", "AdaDelta", 1.0, "none", lambda s, wd: adamlab.adadelta(s), "tab:brown"),
+        OptimizerSpec("adafactor", "Adafactor", 1e-2, "none", lambda s, wd: adamlab.adafactor(s), "teal"),
+        OptimizerSpec("adagrad", "AdaGrad", 1e-2, "none", lambda s, wd: adamlab.adagrad(s), "tab:gray"),
+        OptimizerSpec("adamax", "AdaMax", 2e-3, "none", lambda s, wd: adamlab.adamax(s, B1, B2, EPS), "navy"),
+        OptimizerSpec(
+            "adamaxw",
+            "AdaMaxW",
+            2e-3,
+            "decoupled",
+            lambda s, wd: adamlab.adamaxw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask),
+            "royalblue",
+        ),
+        OptimizerSpec(
+            "adan",
+            "Adan",
+            1e-3,
+            "decoupled",
+            lambda s, wd: adamlab.adan(s, weight_decay=wd, mask=adamlab.weight_decay_mask),
+            "crimson",
+        ),
+        OptimizerSpec(
+            "lamb",
+            "LAMB",
+            1e-2,
+            "decoupled",
+            lambda s, wd: adamlab.lamb(s, B1, B2, weight_decay=wd, mask=adamlab.weight_decay_mask),
+            "darkorange",
+        ),
+        OptimizerSpec("lars", "LARS", 1.0, "none", lambda s, wd: adamlab.lars(s), "sienna"),
+        OptimizerSpec("novograd", "NovoGrad", 1e-2, "none", lambda s, wd: adamlab.novograd(s), "orchid"),
+        OptimizerSpec("radam", "RAdam", 1e-3, "none", lambda s, wd: adamlab.radam(s, B1, B2, EPS), "seagreen"),
+        OptimizerSpec("yogi", "Yogi", 1e-2, "none", lambda s, wd: adamlab.yogi(s, B1, B2), "darkkhaki"),
+        OptimizerSpec("rprop", "Rprop", 1e-3, "none", _rprop, "slategray", lr_shape="constant"),
+        OptimizerSpec("sign_sgd", "signSGD", 1e-3, "none", lambda s, wd: adamlab.sign_sgd(s), "darkgoldenrod"),
+        OptimizerSpec("signum", "Signum", 3e-4, "none", lambda s, wd: adamlab.signum(s, B1), "yellowgreen"),
+        OptimizerSpec("noisy_sgd", "Noisy SGD", 0.3, "none", lambda s, wd: adamlab.noisy_sgd(s, key=0), "silver"),
+        OptimizerSpec(
+            "optimistic_adam_v2",
+            "Optimistic Adam",
+            1e-3,
+            "none",
+            lambda s, wd: adamlab.optimistic_adam_v2(s, b1=B1, b2=B2, eps=EPS),
+            "steelblue",
+        ),
+        OptimizerSpec(
+            "lookahead",
+            "Lookahead AdamW",
+            1e-3,
+            "decoupled",
+            lambda s, wd: adamlab.lookahead(
+                adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=adamlab.weight_decay_mask), 5, 0.5
+            ),
+            "limegreen",
+            **LOOKAHEAD,
+        ),
+        OptimizerSpec("adopt", "ADOPT", 1e-3, "none", lambda s, wd: adamlab.adopt(s, B1, B2), "indigo"),
+        OptimizerSpec(
+            "schedule_free_adamw",
+            "Schedule-free AdamW",
+            2.5e-3,
+            "decoupled",
+            _schedule_free_adamw,
+            "darkgreen",
+            **SCHEDULE_FREE,
+        ),
+        OptimizerSpec(
+            "schedule_free_sgd",
+            "Schedule-free SGD",
+            0.3,
+            "none",
+            lambda s, wd: adamlab.schedule_free(adamlab.sgd(s), s, B1),
+            "dimgray",
+            **SCHEDULE_FREE,
+        ),
+        OptimizerSpec(
+            "simplified_ademamix",
+            "Simplified AdEMAMix",
+            1e-5,
+            "decoupled",
+            lambda s, wd: adamlab.simplified_ademamix(s, weight_decay=100 * wd, mask=adamlab.weight_decay_mask),
+            "hotpink",
+        ),
+        OptimizerSpec("muon", "Muon", 0.02, "decoupled", _muon, "firebrick"),
     ]
 }
 DEFAULT = ("sgd", "rmsprop", "adam", "adam_l2", "adamw", "optax_adamw")  # what `python -m adamlab.demo` trains
@@ -192,7 +344,7 @@ def available(name: str) -> bool:
 
 class RunResult(NamedTuple):
     spec: OptimizerSpec
-    params: Any
+    params: Any  # what the optimizer stepped; spec.at_evaluation(params, opt_state) is the model evaluated
     opt_state: Any
     history: dict[str, list]
     step_ms: float  # mean wall time of a step after the first (which compiles), evaluation excluded
@@ -257,16 +409,18 @@ def train(
     eval_train = data.batch_offsets(len(corpus[0]), cfg.context, cfg.batch * cfg.eval_batches, 1, eval_rng)[0]
     eval_val = data.batch_offsets(len(corpus[1]), cfg.context, cfg.batch * cfg.eval_batches, 1, eval_rng)[0]
 
-    schedule = cfg.schedule(spec.peak_lr)
+    schedule = cfg.schedule(spec.peak_lr, spec.lr_shape)
     tx = spec.build(schedule, cfg.weight_decay)
-    params = model.init_params(mcfg, cfg.seed)
+    model_params = model.init_params(mcfg, cfg.seed)
+    params = model_params if spec.init_params is None else spec.init_params(model_params)
     opt_state = jax.jit(tx.init)(params)
-    decayed = jax.tree.leaves(_decayed_leaves(params))
+    decayed = jax.tree.leaves(_decayed_leaves(model_params))
+    at_evaluation = jax.jit(spec.at_evaluation)
 
     def step(params, opt_state, tokens, starts):
-        loss, grads = jax.value_and_grad(_loss_on)(params, tokens, starts, mcfg)
+        loss, grads = jax.value_and_grad(_loss_on)(spec.at_gradient(params), tokens, starts, mcfg)
         updates, opt_state = tx.update(grads, opt_state, params)
-        ratios = jax.tree.leaves(diagnostics.update_weight_ratio(updates, params))
+        ratios = jax.tree.leaves(diagnostics.update_weight_ratio(spec.at_gradient(updates), spec.at_gradient(params)))
         ratio = jnp.median(jnp.stack([r for r, d in zip(ratios, decayed) if d]))
         return adamlab.apply_updates(params, updates), opt_state, loss, ratio
 
@@ -279,7 +433,8 @@ def train(
 
     def record_eval(at: int) -> float:
         t0 = time.perf_counter()
-        tr, va, norm = (float(x) for x in _evaluate(params, train_tokens, val_tokens, eval_train, eval_val, mcfg))
+        evaluated = at_evaluation(params, opt_state)
+        tr, va, norm = (float(x) for x in _evaluate(evaluated, train_tokens, val_tokens, eval_train, eval_val, mcfg))
         history["eval_step"].append(at)
         history["eval_train_loss"].append(tr)
         history["val_loss"].append(va)
@@ -339,7 +494,7 @@ def max_param_deviation(a, b) -> dict[str, float]:
 def effective_decays(result: RunResult, cfg: TrainConfig) -> dict[str, np.ndarray]:
     """Per-weight effective decay of the last step for each decayed tensor, keyed by its path."""
     coupled = result.spec.decay == "coupled"
-    schedule = cfg.schedule(result.spec.peak_lr)
+    schedule = cfg.schedule(result.spec.peak_lr, result.spec.lr_shape)
     tree = jax.jit(
         lambda state, params: diagnostics.effective_decay(
             state,
