@@ -62,7 +62,7 @@ class FactoredState(NamedTuple):
     leaves). With ``d0`` the largest axis of a leaf and ``d1`` the second largest (NumPy's ``argsort`` of the
     shape decides ties), a leaf is *factored* when its size along ``d1`` is at least ``min_dim_size_to_factor``.
     Moments are real, stored in float32 (float64 for float64 params) or the requested ``state_dtype``; with
-    ``jnp.int8`` each moment of at least 4096 elements is an :class:`adamlab.quantize.Quantized` of that shape.
+    ``jnp.int8`` each moment of at least 4096 elements is an ``adamlab.quantize.Quantized`` of that shape.
     Optax's ``FactoredState`` has the same fields (with ``(1,)`` placeholders in the param's dtype).
 
     Args:
@@ -164,7 +164,7 @@ def scale_by_factored_rms(
         al.'s capped ``min(decay_rate, 1 - (step + 1)**-0.8)``).
       state_dtype: Keyword-only. Storage dtype of ``v_row``, ``v_col`` and ``v``: ``jnp.bfloat16`` (float32's
         range; float16 is refused, squares overflow it), a float dtype, or ``jnp.int8``: 8-bit block-wise codes
-        (:mod:`adamlab.quantize`, unsigned, a nonzero moment never rounds to 0) for each of the three that has
+        (``adamlab.quantize``, unsigned, a nonzero moment never rounds to 0) for each of the three that has
         at least 4096 elements, the factored vectors of a large enough matrix included; smaller ones stay
         float32. Default None: float32, or float64 for float64 params. The arithmetic is float32 or wider
         either way. adamlab's; Optax stores the moments in the param's dtype.
