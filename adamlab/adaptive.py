@@ -785,7 +785,9 @@ def scale_by_yogi(
 
     Built as ``chain(<EMA of g from initial_accumulator_value>, bias_correct(b1), <Yogi's v>)``; the same as
     ``optax.scale_by_yogi``, which starts both moments (not only ``v``) at `initial_accumulator_value` and
-    bias-corrects both, as here. The paper starts ``m`` at 0 and corrects neither.
+    bias-corrects both, as here. The paper starts ``m`` at 0 and corrects neither. One difference: once ``g**2``
+    overflows (``|g| > 1.8e19`` in float32) ``v`` is Inf, and where the next ``g**2`` is Inf too Optax's ``v``
+    becomes NaN (``Inf - Inf``); here ``v == g**2`` leaves ``v`` as it is (Inf: that weight's step is 0).
 
     Args:
       b1: Decay of the first moment, in ``[0, 1)``. Default 0.9. Optax: ``b1``.
@@ -835,7 +837,8 @@ def scale_by_yogi(
 
         def yogi(m_hat, g, v):
             g2 = abs_sq(g)
-            v = v - (1 - b2) * jnp.sign(v - g2) * g2
+            # v == g2 leaves v unchanged (sign 0), also where both are Inf (the formula's 0 * Inf would be NaN)
+            v = jnp.where(v == g2, v, v - (1 - b2) * jnp.sign(v - g2) * g2)
             return m_hat / (jnp.sqrt(v / bc2 + eps_root) + eps), v
 
         return yogi
@@ -1366,7 +1369,8 @@ def simplified_ademamix(
     scale_by_learning_rate(learning_rate))``, the decay stage left out for 0: what
     ``optax.contrib.simplified_ademamix`` computes. ``n`` is written as Optax's ``lerp`` (``g**2 + b2 * (n -
     g**2)``), the same EMA as ``(1 - b2) * g**2 + b2 * n`` but rounded differently, so it is this module's stage
-    and not :func:`adamlab.scale_by_rms`.
+    and not :func:`adamlab.scale_by_rms`. Where ``g**2`` overflows (``|g| > 1.8e19`` in float32) Optax's
+    ``n`` is ``Inf - Inf = NaN``; here it is Inf (that weight's step is 0), as the EMA's value is.
 
     Args:
       learning_rate: The step size: a number ``>= 0`` or a schedule. No default. Optax: ``learning_rate``.
@@ -1416,7 +1420,8 @@ def simplified_ademamix(
 
         def rms(m, g, n):
             g2 = abs_sq(g)
-            n = g2 + b2 * (n - g2)
+            # an overflowed g**2 is the EMA's value (b2 * (n - Inf) + Inf would be NaN)
+            n = jnp.where(jnp.isinf(g2), g2, g2 + b2 * (n - g2))
             return (m + a * g) / (jnp.sqrt(n / bc2 + eps_root) + eps), n
 
         return rms

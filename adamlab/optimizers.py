@@ -50,6 +50,7 @@ from adamlab.base import GradientTransformation, chain, identity
 from adamlab.decay import Mask, add_coupled_weight_decay, add_decoupled_weight_decay
 from adamlab.moments import bias_correct, scale_by_ema, scale_by_rms, trace
 from adamlab.scaling import ScalarOrSchedule, Schedule, scale, scale_by_learning_rate
+from adamlab.tree import check_state_dtype
 
 
 def sgd(
@@ -337,7 +338,10 @@ def _optional_decay(add_decay, weight_decay, mask) -> GradientTransformation:
 
 
 def _moment_dtypes(mu_dtype, nu_dtype, state_dtype) -> tuple:
-    """Optax's `mu_dtype` sets the first moment's dtype; `nu_dtype` the second's; `state_dtype` both."""
+    """Optax's `mu_dtype` sets the first moment's dtype; `nu_dtype` the second's; `state_dtype` both. Each given
+    one is checked here, so that a refusal names the argument the user passed."""
+    mu_dtype = check_state_dtype(mu_dtype, name="mu_dtype")
+    nu_dtype = check_state_dtype(nu_dtype, second_moment=True, name="nu_dtype")
     return (state_dtype if mu_dtype is None else mu_dtype), (state_dtype if nu_dtype is None else nu_dtype)
 
 

@@ -266,7 +266,10 @@ def orthogonalize_via_newton_schulz(
 
 def _check_ns_steps(ns_steps) -> None:
     if isinstance(ns_steps, bool) or not isinstance(ns_steps, (int, np.integer)):
-        raise TypeError(f"ns_steps must be a Python int (the number of Newton-Schulz steps), got {ns_steps!r}")
+        raise TypeError(
+            f"ns_steps must be a Python int (the number of Newton-Schulz steps), got {ns_steps!r}; under "
+            "optax.inject_hyperparams, name it in static_args=('ns_steps',)"
+        )
     if ns_steps < 0:
         raise ValueError(f"ns_steps must be >= 0, got {ns_steps}")
 
@@ -472,6 +475,8 @@ def scale_by_shape(
         _checks.check_nonnegative("consistent_rms", consistent_rms)
 
     def one(u, dims):
+        if u.size == 0:  # an empty matrix has nothing to scale (and a fan of 0)
+            return u
         fan_in, fan_out = _fans(u, dims)
         if consistent_rms is None:
             factor = jnp.sqrt(jnp.maximum(1, fan_out / fan_in))

@@ -32,7 +32,7 @@ from adamlab.decay import add_coupled_weight_decay, add_decoupled_weight_decay
 from adamlab.moments import scale_by_rms
 from adamlab.optimizers import _optional_decay, sgd
 from adamlab.scaling import ScalarOrSchedule, scale_by_learning_rate
-from adamlab.tree import has_gradient, increment, per_precision, precision, scalar, upcast
+from adamlab.tree import check_state_dtype, has_gradient, increment, per_precision, precision, scalar, upcast
 
 
 class ScheduleFreeState(NamedTuple):
@@ -89,7 +89,10 @@ def _check_state_dtype(state_dtype):
     except TypeError:
         raise TypeError(f"state_dtype must be a float dtype such as jnp.float32, got {state_dtype!r}") from None
     if not jnp.issubdtype(dtype, jnp.inexact):
-        raise TypeError(f"state_dtype must be a float dtype such as jnp.float32, got {dtype}")
+        raise TypeError(
+            f"state_dtype must be a float dtype such as jnp.float32, got {dtype}: it stores z, an iterate; 8-bit "
+            "codes are for moments (schedule_free_adamw's nu_dtype)"
+        )
     return dtype
 
 
@@ -328,6 +331,8 @@ def schedule_free_adamw(
     weight_decay: ScalarOrSchedule = 0.0,
     weight_lr_power: float = 2.0,
     state_dtype=None,
+    *,
+    nu_dtype=None,
 ) -> GradientTransformation:
     """Schedule-free AdamW (Algorithm 1 of Defazio et al.): AdamW without momentum, made schedule-free.
 
@@ -360,8 +365,10 @@ def schedule_free_adamw(
             Optax: ``weight_decay``.
         weight_lr_power: The power of ``lr_max`` in the averaging weights, ``>= 0``. Default 2. Optax:
             ``weight_lr_power``.
-        state_dtype: Storage dtype of ``z`` (a float dtype); the second moment is float32 (or wider) either
-            way. Default None: the params' dtype. Optax: ``state_dtype``.
+        state_dtype: Storage dtype of ``z`` (a float dtype: ``z`` is an iterate, not a moment). Default None: the
+            params' dtype. Optax: ``state_dtype``.
+        nu_dtype: Storage dtype of the second moment ``v``: ``jnp.bfloat16`` or ``jnp.int8`` (8-bit codes),
+            as in :func:`adamlab.scale_by_rms`. Default None: float32. adamlab's.
 
     Returns:
         A `GradientTransformation` whose state is a :class:`ScheduleFreeState`; its ``base_optimizer_state`` is
@@ -371,9 +378,10 @@ def schedule_free_adamw(
     Raises:
         ValueError: If `b1` is not in ``(0, 1]`` or `b2` not in ``[0, 1)``; if `learning_rate`, `eps`,
             `weight_decay` or `weight_lr_power` is negative or not finite; if `warmup_steps` is not a positive
-            int or None.
-        TypeError: If a hyperparameter is not a real number, or `state_dtype` not a float dtype; if
-            `warmup_steps` is an array (traced or not: it fixes the schedule when the optimizer is built).
+            int or None; if `nu_dtype` lacks float32's exponent range (float16).
+        TypeError: If a hyperparameter is not a real number, `state_dtype` not a float dtype, or `nu_dtype` not
+            a float dtype or ``jnp.int8``; if `warmup_steps` is an array (traced or not: it fixes the schedule when
+            the optimizer is built).
 
     References:
         Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, *The Road Less Scheduled*, NeurIPS 2024.
@@ -398,7 +406,9 @@ def schedule_free_adamw(
     _checks.check_nonnegative("learning_rate", learning_rate)
     lr = _warmup(learning_rate, warmup_steps)
     base = chain(
-        scale_by_rms(b2, eps, bias_correction=True),
+        scale_by_rms(
+            b2, eps, bias_correction=True, state_dtype=check_state_dtype(nu_dtype, second_moment=True, name="nu_dtype")
+        ),
         _optional_decay(add_decoupled_weight_decay, weight_decay, None),
         scale_by_learning_rate(lr),
         name="schedule_free_adamw",

@@ -163,9 +163,9 @@ def add_noise(eta: float, gamma: float, key=None, *, seed: int | None = None) ->
         eta; it tried 0.01, 0.3 and 1.0).
       gamma: The decay exponent of the variance, a number ``>= 0``. No default. Optax: ``gamma`` (the paper's
         0.55).
-      key: The random key: an int seed (``jax.random.key(seed)``), a typed key (``jax.random.key``) or a raw
-        ``uint32`` key (``jax.random.PRNGKey``). Default None: the seed 0 (Optax warns and uses 0 too).
-        Optax: ``key``.
+      key: The random key: an int seed (``jax.random.key(seed)``; an integer scalar array too, traced or not), a
+        typed key (``jax.random.key``) or a raw ``uint32`` key (``jax.random.PRNGKey``). Default None: the seed 0
+        (Optax warns and uses 0 too). Optax: ``key``.
       seed: Keyword-only. Optax's deprecated name for an int `key`; give at most one of the two. Default None.
 
     Returns:
@@ -192,11 +192,12 @@ def add_noise(eta: float, gamma: float, key=None, *, seed: int | None = None) ->
     """
     _checks.check_nonnegative("eta", eta)
     _checks.check_nonnegative("gamma", gamma)
+    name = "key"
     if seed is not None:
         if key is not None:
             raise ValueError("add_noise: give one of key and seed (Optax's deprecated name for an int key), not both")
-        key = seed
-    rng_key = _as_key(0 if key is None else key)
+        key, name = seed, "seed"
+    rng_key = _as_key(0 if key is None else key, name)
 
     def init(params):
         del params
@@ -242,14 +243,20 @@ def _noisy(u, key, std):
     return u + std(u) * jax.random.normal(key, u.shape, u.dtype, out_sharding=jax.typeof(u).sharding)
 
 
-def _as_key(key) -> jax.Array:
+def _as_key(key, name: str) -> jax.Array:
+    """`key` (an int seed, an integer scalar array, traced or not, a typed key or raw uint32 key data) as a typed
+    PRNG key; `name` is the argument's, for the refusal."""
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
     if isinstance(key, numbers.Integral) and not isinstance(key, bool):
         return jax.random.key(int(key))
     if hasattr(key, "dtype") and key.dtype == jnp.uint32 and jnp.shape(key) == (2,):
         return jax.random.wrap_key_data(jnp.asarray(key))
-    raise TypeError(f"key must be an int seed or a PRNG key (jax.random.key), got {type(key).__name__}")
+    if hasattr(key, "dtype") and jnp.issubdtype(key.dtype, jnp.integer) and jnp.shape(key) == ():
+        return jax.random.key(key)
+    raise TypeError(
+        f"{name} must be an int seed or a PRNG key (jax.random.key), got {type(key).__name__} of shape {jnp.shape(key)}"
+    )
 
 
 def noisy_sgd(

@@ -137,7 +137,7 @@ def check_state_dtype(
         raise TypeError(f"{name} must be a float dtype such as {example}, got {dtype}")
     if second_moment and jnp.finfo(dtype).maxexp < jnp.finfo(jnp.float32).maxexp:
         raise ValueError(
-            f"state_dtype {dtype} cannot hold a second moment: squared gradients overflow it above "
+            f"{name} {dtype} cannot hold a second moment: squared gradients overflow it above "
             f"{float(jnp.sqrt(jnp.finfo(dtype).max.astype(jnp.float32))):.3g} and underflow it below "
             f"{float(jnp.sqrt(jnp.finfo(dtype).smallest_subnormal.astype(jnp.float32))):.3g}; use jnp.bfloat16 "
             "(float32's range)"

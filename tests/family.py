@@ -7,9 +7,10 @@ traced hyperparameters, float64) iterates over `FAMILY` and reads the flags it n
 is checked by all of them.
 
 Flags:
-- ``state``: the storage-dtype keyword of the moments (``"state_dtype"`` or Optax's ``"accumulator_dtype"``), or
-  None where the state is not a moment (sign_sgd, noisy_sgd, rprop's step sizes) or is an accumulator with no
-  storage keyword (adagrad, adadelta: refused as an unexpected keyword).
+- ``state``: the storage-dtype keyword of the moments (``"state_dtype"``, Optax's ``"accumulator_dtype"``, or
+  ``"nu_dtype"`` for schedule_free_adamw, whose ``state_dtype`` stores the iterate ``z``), or
+  None where the state is not a moment (sign_sgd, noisy_sgd, rprop's step sizes, schedule_free_sgd's z) or is an
+  accumulator with no storage keyword (adagrad, adadelta: refused as an unexpected keyword).
 - ``params``: ``"plain"`` (the params are the user's tree) or ``"lookahead"`` (``LookaheadParams(fast, slow)``,
   with gradients taken at ``params.fast``: a plain tree); `initial_params` makes them.
 
@@ -80,10 +81,12 @@ FAMILY: dict[str, Member] = {
     "schedule_free_adamw": Member(
         lambda **k: adamlab.schedule_free_adamw(1e-2, warmup_steps=3, weight_decay=WD, **k),
         lambda: optax.contrib.schedule_free_adamw(1e-2, warmup_steps=3, weight_decay=WD),
+        "nu_dtype",  # Optax's state_dtype stores z, an iterate; v is the moment
     ),
     "schedule_free_sgd": Member(
         lambda **k: adamlab.schedule_free_sgd(1e-2, warmup_steps=3, **k),
         lambda: optax.contrib.schedule_free_sgd(1e-2, warmup_steps=3),
+        None,  # z (state_dtype) is an iterate, not a moment
     ),
     "muon": Member(
         lambda **k: adamlab.muon(LR, weight_decay=WD, muon_weight_dimension_numbers=_muon_dims, **k),

@@ -282,6 +282,11 @@ def test_noise_keys_seed_and_eta_zero():
     first = [noise_steps(add_noise(1.0, 0.5, k), params, 1)[0][0]["w"] for k in (3, jax.random.key(3))]
     first.append(noise_steps(add_noise(1.0, 0.5, jax.random.PRNGKey(3)), params, 1)[0][0]["w"])
     first.append(noise_steps(add_noise(1.0, 0.5, seed=3), params, 1)[0][0]["w"])
+    first.append(noise_steps(add_noise(1.0, 0.5, jnp.int32(3)), params, 1)[0][0]["w"])  # an integer scalar array
+    # a traced seed (one per vmapped run) draws what each int seed draws
+    by_seed = jax.vmap(lambda k: noise_steps(add_noise(1.0, 0.5, k), params, 1)[0][0]["w"])(jnp.array([3, 4]))
+    np.testing.assert_array_equal(by_seed[1], noise_steps(add_noise(1.0, 0.5, 4), params, 1)[0][0]["w"])
+    first.append(by_seed[0])
     for x in first[1:]:
         np.testing.assert_array_equal(x, first[0])
     default = noise_steps(add_noise(1.0, 0.5), params, 1)[0][0]["w"]
@@ -327,8 +332,10 @@ def test_bad_arguments_raise_value_error_naming_them(build, match):
 
 
 def test_bad_key_and_flags_raise_type_error():
-    with pytest.raises(TypeError, match="key"):
+    with pytest.raises(TypeError, match="key must be an int seed"):
         add_noise(0.1, 0.55, "zero")
+    with pytest.raises(TypeError, match="seed must be an int seed"):
+        add_noise(0.1, 0.55, seed=1.5)  # pyright: ignore[reportArgumentType]
     with pytest.raises(TypeError, match="eps_in_sqrt"):
         adagrad(0.1, eps_in_sqrt="no")  # pyright: ignore[reportArgumentType]
     with pytest.raises(TypeError, match="optax_lag"):

@@ -22,7 +22,7 @@ import pytest
 from test_numerics import mixed_dtype_params
 from test_quantize import FAST_COMPILE, noisy_step, quadratic
 
-from adamlab import apply_updates, quantize
+from adamlab import ScheduleFreeState, apply_updates, quantize
 
 I8, BF16 = jnp.int8, jnp.bfloat16
 DTYPES = {"float32": None, "bfloat16": BF16, "int8": I8}
@@ -43,43 +43,6 @@ STEPS = {"extremes": 3, "quadratic": 30}  # 30: the registry's schedule decays t
 LOST, AWAY = 0.02, 0.25
 
 _EXTREMES = ("float32", "bfloat16")  # the state dtypes of the extreme-gradient runs
-_SF_Z = (
-    "schedule_free's state_dtype (Optax's) is the storage of z, an iterate, and refuses jnp.int8 with a TypeError "
-    "(adamlab/schedulefree.py); tests/family.py lists it as a moment's storage keyword"
-)
-_SF_V = (
-    "schedule_free_adamw's state_dtype (Optax's) narrows z only; its AdamW's v has no storage keyword "
-    "(adamlab/schedulefree.py)"
-)
-_YOGI = (
-    "once g**2 overflows float32 (|g| > 1.8e19) v is Inf, and the next step's v - (1 - b2) * sign(v - g**2) * g**2 is "
-    "inf - inf = NaN, as in Optax (adamlab/adaptive.py)"
-)
-_ADEMAMIX = (
-    "where g**2 overflows float32 (|g| > 1.8e19), n = g**2 + b2 * (n - g**2) (Optax's lerp) is inf - inf = NaN, as in "
-    "Optax (adamlab/adaptive.py)"
-)
-# Cases that fail for a cause outside the files these tests cover, with the cause. Strict: once fixed, the entry
-# fails until it is removed.
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("schedule_free_adamw", "bfloat16", "dtype"): _SF_V,
-    **{
-        (n, "int8", c): _SF_Z
-        for n in ("schedule_free_adamw", "schedule_free_sgd")
-        for c in ("dtype", "layout", "minimise")
-    },
-    **{
-        (n, d, "finite-huge"): why
-        for n, why in (("yogi", _YOGI), ("simplified_ademamix", _ADEMAMIX))
-        for d in _EXTREMES
-    },
-}
-
-
-def known(check: str, *params) -> list:
-    """`params` (tuples of name, dtype, ...) as pytest params, the KNOWN ones marked as expected to fail."""
-    mark = lambda key: pytest.mark.xfail(strict=True, reason=KNOWN[key]) if key in KNOWN else ()
-    return [pytest.param(*p, marks=mark((p[0], p[1], check if len(p) == 2 else f"{check}-{p[2]}"))) for p in params]
 
 
 def members(dtype: str) -> list[str]:
@@ -240,13 +203,16 @@ def has_nan(tree) -> bool:
 # ------------------------------------------------------------------------------------------------- narrow state
 
 
-@pytest.mark.parametrize("name, dtype", known("dtype", *[(n, d) for d in ("bfloat16", "int8") for n in members(d)]))
+@pytest.mark.parametrize("name, dtype", [(n, d) for d in ("bfloat16", "int8") for n in members(d)])
 def test_moments_are_stored_in_the_asked_dtype(name, dtype):
     """bfloat16: every moment (each float state leaf with elements, scalars aside: counts, per-tensor norms) is
-    bfloat16, after the run as at init. int8: every moment with at least 4096 elements is 8-bit codes."""
+    bfloat16, after the run as at init. int8: every moment with at least 4096 elements is 8-bit codes.
+    Schedule-free's iterate ``z`` is not a moment (its own float ``state_dtype``): its base optimizer's state is."""
     _, init = initial(dtype, "quadratic", name)
     (_, final, _), _ = run(dtype, "quadratic", name)
     for state in (init, final):
+        if isinstance(state, ScheduleFreeState):
+            state = state.base_optimizer_state
         leaves = jax.tree.leaves(state, is_leaf=quantize.is_quantized)
         plain = [x for x in leaves if not quantize.is_quantized(x) and jnp.issubdtype(x.dtype, jnp.floating)]
         if dtype == "bfloat16":
@@ -257,7 +223,7 @@ def test_moments_are_stored_in_the_asked_dtype(name, dtype):
             assert any(quantize.is_quantized(x) for x in leaves) and not wide, wide
 
 
-@pytest.mark.parametrize("name, dtype", known("layout", *[(n, d) for d in DTYPES for n in family.with_state()]))
+@pytest.mark.parametrize("name, dtype", [(n, d) for d in DTYPES for n in family.with_state()])
 def test_updates_keep_the_param_dtype_and_the_state_its_layout(name, dtype):
     """Over 30 jitted steps the state keeps the tree, dtypes and shapes of init (a change would only cost a
     recompile, silently), and the updates and params keep the params' dtypes (a bfloat16 leaf included)."""
@@ -267,7 +233,7 @@ def test_updates_keep_the_param_dtype_and_the_state_its_layout(name, dtype):
     assert all(got == expected for got in layouts), [i for i, got in enumerate(layouts) if got != expected]
 
 
-@pytest.mark.parametrize("name, dtype", known("minimise", *[(n, d) for d in ("bfloat16", "int8") for n in members(d)]))
+@pytest.mark.parametrize("name, dtype", [(n, d) for d in ("bfloat16", "int8") for n in members(d)])
 def test_narrow_state_minimises_as_well_as_float32_state(name, dtype):
     """30 noisy steps on a quadratic with curvatures over 4 decades: narrow state loses at most 2% of float32's
     progress and ends within 25% of it either way; float32 state makes progress."""
@@ -291,9 +257,7 @@ def test_members_without_moments_take_no_storage_dtype(name):
 # ------------------------------------------------------------------------------------------- extreme gradients
 
 
-@pytest.mark.parametrize(
-    "name, dtype, kind", known("finite", *[(n, d, k) for d in _EXTREMES for n in members(d) for k in KINDS])
-)
+@pytest.mark.parametrize("name, dtype, kind", [(n, d, k) for d in _EXTREMES for n in members(d) for k in KINDS])
 def test_finite_on_zero_tiny_and_huge_gradients(name, dtype, kind):
     """3 jitted steps of one gradient kind (KINDS) from the mixed-dtype tree of tests/test_numerics.py: updates
     and params finite and in the params' dtypes, the state finite (free of NaN where the gradient's square

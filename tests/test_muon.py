@@ -248,3 +248,32 @@ def test_bad_learning_rate_and_types():
         orthogonalize_via_newton_schulz(jnp.ones(3), STANDARD)
     with pytest.raises(ValueError, match="rank >= 2"):
         scale_by_muon().update({"b": jnp.ones(3)}, scale_by_muon().init({"b": jnp.ones(3)}))
+
+
+def test_an_empty_matrix_gets_an_empty_update_and_changes_nothing_else():
+    # optax.contrib.muon divides by the empty matrix's fan and raises ZeroDivisionError; adamlab passes it through
+    params = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3), "b": jnp.ones(3)}
+    grads = jax.tree.map(lambda p: 0.5 * p + 0.1, params)
+    with_empty = dict(params, e=jnp.ones((0, 3)))
+    tx = muon(0.02)
+    u, _ = jax.jit(tx.update)(dict(grads, e=jnp.ones((0, 3))), tx.init(with_empty), with_empty)
+    expected, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+    assert u["e"].shape == (0, 3)
+    for k in params:
+        assert np.array_equal(u[k], expected[k]), k
+
+
+def test_under_inject_hyperparams():
+    """A traced ns_steps cannot size the unrolled iteration: the refusal says to make it static, and then the
+    injected Muon (learning rate as state) is Optax's, bit for bit."""
+    params = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3), "b": jnp.ones(3)}
+    grads = jax.tree.map(lambda p: 0.5 * p + 0.1, params)
+    with pytest.raises(TypeError, match=r"static_args=\('ns_steps',\)"):
+        tx = optax.inject_hyperparams(muon)(learning_rate=0.02, ns_steps=5)
+        tx.update(grads, tx.init(params), params)
+    ours = optax.inject_hyperparams(muon, static_args=("ns_steps",))(learning_rate=0.02, ns_steps=5)
+    theirs = optax.inject_hyperparams(optax.contrib.muon, static_args=("ns_steps",))(learning_rate=0.02, ns_steps=5)
+    u, _ = jax.jit(ours.update)(grads, ours.init(params), params)
+    v, _ = jax.jit(theirs.update)(grads, theirs.init(params), params)
+    for k in params:
+        assert np.array_equal(u[k], v[k]), k

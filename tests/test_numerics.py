@@ -278,6 +278,15 @@ def test_state_dtype_validation():
         adamlab.adamw(state_dtype=F16)
     with pytest.raises(TypeError, match="state_dtype must be a float dtype"):
         adamlab.adam(state_dtype=jnp.int32)
+    # the refusal names the argument given, not the stage's keyword it is passed on as
+    with pytest.raises(ValueError, match="nu_dtype float16 cannot hold a second moment"):
+        adamlab.adamw(nu_dtype=F16)
+    with pytest.raises(ValueError, match="nu_dtype float16 cannot hold a second moment"):
+        adamlab.schedule_free_adamw(nu_dtype=F16)
+    with pytest.raises(TypeError, match="mu_dtype must be a float dtype"):
+        adamlab.nadam(1e-3, mu_dtype=jnp.int32)
+    with pytest.raises(TypeError, match="it stores z, an iterate"):
+        adamlab.schedule_free_adamw(state_dtype=jnp.int8)
     with pytest.raises(ValueError, match="rounding must be 'stochastic' or 'nearest'"):
         adamlab.scale_by_rms(0.9, rounding="up")
     tx = adamlab.sgd(LR, momentum=0.9, state_dtype=F16)  # a float16 *first* moment is allowed; it saturates
