@@ -269,7 +269,7 @@ def test_every_family_member_has_its_hyperparameters_traced():
 
 
 # Numbers that decide the structure when the optimizer is built (a loop's length, which leaves are factored, a
-# schedule's length, a PRNG key) refuse an array, traced or not, with a TypeError naming them.
+# schedule's length) refuse an array, traced or not, with a TypeError naming them.
 STRUCTURAL = {
     "adafactor.min_dim_size_to_factor": (
         lambda v: adamlab.adafactor(1e-2, min_dim_size_to_factor=v),
@@ -279,8 +279,7 @@ STRUCTURAL = {
     "lookahead.sync_period": (lambda v: adamlab.lookahead(adamlab.adamw(1e-2), v, 0.5), "sync_period"),
     "schedule_free_adamw.warmup_steps": (lambda v: adamlab.schedule_free_adamw(1e-2, v), "warmup_steps"),
     "schedule_free_sgd.warmup_steps": (lambda v: adamlab.schedule_free_sgd(1e-2, v), "warmup_steps"),
-    "noisy_sgd.key": (lambda v: adamlab.noisy_sgd(1e-2, key=v), "key"),
-}
+}  # noisy_sgd's key takes a traced integer seed (tests/test_accumulators.py)
 
 
 @pytest.mark.parametrize("name", list(STRUCTURAL))
