@@ -1,7 +1,31 @@
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+import os
+import subprocess
+import sys
+
+# XLA's older CPU elemental emitters compile the suite's thousands of small programs in about half the time of the
+# default fusion emitters (tests/test_accumulate.py and tests/test_flat.py: 150 s -> 77 s). Results do not depend
+# on it: tests/test_compiler.py steps every optimizer both ways and finds the same bits. Set before JAX starts its
+# backend (in the processes the tests start too, which inherit the environment); skipped where this XLA does not
+# know the flag (it would abort), and where XLA_FLAGS already names it or ADAMLAB_TEST_XLA_DEFAULTS=1.
+EMITTER_FLAG = "--xla_cpu_use_fusion_emitters=false"
+
+
+def _use_fast_emitters() -> None:
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_use_fusion_emitters" in flags or os.environ.get("ADAMLAB_TEST_XLA_DEFAULTS") == "1":
+        return
+    env = dict(os.environ, XLA_FLAGS=f"{flags} {EMITTER_FLAG}".strip(), JAX_PLATFORMS="cpu")
+    probe = [sys.executable, "-c", "import jax.numpy as jnp; jnp.zeros(1).block_until_ready()"]
+    if subprocess.run(probe, env=env, capture_output=True).returncode == 0:
+        os.environ["XLA_FLAGS"] = env["XLA_FLAGS"]
+
+
+_use_fast_emitters()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 STEPS = 300
 

@@ -11,8 +11,10 @@ scalars, a fused multiply-add; measured and explained there), and within 1e-12 o
 import contextlib
 import functools
 import math
+import os
 from typing import Any, NamedTuple
 
+import conftest
 import family
 import jax
 import jax.numpy as jnp
@@ -357,9 +359,11 @@ NOT_BITWISE = {
     "schedule_free_adamw": 7e-8,
     "schedule_free_sgd": 7e-8,
     # XLA contracts ``b1 * m + (g / (sqrt(v) + eps) + wd * p)`` into fused multiply-adds in one program and not in
-    # the other: ``v`` is bitwise, ``m`` an ulp off from the first step; measured 1.3e-16.
+    # the other: ``v`` is bitwise, ``m`` an ulp off from the first step; measured 1.3e-16. Only XLA's default CPU
+    # fusion emitters do: under the suite's (tests/conftest.py) the two are bitwise.
     "novograd": 1e-15,
 }
+FUSED_ONLY = {"novograd"}
 
 
 def _max_rel(a, b):
@@ -376,7 +380,9 @@ def test_every_family_member_in_float64_is_bit_identical_to_optax_under_x64(name
     assert _max_rel(ours, family.initial_params(name, family_problem()[0])) > 1e-3  # the params moved
     if name in NOT_BITWISE:
         worst = _max_rel(ours, theirs)
-        assert 0 < worst <= NOT_BITWISE[name], worst  # 0 would mean the entry is stale
+        assert worst <= NOT_BITWISE[name], worst
+        # 0 would mean the entry is stale, but for novograd's FMAs, which the suite's emitters do not form
+        assert worst > 0 or (name in FUSED_ONLY and conftest.EMITTER_FLAG in os.environ.get("XLA_FLAGS", "")), name
     else:
         for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
             np.testing.assert_array_equal(a, b, err_msg=name)
