@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamlab import _checks, _hosts
+from adamlab import _checks, _hosts, quantize
 
 PyTree = Any
 
@@ -149,6 +149,15 @@ def _check_against(meta: dict, like: PyTree, source: str) -> None:
         raise ValueError(
             f"{source} has {len(got_leaves)} leaves, the template {len(want_leaves)}: {which} has an "
             f"extra leaf at {longer[min(len(got_leaves), len(want_leaves))]['path']}"
+        )
+    codes = [sorted(set(re.findall(r"Quantized\[\((?:True|False), '(\w+)'\)\]", t["structure"]))) for t in (meta, want)]
+    if codes[0] != codes[1]:
+        raise ValueError(
+            f"{source} holds 8-bit moments in the code {', '.join(codes[0])} and the template in "
+            f"{', '.join(codes[1])} (adamlab's default code is {quantize.DEFAULT_CODE!r}): restore into a template "
+            f"in the checkpoint's code, adamlab.quantize.recode(template, {codes[0][0]!r}), and convert the "
+            f"restored state with adamlab.quantize.recode(state, {codes[1][0]!r}) (or keep training in the "
+            "checkpoint's code: the optimizer keeps each moment's)"
         )
     if meta["structure"] != want["structure"]:
         raise ValueError(

@@ -336,7 +336,14 @@ def scale_by_ema(
         return (m if output_decay is None else out), m
 
     rounding, state_type = countless_storage(state_dtype, rounding, EmaState, CountedEmaState)
-    return moment_stage("scale_by_ema", state_type, ema, state_dtype=state_dtype, rounding=rounding)
+    return moment_stage(
+        "scale_by_ema",
+        state_type,
+        ema,
+        state_dtype=state_dtype,
+        rounding=rounding,
+        recurrence={"moment": lambda u: (decay, 1 - decay, u)},
+    )
 
 
 class SlowMomentState(NamedTuple):
@@ -675,6 +682,8 @@ def scale_by_rms(
             "state_dtype=jnp.bfloat16 (or float32) for centered RMSProp"
         )
 
+    squares = (lambda g: _saturated(abs_sq(g))) if saturate else abs_sq  # the EMA's input, for 8-bit scales
+
     def per_step(t):
         bc = bias_correction_term(decay, t) if bias_correction else 1
 
@@ -703,6 +712,7 @@ def scale_by_rms(
         absent=() if centered else ("gradient_mean",),
         real=("second_moment",),
         initial={"second_moment": initial_scale},
+        recurrence={"second_moment": lambda u, g: (decay, 1 - decay, squares(g))},
     )
 
 

@@ -74,13 +74,21 @@ def _dynamic_magnitudes(n: int) -> np.ndarray:
     return vals.astype(np.float32)
 
 
-CODES = {"log": _log_magnitudes, "dynamic": _dynamic_magnitudes}
-DEFAULT_CODE = "dynamic"
+@functools.cache
+def _analytic_table(n: int) -> np.ndarray:
+    # Every magnitude of the analytic code, codes 0 .. 8K (121 signed, 249 unsigned), from its decoder.
+    k, m = ANALYTIC[n == 128]
+    bits = (np.arange((k << m) + 1, dtype=np.uint32) + np.uint32((127 - k) << m)) << np.uint32(23 - m)
+    return ((bits.view(np.float32) - np.float32(2.0**-k)) / np.float32(1 - 2.0**-k)).astype(np.float32)
+
+
+CODES = {"analytic": _analytic_table, "log": _log_magnitudes, "dynamic": _dynamic_magnitudes}
+DEFAULT_CODE = "analytic"
 
 
 def magnitudes(signed: bool, code: str | None = None) -> np.ndarray:
-    """The sorted magnitudes a code stands for, from 0 to 1: 128 for a signed code (its 8th bit is the sign), 256
-    for an unsigned one."""
+    """The sorted magnitudes a code stands for, from 0 to 1: for the tables 128 for a signed code (its 8th bit is
+    the sign) and 256 for an unsigned one; for "analytic" 121 (signed, up to ``1 - 2**-15``) and 249 (unsigned)."""
     return CODES[code or DEFAULT_CODE](128 if signed else 256)
 
 
@@ -209,19 +217,85 @@ def _take(table: jax.Array, idx: jax.Array) -> jax.Array:
     return jnp.take(table, idx) if sharding is None else table.at[idx].get(mode="fill", out_sharding=sharding)
 
 
-def encode(x: jax.Array, signed: bool, code: str | None = None, bits: jax.Array | None = None) -> Quantized:
-    """`x` (float) as codes and per-block absmax scales: the nearest magnitude to ``|x| / absmax`` (and the sign in
-    the 8th bit, signed), or, given `bits` (uint32 random bits shaped like `x`), one of the two magnitudes around it
-    at random, the upper with probability ``(|x| - lo) / (hi - lo)`` (unbiased). For an unsigned code a positive
-    value never becomes 0. NaN and Inf make their block's scale NaN/Inf (the moment decodes as non-finite, as it
-    was)."""
+ANALYTIC = {True: (15, 3), False: (31, 3)}  # (binades K, mantissa bits M): signed, unsigned
+
+
+def binades(signed: bool) -> int:
+    """``K``, the binades below a block's scale that the "analytic" code spans: 15 for a signed code (4 exponent
+    bits), 31 for an unsigned one (5)."""
+    return ANALYTIC[signed][0]
+
+
+def _analytic_codes(a: jax.Array, signed: bool, r) -> jax.Array:
+    """The analytic code of magnitudes ``a = |x| * (1 - 2**-K) / scale`` (in [0, 1 - 2**-K]):
+    ``((bits(a + 2**-K) + r) >> 20) - (127 - K) * 8``, at most ``8 * K`` (uint32). `r` is ``2**19`` (nearest) or
+    20 random bits (stochastic)."""
+    k, m = ANALYTIC[signed]
+    z = jax.lax.bitcast_convert_type(a + np.float32(2.0**-k), jnp.uint32)
+    return jnp.minimum(((z + (r >> m)) >> (23 - m)) - jnp.uint32((127 - k) << m), jnp.uint32(k << m))
+
+
+def _analytic_span(signed: bool) -> np.float32:
+    # The analytic code's magnitudes run from 0 to 1 - 2**-K (its largest bit pattern, 1.0, less the offset); a
+    # block's scale maps to the top, so that the largest code decodes as the scale itself.
+    return np.float32(1 - 2.0 ** -binades(signed))
+
+
+def _analytic_magnitudes(codes: jax.Array, signed: bool) -> jax.Array:
+    """The magnitudes times ``1 - 2**-K`` (in [0, 1 - 2**-K]) of analytic codes (uint32, sign bit cleared): a
+    shift, a bitcast, a subtract."""
+    k, m = ANALYTIC[signed]
+    return jax.lax.bitcast_convert_type((codes + jnp.uint32((127 - k) << m)) << (23 - m), jnp.float32) - np.float32(
+        2.0**-k
+    )
+
+
+def encode(
+    x: jax.Array,
+    signed: bool,
+    code: str | None = None,
+    bits: jax.Array | None = None,
+    scales: jax.Array | None = None,
+) -> Quantized:
+    """`x` (float) as 8-bit codes and one float32 scale per block.
+
+    The scale is the block's largest magnitude (absmax), or `scales` when given: a bound at least as large, such
+    as the running bound of an EMA (`adamlab.moment_stage`'s `recurrence`); magnitudes above it are stored as the
+    largest code. Each element is stored as
+
+    - "analytic" (the default): with ``a = (1 - 2**-K) * |x| / scale`` (`binades` ``K``),
+      ``code = ((bits(a + 2**-K) + r) >> 20) - (127 - K) * 8``, clamped to ``8 * K``, where ``bits`` is the float32
+      bit pattern and ``r = 2**19`` (nearest) or the top 20 of `bits` (stochastic, unbiased: the bit pattern is
+      linear in ``a`` within a binade). The offset ``2**-K`` spaces the smallest magnitudes evenly, like float
+      subnormals, and the factor ``1 - 2**-K`` puts the scale on the top code;
+    - a table ("dynamic", "log"): with ``a = |x| / scale``, the nearest magnitude, or one of the two around ``a``
+      at random, the upper with probability ``(a - lo) / (hi - lo)``, given `bits` (uint32 random bits shaped like
+      `x`).
+
+    The sign goes in the 8th bit (signed). For an unsigned code a positive value never becomes 0. NaN and Inf make
+    their block's scale NaN/Inf (the moment decodes as non-finite, as it was)."""
     code = code or DEFAULT_CODE
     x = jnp.asarray(x, jnp.float32)
     blocks = _blocks(x)
-    scales = jnp.max(jnp.abs(blocks), axis=-1)
+    scales = jnp.max(jnp.abs(blocks), axis=-1) if scales is None else jnp.asarray(scales, jnp.float32)
     safe = jnp.where(scales > 0, scales, 1.0)
-    normed = blocks / safe[..., None]
-    a = jnp.abs(normed)
+    if code == "analytic":
+        a = jnp.abs(blocks) * (_analytic_span(signed) / safe)[..., None]
+        r = jnp.uint32(1 << 22) if bits is None else _blocks(bits) >> 9
+        idx = _analytic_codes(a, signed, r)
+    else:
+        a = jnp.abs(blocks / safe[..., None])
+        idx = _table_index(a, signed, code, bits)
+    if signed:
+        idx = jnp.where(blocks < 0, idx | 0x80, idx)
+    else:
+        idx = jnp.where(a > 0, jnp.maximum(idx, 1), idx)
+    codes = _unblocks(idx.astype(jnp.uint8), tuple(x.shape), _explicit_sharding(x))
+    return Quantized(codes, scales, signed, code)
+
+
+def _table_index(a: jax.Array, signed: bool, code: str, bits: jax.Array | None) -> jax.Array:
+    """The index of `a` (in [0, 1]) in the magnitude table of `code`: nearest, or stochastic given `bits`."""
     mags = jnp.asarray(magnitudes(signed, code))
     top = mags.shape[0] - 1
     bucket = jnp.minimum(jax.lax.bitcast_convert_type(a, jnp.uint32) >> 16, _ONE_BUCKET).astype(jnp.int32)
@@ -230,26 +304,60 @@ def encode(x: jax.Array, signed: bool, code: str | None = None, bits: jax.Array 
     hi = jnp.minimum(lo + 1, top)
     m_lo, m_hi = _take(mags, lo), _take(mags, hi)
     if bits is None:
-        idx = jnp.where(m_hi - a < a - m_lo, hi, lo)
-    else:
-        u = (_blocks(bits) >> 8).astype(jnp.float32) * np.float32(2.0**-24)
-        idx = jnp.where(u * (m_hi - m_lo) < a - m_lo, hi, lo)
-    if signed:
-        idx = jnp.where(normed < 0, idx | 0x80, idx)
-    else:
-        idx = jnp.where(a > 0, jnp.maximum(idx, 1), idx)
-    codes = _unblocks(idx.astype(jnp.uint8), tuple(x.shape), _explicit_sharding(x))
-    return Quantized(codes, scales.astype(jnp.float32), signed, code)
+        return jnp.where(m_hi - a < a - m_lo, hi, lo)
+    u = (_blocks(bits) >> 8).astype(jnp.float32) * np.float32(2.0**-24)
+    return jnp.where(u * (m_hi - m_lo) < a - m_lo, hi, lo)
 
 
 def decode(q: Quantized) -> jax.Array:
-    """The float32 moment: ``magnitude[code] * scale`` of its block, negated where the sign bit is set (signed)."""
-    mags = jnp.asarray(magnitudes(q.signed, q.code))
-    codes = q.codes.astype(jnp.int32)
-    vals = _take(mags, codes & 0x7F if q.signed else codes)
+    """The float32 moment: the code's magnitude times its block's scale, negated where the sign bit is set
+    (signed)."""
+    scales = q.scales
+    if q.code == "analytic":
+        codes = q.codes.astype(jnp.uint32)
+        vals = _analytic_magnitudes(codes & 0x7F if q.signed else codes, q.signed)
+        scales = scales / _analytic_span(q.signed)
+    else:
+        codes = q.codes.astype(jnp.int32)
+        vals = _take(jnp.asarray(magnitudes(q.signed, q.code)), codes & 0x7F if q.signed else codes)
     if q.signed:
         vals = jnp.where(codes >= 0x80, -vals, vals)
-    return _unblocks(_blocks(vals) * q.scales[..., None], q.shape, _explicit_sharding(q.codes))
+    return _unblocks(_blocks(vals) * scales[..., None], q.shape, _explicit_sharding(q.codes))
+
+
+def block_max(x: jax.Array) -> jax.Array:
+    """The largest magnitude of each block of `x` (the shape of a `Quantized` leaf's scales)."""
+    return jnp.max(jnp.abs(_blocks(jnp.asarray(x, jnp.float32))), axis=-1)
+
+
+def running_bound(scales: jax.Array, a, c, x: jax.Array) -> jax.Array:
+    """The block scales of ``new = a * old + c * x`` from those of `old`: ``|a| * scales + |c| * block_max(x)``,
+    a bound on ``|new|`` over each block (by induction, as ``|old| <= scales``), held at float32's largest value
+    where finite terms overflow."""
+    terms = jnp.abs(a) * scales, jnp.abs(c) * block_max(x)
+    bound = terms[0] + terms[1]
+    big = np.float32(np.finfo(np.float32).max)
+    return jnp.where(jnp.isfinite(terms[0]) & jnp.isfinite(terms[1]), jnp.minimum(bound, big), bound)
+
+
+def recode(tree, code: str):
+    """`tree` with every `Quantized` leaf in `code`: decoded in its own code and encoded again (to nearest, block
+    absmax scales). Leaves that are not arrays (``jax.ShapeDtypeStruct`` templates) are relabelled only."""
+
+    def one(q):
+        if not is_quantized(q) or q.code == code:
+            return q
+        if not isinstance(q.codes, jax.Array | np.ndarray):
+            return Quantized(q.codes, q.scales, q.signed, code)
+        return encode(decode(q), q.signed, code)
+
+    _check_code(code)
+    return jax.tree.map(one, tree, is_leaf=is_quantized)
+
+
+def _check_code(code: str) -> None:
+    if code not in CODES:
+        raise ValueError(f"unknown 8-bit code {code!r}: use one of {', '.join(map(repr, CODES))}")
 
 
 def zeros(p, signed: bool, code: str | None = None) -> Quantized:
@@ -263,11 +371,15 @@ __all__ = [
     "MIN_BLOCK",
     "MIN_SIZE",
     "Quantized",
+    "binades",
+    "block_max",
     "block_of",
     "decode",
     "encode",
     "is_quantized",
     "magnitudes",
     "quantizable",
+    "recode",
+    "running_bound",
     "table",
 ]

@@ -83,6 +83,7 @@ def moment_stage(
     absent: Sequence[str] = (),
     real: Sequence[str] = (),
     initial: dict | None = None,
+    recurrence: dict | None = None,
 ) -> GradientTransformation:
     """Builds the transformation of a moment stage from the formula for one leaf.
 
@@ -152,6 +153,12 @@ def moment_stage(
       initial: Start values other than 0, a dict from field name to a Python number, e.g.
         ``{"second_moment": 1.0}`` (``scale_by_rms``'s ``initial_scale``); every float leaf of that moment
         starts there. Default None: every moment starts at 0.
+      recurrence: For moments the formula updates as a linear recurrence ``new = a * old + c * x`` (an EMA: ``a =
+        b``, ``c = 1 - b``), a dict from field name to ``(u[, g]) -> (a, c, x)`` (the formula's leaf arguments
+        before the moments; ``a``, ``c`` scalars, ``x`` shaped like the leaf). Under ``jnp.int8`` such a moment's
+        block scales are kept as the running bound ``s <- |a| * s + |c| * max|x|`` over the block, which holds
+        ``|new|`` by induction and is read from ``x`` (one reduction over the gradient), instead of the new
+        moment's block maximum (a second pass over it). No effect on other storage. Default None: block maxima.
 
     Returns:
       A `GradientTransformation` whose ``init(params)`` returns a `state_type` and whose
@@ -225,6 +232,9 @@ def moment_stage(
         raise ValueError(f"rounding must be 'stochastic' or 'nearest', got {rounding!r}")
     state_dtype = check_state_dtype(state_dtype, second_moment=holds_squares)
     stochastic = rounds_stochastically(state_dtype, rounding)
+    bounds = dict(recurrence or {}) if state_dtype == INT8 else {}
+    if set(bounds) - set(moments):
+        raise ValueError(f"{name}: recurrence names {sorted(set(bounds) - set(moments))}, not moments of the stage")
     if stochastic and not counted:
         raise TypeError(
             f"{name}: stochastic rounding draws its bits from the step: {state_type.__name__} needs a `count` field"
@@ -272,14 +282,19 @@ def moment_stage(
         seed = count.astype(jnp.uint32) * jnp.uint32(_STEP_MIX) if stochastic and count is not None else None
         stored = {}
         for j, (f, new, old) in enumerate(zip(moments, news, old_leaves)):
-            if seed is None:
-                leaves = [store(n, o) for n, o in zip(new, old)]
-            else:
-                s = seed ^ jnp.uint32(j * _MOMENT_MIX % 2**32)
-                leaves = [
-                    _store_stochastic(n, o, s + jnp.uint32(i * _LEAF_MIX % 2**32))
-                    for i, (n, o) in enumerate(zip(new, old))
-                ]
+            leaves = []
+            for i, (n, o) in enumerate(zip(new, old)):
+                scales = None
+                if f in bounds and is_quantized(o) and has_moment(u_leaves[i], n):
+                    a, c, x = bounds[f](*upcast(*((u_leaves[i], g_leaves[i]) if reads_gradient else (u_leaves[i],))))
+                    scales = quantize.running_bound(o.scales, a, c, x)
+                if seed is None:
+                    leaves.append(store(n, o) if scales is None else quantize.encode(n, o.signed, o.code, None, scales))
+                elif is_quantized(o):
+                    bits = _code_bits(n.shape, seed, i, j + (moments[0] in real))
+                    leaves.append(quantize.encode(n, o.signed, o.code, bits, scales))
+                else:
+                    leaves.append(_store_stochastic(n, o, seed ^ jnp.uint32(j * _MOMENT_MIX % 2**32), i))
             stored[f] = jax.tree.unflatten(treedef, leaves)
         values = {f: stored.get(f, ()) for f in fields}
         new_state = state_type(**values, **({"count": count} if counted else {}))
@@ -383,12 +398,21 @@ def require_gradient(name: str, updates, gradient, wrap: str) -> None:
         )
 
 
-def _store_stochastic(new, old, seed):
-    if is_quantized(old):
-        return quantize.encode(new, old.signed, old.code, bits=hash_bits(new.shape, seed))
+def _code_bits(shape, seed, leaf: int, slot: int) -> jax.Array:
+    """The random bits (the top 16 of a uint32) an 8-bit moment of leaf number `leaf` rounds with at this step.
+
+    One hash per element serves two moments: slot `k` takes the (k % 2)-th half of hash k // 2. A stage's moments
+    take successive slots, starting at 1 when its first moment is unsigned (a second moment), so that Adam's m
+    (``scale_by_ema``) and v (``scale_by_rms``), stages of their own with equal step counts, draw the two halves
+    of one hash."""
+    h = hash_bits(shape, seed + jnp.uint32((slot // 2 * _MOMENT_MIX + leaf * _LEAF_MIX) % 2**32))
+    return h & jnp.uint32(0xFFFF0000) if slot % 2 == 0 else h << 16
+
+
+def _store_stochastic(new, old, seed, leaf: int):
     if not (has_gradient(new) and old.size) or jnp.iscomplexobj(new):
         return store(new, old)
-    return stochastic_round(new, old.dtype, seed)
+    return stochastic_round(new, old.dtype, seed + jnp.uint32(leaf * _LEAF_MIX % 2**32))
 
 
 def _check_tree(name: str, updates, moment) -> None:

@@ -3,11 +3,13 @@
 Trains the demo's character-level transformer (`adamlab.demo`: same data order, seed, warmup-cosine schedule and
 masked weight decay in every run) with AdamW whose moments are stored as
 
-- ``float32``       the default; the reference curve,
-- ``int8-log``          ``adamw(state_dtype=jnp.int8)``: the "log" table (`adamlab.quantize`, the default), v rounded
-                        stochastically, m to nearest,
-- ``int8-dynamic``      the same with Dettmers' "dynamic" table,
-- ``int8-log-nearest``  the "log" table with v rounded to nearest too (the trap: `tests/test_quantize.py`),
+- ``float32``           the default; the reference curve,
+- ``int8``              ``adamw(state_dtype=jnp.int8)``: the analytic code (`adamlab.quantize`, the default), both
+                        moments rounded stochastically, block scales kept as running bounds,
+- ``int8-dynamic``      the same state in Dettmers' "dynamic" table (``quantize.recode`` of the initial state: the
+                        optimizer keeps each moment's code), block absmax scales,
+- ``int8-log``          the same in the "log" table,
+- ``int8-nearest``      the analytic code with both moments rounded to nearest (the trap: `tests/test_quantize.py`),
 
 for each seed, and prints per run the final training and validation losses, the gap to the float32 curve of the
 same seed (mean and largest ``|loss - loss_f32|`` over the last half of the run, training loss smoothed over 10
@@ -17,7 +19,7 @@ the elements of the quantized leaves), and of the Adam direction ``m_hat / (sqrt
 the decoded moments.
 
     python benchmarks/int8_state.py                                  # 1000 steps, seeds 0 and 1
-    python benchmarks/int8_state.py --steps 300 --seeds 0 --variants int8-log --json int8.json
+    python benchmarks/int8_state.py --steps 300 --seeds 0 --variants int8,int8-log --json int8.json
 """
 
 from __future__ import annotations
@@ -38,28 +40,29 @@ from adamlab import quantize
 from adamlab.demo import data, train
 
 B1, B2, EPS = train.B1, train.B2, train.EPS
-VARIANTS = ("float32", "int8-log", "int8-dynamic", "int8-log-nearest")
+VARIANTS = ("float32", "int8", "int8-dynamic", "int8-log", "int8-nearest")
 
 
 def build(name: str):
-    """`adamw(state_dtype=jnp.int8)` with the named table: v rounded stochastically (scale_by_rms's default) and m
-    to nearest; ``-nearest``: v to nearest too."""
+    """`adamw(state_dtype=jnp.int8)` in the named code, both moments rounded stochastically (the default), or to
+    nearest (``-nearest``)."""
     mask = adamlab.weight_decay_mask
-    code = "dynamic" if "dynamic" in name else "log"
+    code = name.split("-")[1] if name.count("-") and not name.endswith("-nearest") else "analytic"
 
     def make(s, wd):
-        quantize.DEFAULT_CODE = code  # read when init makes the codes
         if name == "float32":
             return adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=mask)
         if not name.endswith("-nearest"):
-            return adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=mask, state_dtype=jnp.int8)
-        return adamlab.chain(
-            adamlab.scale_by_ema(B1, state_dtype=jnp.int8),
-            adamlab.bias_correct(B1),
-            adamlab.scale_by_rms(B2, EPS, bias_correction=True, state_dtype=jnp.int8, rounding="nearest"),
-            adamlab.add_decoupled_weight_decay(wd, mask),
-            adamlab.scale_by_learning_rate(s),
-        )
+            tx = adamlab.adamw(s, B1, B2, EPS, weight_decay=wd, mask=mask, state_dtype=jnp.int8)
+        else:
+            tx = adamlab.chain(
+                adamlab.scale_by_ema(B1, state_dtype=jnp.int8, rounding="nearest"),
+                adamlab.bias_correct(B1),
+                adamlab.scale_by_rms(B2, EPS, bias_correction=True, state_dtype=jnp.int8, rounding="nearest"),
+                adamlab.add_decoupled_weight_decay(wd, mask),
+                adamlab.scale_by_learning_rate(s),
+            )
+        return adamlab.GradientTransformation(lambda params: quantize.recode(tx.init(params), code), tx.update)
 
     return make
 
@@ -111,7 +114,7 @@ def main(argv=None) -> None:
     p.add_argument(
         "--variants",
         type=lambda s: s.split(","),
-        default=["int8-log", "int8-dynamic"],
+        default=["int8", "int8-dynamic"],
         help=f"of {','.join(VARIANTS[1:])} (float32 always runs: the reference)",
     )
     p.add_argument("--json", default=None)

@@ -14,8 +14,9 @@ tree, without packing: the path an Optax user takes first), ``adam`` / ``optax-a
 and ``adam-l2`` / ``optax-adam-l2`` (adamlab's ``adam(weight_decay=...)`` against Optax's
 ``chain(add_decayed_weights, adam)``), and the Adam family ``amsgrad``, ``nadam``, ``ademamix``, ``lion`` (each
 against ``optax-<name>``), ``adam_atan2``, ``cautious_adamw`` and ``stable_adamw`` (against ``optax``, Optax's
-AdamW: Optax has none of them), and ``tree-int8`` / ``flat-int8`` (``adamw(state_dtype=jnp.int8)``, against
-``tree`` / ``flat``: 8-bit moments against float32 ones). Each variant's ``x optax`` is against its counterpart.
+AdamW: Optax has none of them), and ``tree-int8`` / ``flat-int8`` / ``pytree-int8``
+(``adamw(state_dtype=jnp.int8)``, against ``tree`` / ``flat`` / ``pytree``: 8-bit moments against float32 ones).
+Each variant's ``x optax`` is against its counterpart.
 
 ``--isolate`` runs every (shape, variant) in a process of its own, ``--runs`` times in rotating order, and
 reports for each variant the best of its runs' median step times and of its compile times, and both as ratios
@@ -73,6 +74,7 @@ SHAPES = {
     "tiny": gpt_shapes(2, 64, vocab=512, ctx=64),
     "gpt-d384": gpt_shapes(12, 384),
     "many-1000x4k": [(64, 64)] * 1000,
+    "four-1m": [(1024, 1024)] * 4,
     "many-2000x8k": [(32, 256)] * 2000,
     "gpt2-124m": gpt_shapes(12, 768),
     "gpt-1.3b": gpt_shapes(24, 2048),
@@ -152,6 +154,7 @@ VARIANTS = (
     "stable_adamw",
     "tree-int8",
     "flat-int8",
+    "pytree-int8",
     *NEW_FAMILY,
     *(f"optax-{n}" for n in NEW_FAMILY),
 )
@@ -166,6 +169,7 @@ BASELINE = {
     **{f"optax-{n}": f"optax-{n}" for n in NEW_FAMILY},
     "tree-int8": "tree",
     "flat-int8": "flat",  # 8-bit moments against float32 ones, same path
+    "pytree-int8": "pytree",
 }  # every other variant is measured against "optax" (optax.adamw)
 
 
@@ -294,8 +298,8 @@ def build(variant: str, params, grads, args):
     if variant in ours:
         tx = ours[variant]()
         return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads
-    inner = adamlab.adamw(LR, weight_decay=WD, state_dtype=jnp.int8 if variant == "flat-int8" else None)
-    if variant == "pytree":
+    inner = adamlab.adamw(LR, weight_decay=WD, state_dtype=jnp.int8 if variant.endswith("-int8") else None)
+    if variant in ("pytree", "pytree-int8"):
         tx = flat.packed(inner, solo_above=args.solo_above, bucket_bytes=args.bucket_bytes)
         return update_step(tx), jax.tree.map(jnp.copy, params), tx.init(params), grads
     if variant in ("flat", "flat-int8"):

@@ -115,24 +115,63 @@ def test_cold_second_moments_decay_only_with_stochastic_rounding():
     assert results["stochastic"] == pytest.approx(expected, rel=0.02)
 
 
+def test_second_moments_over_eight_decades_in_a_block():
+    """The stress problem of the codes' range: a noisy quadratic ``0.5 * sum(h * p**2)``, gradients ``h * (p +
+    noise)``, whose per-element scale ``h`` spans 4 decades within each block, so ``v`` spans 8. Adam with 8-bit
+    state in the analytic code (v over 31 binades, 9.3 decades) ends with ``mean(p**2)`` and the loss within 4% of
+    the float32 run (measured 2.5% and 1.9%); the "dynamic" table (about 7 decades for v) overestimates the small
+    ``v``, starves those coordinates and ends 2x above. At 7 decades of ``h`` (14 of ``v``) neither holds: 18x
+    (analytic) and 68x (dynamic) above float32, where the smallest first moments fall under the signed code's 15
+    binades (see the docs' page on low-precision state)."""
+    rng = np.random.default_rng(0)
+    h = jnp.asarray(10.0 ** rng.uniform(-4, 0, (64, 256)), jnp.float32)
+    keys = jax.random.split(jax.random.PRNGKey(0), 1000)
+
+    def run(dtype, code="analytic"):
+        tx = adamlab.adam(1e-2, state_dtype=dtype)
+        state = tx.init(jnp.ones((64, 256)))
+        if dtype is not None:
+            state = quantize.recode(state, code)
+
+        def body(carry, key):
+            p, s = carry
+            u, s = tx.update(h * (p + jax.random.normal(key, p.shape)), s, p)
+            return (p + u, s), None
+
+        (p, _), _ = jax.jit(lambda s: jax.lax.scan(body, (jnp.ones((64, 256)), s), keys))(state)
+        return float(jnp.mean(p**2)), float(jnp.mean(0.5 * h * p**2))
+
+    (p2, loss), (p2_8, loss_8), (p2_dyn, _) = run(None), run(I8), run(I8, "dynamic")
+    assert p2_8 == pytest.approx(p2, rel=0.04) and loss_8 == pytest.approx(loss, rel=0.04)
+    assert p2_dyn > 2 * p2
+
+
 def test_tables_are_sorted_with_zero_and_one_and_fit_the_bucket_lookup():
-    """Magnitudes from 0 to 1: 128 for signed codes (the 8th bit is the sign: 255 distinct values, -1 to 1), 256
-    for unsigned ones; the bucket lookup that encodes them finds the nearest magnitude exactly (brute force here)."""
+    """Magnitudes from 0 to 1: for the tables 128 signed (the 8th bit is the sign: 255 distinct values, -1 to 1)
+    and 256 unsigned; for the analytic code 8 per binade over 15 binades (121, signed) or 31 (249, unsigned), the
+    lowest from 0 in steps of ``2**-(K+3)``. Each code rounds to the nearest of its magnitudes (brute
+    force here; the analytic code's affine map may move a value within 1e-6 of a midpoint to the other side)."""
     rng = np.random.default_rng(3)
     for code in quantize.CODES:
         for signed in (True, False):
             m = quantize.magnitudes(signed, code)
-            assert m.shape == ((128,) if signed else (256,)) and np.all(np.diff(m) > 0) and m[0] == 0 and m[-1] == 1
+            n = (8 * quantize.binades(signed) + 1) if code == "analytic" else (128 if signed else 256)
+            assert m.shape == (n,) and np.all(np.diff(m) > 0) and m[0] == 0 and m[-1] == 1
             t = quantize.table(signed, code)
-            assert t.shape == ((255,) if signed else (256,)) and t[0] == (-1.0 if signed else 0.0)
-            x = (10.0 ** rng.uniform(-8, 0, (16, BLOCK))).astype(np.float32)
+            assert t.shape == ((2 * n - 1,) if signed else (n,)) and t[0] == (-1.0 if signed else 0.0)
+            x = (10.0 ** rng.uniform(-12 if code == "analytic" else -8, 0, (16, BLOCK))).astype(np.float32)
             x[:, 0] = 1.0
             x = x * (rng.choice([-1.0, 1.0], x.shape).astype(np.float32) if signed else 1.0)
             got = round_trip(x, signed, code)
-            nearest = t[np.argmin(np.abs(x[..., None] - t), axis=-1)]
+            order = np.argsort(np.abs(x[..., None] - t), axis=-1)
+            nearest, second = t[order[..., 0]], t[order[..., 1]]
             if not signed:
                 nearest = np.where(nearest == 0, t[1], nearest)  # a positive v never rounds to 0
-            np.testing.assert_array_equal(got, nearest)
+            tie = np.abs(np.abs(x - nearest) - np.abs(x - second)) <= 1e-6 * np.abs(x) if code == "analytic" else False
+            assert np.all((got == nearest) | (tie & (got == second))), code
+            if code == "analytic":  # the first binade evenly spaced from 0, an eighth of 2**-K apart
+                k = quantize.binades(signed)
+                assert np.allclose(np.diff(m[:9]), m[1]) and m[1] == pytest.approx(2.0 ** -(k + 3), 1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- in the optimizers
@@ -288,6 +327,37 @@ def test_checkpoint_round_trips_codes_and_scales_and_refuses_a_float32_template(
         checkpoint.load_npz(float_path, state)
 
 
+def test_a_checkpoint_in_the_old_code_restores_into_a_template_in_its_code_and_converts(tmp_path):
+    """A state saved in the "dynamic" table (the default before the analytic code) against a template in the
+    analytic code: a ValueError naming both codes and the conversion. Restored into ``recode(template,
+    "dynamic")``, it is the saved state bit for bit; ``recode(state, "analytic")`` converts it (each moment
+    within the analytic code's rounding of the decoded value, 6.25%), and the optimizer keeps each moment's code."""
+    params = big_params()
+    tx = adamlab.adamw(1e-3, state_dtype=I8)
+    grads = jax.tree.map(lambda p: jnp.sin(p) if p.dtype == jnp.float32 else p, params)
+    _, old = jax.jit(tx.update)(grads, quantize.recode(tx.init(params), "dynamic"), params)
+    assert old[0].moment["w"].code == "dynamic"  # the update kept the state's code
+    path = checkpoint.save_npz(tmp_path / "old.npz", old)
+    template = tx.init(params)
+    with pytest.raises(ValueError, match=r"code dynamic and the template in analytic.*recode\(template, 'dynamic'\)"):
+        checkpoint.load_npz(path, template)
+    restored = checkpoint.load_npz(path, quantize.recode(template, "dynamic"))
+    testing.assert_bitwise_equal(restored, old)
+    new = quantize.recode(restored, "analytic")
+    for q_old, q_new in (
+        (old[0].moment["w"], new[0].moment["w"]),
+        (old[2].second_moment["emb"], new[2].second_moment["emb"]),
+    ):
+        assert q_new.code == "analytic"
+        before, after = np.asarray(quantize.decode(q_old)), np.asarray(quantize.decode(q_new))
+        big = np.abs(before) > 1e-3 * np.abs(before).max()
+        np.testing.assert_allclose(after[big], before[big], rtol=1 / 16 + 1e-6)
+    _, s = jax.jit(tx.update)(grads, new, params)
+    assert s[2].second_moment["emb"].code == "analytic"
+    with pytest.raises(ValueError, match="unknown 8-bit code 'int4'"):
+        quantize.recode(new, "int4")
+
+
 def test_flat_layout_quantizes_each_bucket():
     """On the flat layout a bucket is one tensor to quantize: a packed bucket is read as one row, so a block may
     straddle two leaves (its scale is then shared by their neighbouring elements, as within one leaf). It
@@ -324,8 +394,10 @@ def test_flat_layout_quantizes_each_bucket():
 def test_adafactor_keeps_factored_rows_and_columns_in_8_bits():
     """Each of Adafactor's second moments with 4096+ elements is 8-bit codes, a factored row or column vector as
     an unfactored v; smaller ones stay float32 (a (4096, 64) matrix's 64 rows). Over 10 jitted steps each moment
-    decodes within 2% (median) of the float32 run's, and the last updates are within 2% (relative norm); measured
-    0.34-0.36% for the factored vectors, 0.87% for the unfactored v, and 0.2-1.0%."""
+    decodes within 6% (median) of the float32 run's, and the last updates are within 4% (relative norm); measured
+    3.1-3.4% for the factored vectors, 4.4% for the unfactored v, and 2.0-2.7%: the analytic code's 3 mantissa
+    bits, stochastically rounded (a step of 6-12% between neighbours; the "dynamic" table, 7 bits linear in its
+    top decade, gave 0.3-0.9% here and starves tiny v elsewhere, test_second_moments_over_eight_decades_in_a_block)."""
     rng = np.random.default_rng(3)  # NumPy's: jax.random compiles a program for each shape
     normal = lambda *shape: jnp.asarray(rng.normal(0.0, 0.1, shape), jnp.float32)
     params = {
@@ -358,9 +430,9 @@ def test_adafactor_keeps_factored_rows_and_columns_in_8_bits():
     for f, n in quantized:
         truth = np.asarray(getattr(exact, f)[n])
         rel = np.abs(np.asarray(quantize.decode(getattr(coded, f)[n])) - truth) / truth
-        assert np.median(rel) < 0.02, (f, n, np.median(rel))
+        assert np.median(rel) < 0.06, (f, n, np.median(rel))
     for n in params:
-        assert np.linalg.norm(u8[n] - u32[n]) <= 0.02 * np.linalg.norm(u32[n]), n
+        assert np.linalg.norm(u8[n] - u32[n]) <= 0.04 * np.linalg.norm(u32[n]), n
 
 
 def test_centered_rmsprop_refuses_8bit_moments():
