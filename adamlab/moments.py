@@ -682,7 +682,9 @@ def scale_by_rms(
             "state_dtype=jnp.bfloat16 (or float32) for centered RMSProp"
         )
 
-    squares = (lambda g: _saturated(abs_sq(g))) if saturate else abs_sq  # the EMA's input, for 8-bit scales
+    # The EMA's input is |g|**2: its block maximum, for 8-bit scales, is that of |g| squared (the same reduction
+    # as the first moment's), held at float32's largest like the input where saturate is set.
+    top_square = (lambda t: _saturated(t * t)) if saturate else (lambda t: t * t)
 
     def per_step(t):
         bc = bias_correction_term(decay, t) if bias_correction else 1
@@ -712,7 +714,7 @@ def scale_by_rms(
         absent=() if centered else ("gradient_mean",),
         real=("second_moment",),
         initial={"second_moment": initial_scale},
-        recurrence={"second_moment": lambda u, g: (decay, 1 - decay, squares(g))},
+        recurrence={"second_moment": lambda u, g: (decay, 1 - decay, g, top_square)},
     )
 
 

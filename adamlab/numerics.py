@@ -296,12 +296,12 @@ def _mix32(x: jax.Array) -> jax.Array:
     return x ^ (x >> 16)
 
 
-def hash_bits(shape, seed) -> jax.Array:
+def hash_bits(shape, seed, offset: int = 0) -> jax.Array:
     """Returns 32 pseudo-random bits per element of an array of ``shape``, counter-based.
 
     ::
 
-        bits[i] = mix(i * 0x9E3779B9 + mix(seed))       i = flat index, uint32 arithmetic (wraps)
+        bits[i] = mix(i * 0x9E3779B9 + mix(seed) + offset)    i = flat index, uint32 arithmetic (wraps)
         mix     = the "lowbias32" integer hash (full avalanche)
 
     A handful of integer operations per element, against threefry's ~20 rounds: cheap enough to run on every
@@ -312,6 +312,8 @@ def hash_bits(shape, seed) -> jax.Array:
     Args:
       shape: The shape of the result, a tuple of ints (static).
       seed: An integer scalar (a Python int or an integer array, may be traced), taken modulo ``2**32``.
+      offset: A Python int, taken modulo ``2**32``, that tells apart the streams of one seed (the leaves and
+        moments of a step), mixed in Python: many streams of one traced seed share its one mix. Default 0.
 
     Returns:
       A ``uint32`` array of shape ``shape``.
@@ -326,7 +328,7 @@ def hash_bits(shape, seed) -> jax.Array:
     """
     seed = _mix32(jnp.asarray(seed).astype(jnp.uint32))
     index = jax.lax.iota(jnp.uint32, int(np.prod(shape))).reshape(shape)
-    return _mix32(index * jnp.uint32(0x9E3779B9) + seed)
+    return _mix32(index * jnp.uint32(0x9E3779B9) + (seed + jnp.uint32(offset % 2**32)))
 
 
 def stochastic_round(x: jax.Array, dtype, key: jax.Array) -> jax.Array:

@@ -1,34 +1,44 @@
 """8-bit moments: block-wise quantized storage (``state_dtype=jnp.int8``).
 
-A moment of a large leaf is stored as one 8-bit code per element and one float32 scale per block: the scale is the
-block's largest magnitude (absmax), the code indexes a table of magnitudes in [0, 1] (128 with a sign bit for first
-moments, 256 for second moments), and the moment is ``magnitude[code] * scale`` (Dettmers et al., "8-bit Optimizers
-via Block-wise Quantization", ICLR 2022). A block is a run of the leaf's last axis: `BLOCK` = 256 elements, or the
-largest divisor of the last axis up to 256 when 256 does not divide it (at least `MIN_BLOCK`), so that blocks never
-straddle rows and the codes (the leaf's shape) and scales (its shape with the last axis counted in blocks) are
-sharded like the leaf by the same mesh axes. A leaf whose last axis has no such divisor is read as one row, in
-blocks of 256 with a short last one. 1 byte + 4/256 bytes an element: about 1.02 bytes where float32 takes 4. On
-a mesh of ``Explicit`` axes the codes keep the leaf's sharding; the blocks and scales of a leaf read as one row are
-replicated, and a last axis split into fewer blocks than it has devices splits each block instead (its scales are
-then not split along it).
+A moment of a large leaf is stored as one 8-bit code per element and one float32 scale per block (Dettmers et al.,
+"8-bit Optimizers via Block-wise Quantization", ICLR 2022): the moment is the code's magnitude, in [0, 1], times
+its block's scale, with the sign in the 8th bit for first moments. A block is a run of the leaf's last axis
+(`block_of`: 256 or 128 elements where they divide it, else the whole last axis up to 1024, else a smaller
+divisor), so that blocks never straddle rows and the codes (the leaf's shape) and scales (its shape with the last
+axis counted in blocks) are sharded like the leaf by the same mesh axes. A leaf whose last axis has no such
+divisor is read as one row, in blocks of 256 with a short last one. 1 byte + 4/256 bytes an element: about 1.02
+bytes where float32 takes 4. On a mesh of ``Explicit`` axes the codes keep the leaf's sharding; the blocks and
+scales of a leaf read as one row are replicated, and a last axis split into fewer blocks than it has devices
+splits each block instead (its scales are then not split along it).
+
+The code (`CODES`). The default, "analytic", is a small float read straight off the float32 bit pattern: with
+``a = (1 - 2**-K) * |x| / scale`` and ``z = a + 2**-K``, the code is the exponent and top 3 mantissa bits of
+``z``, rebased so that code 0 is ``z = 2**-K`` (``a = 0``): 8 codes a binade over ``K`` = 15 binades for a
+signed moment (sign + 4 exponent + 3 mantissa bits, 121 magnitudes: 4.5 decades) and 31 for an unsigned one (5 +
+3 bits, 249 magnitudes: 9.3 decades). The offset spaces the lowest binade's codes evenly from 0, so small values
+round to their neighbours, not to 0 (the smallest positive magnitude is ``2**-(K+3)``: a second moment 1e-9 of
+its block's largest decodes within 7%). Encoding is a multiply, an add, a bitcast, an add and a shift;
+decoding a shift, a bitcast, a subtract and a multiply: no table, no lookup. Two Dettmers tables stay available by
+name for comparison, "dynamic" (decades 1e-7 ... 1, more entries in the larger ones: finer near the block's
+largest, about 7 decades for ``v``) and "log" (``2**(-k/8)``); a state moves between codes with `recode`, and the
+optimizer keeps each moment's code.
+
+The scale. Where a moment is an EMA, ``new = b * old + (1 - b) * x`` (`scale_by_ema`, `scale_by_rms` and every
+optimizer built on them), its block scales are the running bound ``s <- b * s + (1 - b) * max|x|``
+(`running_bound`), read from the gradient (one block reduction of ``|g|`` serves both of Adam's moments) and at
+least the new moment's largest magnitude by induction; other moments (`adamlab.moment_stage` without a
+``recurrence``) take the new moment's block maximum. A looser scale costs range at the bottom, not precision:
+the code is a float, its relative step the same in every binade.
 
 The arithmetic never sees the codes: a moment stage decodes to float32, applies its formula and encodes the result
-(`adamlab.moment_stage` does both, for every primitive). Encoding rounds stochastically by default, between the two
-table entries around a value and unbiased, with bits keyed by the step count (so runs are reproducible): rounded to
-nearest, a moment that moves by less than half the gap between two entries per step keeps its code, and since the
-block's scale moves with its largest element, a quiet element's ``v`` then rises with it instead of decaying (10x
-too large after 300 steps in ``tests/test_quantize.py``), and Lion's slow ``m`` stops following the gradient. A
-second moment that is not 0 never rounds to 0: a ``v`` too small for its block decodes as the smallest entry times
-the scale, an overestimate, so ``m / sqrt(v)`` can only shrink, never blow up to ``m / eps``.
-
-The tables (`CODES`): "log", magnitudes ``2**(-k/8)`` (8 an octave, a relative step of 9%, 15.9 octaves for a signed
-code and 31.8 for an unsigned one), and "dynamic", Dettmers' layout (decades 1e-7 ... 1, more entries in the larger
-ones). Encoding finds an element's two neighbouring magnitudes with a lookup on the top 16 bits of its float32 value
-and one comparison, not a search. `benchmarks/int8_state.py` measures both on the demo model (round trips of its
-moments and the loss curve): over 1000 steps, two seeds, both end within 0.005 nats of float32's validation loss;
-"dynamic" follows the training curve more closely (mean gap 0.0016-0.0021 nats against 0.0022-0.0028) and round-
-trips the median moment 2x more accurately, "log" has the smaller worst case. "dynamic" is the default
-(`benchmarks/RESULTS.md`).
+(`adamlab.moment_stage` does both, for every primitive). Encoding rounds stochastically by default, unbiased, with
+bits keyed by the step count (so runs are reproducible), one 32-bit hash per element serving both of Adam's
+moments (16 bits each): rounded to nearest, a moment that moves by less than half a step of its code per step
+keeps its code, and since the block's scale moves with its largest element, a quiet element's ``v`` then rises
+with it instead of decaying (10x too large after 300 steps in ``tests/test_quantize.py``), and Lion's slow ``m``
+stops following the gradient. A second moment that is not 0 never rounds to 0: a ``v`` too small for its block
+decodes as the smallest magnitude times the scale, an overestimate, so ``m / sqrt(v)`` can only shrink, never blow
+up to ``m / eps``. `benchmarks/int8_state.py` and `benchmarks/RESULTS.md` measure the codes on the demo model.
 
 Leaves with fewer than `MIN_SIZE` elements keep float32 moments (biases, norms' scales: little memory, much
 influence), as do complex leaves (no 8-bit complex code) and leaves of integer or bool params.
@@ -160,10 +170,17 @@ def quantizable(p) -> bool:
 
 @functools.cache
 def block_of(shape: tuple) -> int:
-    """The block length for a leaf of `shape`: 256, else the largest divisor of the last axis up to 256 if it is at
-    least MIN_BLOCK, else 0 (the leaf is read as one row in blocks of 256, the last one short)."""
+    """The block length for a leaf of `shape`, along its last axis: 256 or 128 where they divide it; else the whole
+    last axis when it holds `MIN_BLOCK` to 1024 elements (one block a row); else 64 or 32 where they divide it, or
+    the largest divisor from 256 down to `MIN_BLOCK`; else 0 (the leaf is read as one row in blocks of 256, the
+    last one short). Powers of two first: a block of another length (192 for a last axis of 384) makes each
+    element's block index a division, and the codec 5x slower on the CPU (`benchmarks/RESULTS.md`)."""
     last = shape[-1] if shape else 1
-    return next((b for b in range(BLOCK, MIN_BLOCK - 1, -1) if last % b == 0), 0)
+    if last % 256 == 0 or last % 128 == 0:
+        return 256 if last % 256 == 0 else 128
+    if MIN_BLOCK <= last <= 4 * BLOCK:
+        return last
+    return next((b for b in (64, 32, *range(BLOCK, MIN_BLOCK - 1, -1)) if last % b == 0), 0)
 
 
 def _explicit_sharding(x: jax.Array) -> NamedSharding | None:
@@ -276,26 +293,43 @@ def encode(
     their block's scale NaN/Inf (the moment decodes as non-finite, as it was)."""
     code = code or DEFAULT_CODE
     x = jnp.asarray(x, jnp.float32)
-    blocks = _blocks(x)
-    scales = jnp.max(jnp.abs(blocks), axis=-1) if scales is None else jnp.asarray(scales, jnp.float32)
+    view, spread, back = _elementwise(x)
+    scales = block_max(x) if scales is None else jnp.asarray(scales, jnp.float32)
     safe = jnp.where(scales > 0, scales, 1.0)
+    xs = view(x)
     if code == "analytic":
-        a = jnp.abs(blocks) * (_analytic_span(signed) / safe)[..., None]
-        r = jnp.uint32(1 << 22) if bits is None else _blocks(bits) >> 9
+        a = jnp.abs(xs) * spread(_analytic_span(signed) / safe)
+        r = jnp.uint32(1 << 22) if bits is None else view(bits) >> 9
         idx = _analytic_codes(a, signed, r)
     else:
-        a = jnp.abs(blocks / safe[..., None])
-        idx = _table_index(a, signed, code, bits)
+        a = jnp.abs(xs / spread(safe))
+        idx = _table_index(a, signed, code, None if bits is None else view(bits))
     if signed:
-        idx = jnp.where(blocks < 0, idx | 0x80, idx)
+        idx = jnp.where(xs < 0, idx | 0x80, idx)
     else:
         idx = jnp.where(a > 0, jnp.maximum(idx, 1), idx)
-    codes = _unblocks(idx.astype(jnp.uint8), tuple(x.shape), _explicit_sharding(x))
-    return Quantized(codes, scales, signed, code)
+    return Quantized(back(idx.astype(jnp.uint8)), scales, signed, code)
+
+
+def _elementwise(x: jax.Array):
+    """How an elementwise computation meets per-block values on a leaf like `x`: ``(view, spread, back)``, where
+    ``view(y)`` is a leaf-shaped array in the layout the computation runs in, ``spread(s)`` brings block values
+    (the scales' shape) to that layout, and ``back(z)`` returns a result to the leaf's shape. Where the last axis
+    splits into blocks and no ``Explicit`` mesh axis is set, the computation keeps the leaf's shape and each block
+    value is repeated over its block; otherwise it runs on `_blocks` (rows of one block)."""
+    shape, b, sharding = tuple(x.shape), block_of(tuple(x.shape)), _explicit_sharding(x)
+    if b and sharding is None:
+        return (
+            (lambda y: y),
+            (lambda s: jnp.reshape(jnp.broadcast_to(s[..., None], (*s.shape, b)), shape)),
+            (lambda z: z),
+        )
+    return _blocks, (lambda s: s[..., None]), (lambda z: _unblocks(z, shape, sharding))
 
 
 def _table_index(a: jax.Array, signed: bool, code: str, bits: jax.Array | None) -> jax.Array:
-    """The index of `a` (in [0, 1]) in the magnitude table of `code`: nearest, or stochastic given `bits`."""
+    """The index of `a` (in [0, 1]) in the magnitude table of `code`: nearest, or stochastic given `bits` (uint32,
+    laid out like `a`)."""
     mags = jnp.asarray(magnitudes(signed, code))
     top = mags.shape[0] - 1
     bucket = jnp.minimum(jax.lax.bitcast_convert_type(a, jnp.uint32) >> 16, _ONE_BUCKET).astype(jnp.int32)
@@ -305,7 +339,7 @@ def _table_index(a: jax.Array, signed: bool, code: str, bits: jax.Array | None) 
     m_lo, m_hi = _take(mags, lo), _take(mags, hi)
     if bits is None:
         return jnp.where(m_hi - a < a - m_lo, hi, lo)
-    u = (_blocks(bits) >> 8).astype(jnp.float32) * np.float32(2.0**-24)
+    u = (bits >> 8).astype(jnp.float32) * np.float32(2.0**-24)
     return jnp.where(u * (m_hi - m_lo) < a - m_lo, hi, lo)
 
 
@@ -322,22 +356,30 @@ def decode(q: Quantized) -> jax.Array:
         vals = _take(jnp.asarray(magnitudes(q.signed, q.code)), codes & 0x7F if q.signed else codes)
     if q.signed:
         vals = jnp.where(codes >= 0x80, -vals, vals)
-    return _unblocks(_blocks(vals) * scales[..., None], q.shape, _explicit_sharding(q.codes))
+    view, spread, back = _elementwise(q.codes)
+    return back(view(vals) * spread(scales))
 
 
 def block_max(x: jax.Array) -> jax.Array:
-    """The largest magnitude of each block of `x` (the shape of a `Quantized` leaf's scales)."""
-    return jnp.max(jnp.abs(_blocks(jnp.asarray(x, jnp.float32))), axis=-1)
+    """The largest magnitude of each block of `x` (the shape of a `Quantized` leaf's scales); NaN where the block
+    holds one."""
+    blocks = _blocks(jnp.asarray(x, jnp.float32))
+    # max(max x, -min x), not max |x|: two plain reductions run 2x faster than one over a computed |x| on XLA's
+    # CPU backend (benchmarks/RESULTS.md); + 0.0 turns the -0.0 of an all-zero block into 0.0.
+    return jnp.maximum(jnp.max(blocks, axis=-1), -jnp.min(blocks, axis=-1)) + 0.0
 
 
-def running_bound(scales: jax.Array, a, c, x: jax.Array) -> jax.Array:
+def running_bound(scales: jax.Array, a, c, x: jax.Array, top=None) -> jax.Array:
     """The block scales of ``new = a * old + c * x`` from those of `old`: ``|a| * scales + |c| * block_max(x)``,
-    a bound on ``|new|`` over each block (by induction, as ``|old| <= scales``), held at float32's largest value
-    where finite terms overflow."""
-    terms = jnp.abs(a) * scales, jnp.abs(c) * block_max(x)
+    a bound on ``|new|`` over each block (by induction, as ``|old| <= scales``). Given `top`, `x` is the array
+    the input is made from and ``top(block_max(x))`` the input's block maximum (``lambda t: t * t`` for an input
+    ``x**2``). Held at float32's largest value where finite terms overflow."""
+    peak = block_max(x)
+    input_peak = peak if top is None else top(peak)
+    terms = jnp.abs(a) * scales, jnp.abs(c) * input_peak
     bound = terms[0] + terms[1]
     big = np.float32(np.finfo(np.float32).max)
-    return jnp.where(jnp.isfinite(terms[0]) & jnp.isfinite(terms[1]), jnp.minimum(bound, big), bound)
+    return jnp.where(jnp.isfinite(scales) & jnp.isfinite(peak), jnp.minimum(bound, big), bound)
 
 
 def recode(tree, code: str):
