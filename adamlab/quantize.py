@@ -32,13 +32,15 @@ the code is a float, its relative step the same in every binade.
 
 The arithmetic never sees the codes: a moment stage decodes to float32, applies its formula and encodes the result
 (`adamlab.moment_stage` does both, for every primitive). Encoding rounds stochastically by default, unbiased, with
-bits keyed by the step count (so runs are reproducible), one 32-bit hash per element serving both of Adam's
-moments (16 bits each): rounded to nearest, a moment that moves by less than half a step of its code per step
-keeps its code, and since the block's scale moves with its largest element, a quiet element's ``v`` then rises
-with it instead of decaying (10x too large after 300 steps in ``tests/test_quantize.py``), and Lion's slow ``m``
-stops following the gradient. A second moment that is not 0 never rounds to 0: a ``v`` too small for its block
-decodes as the smallest magnitude times the scale, an overestimate, so ``m / sqrt(v)`` can only shrink, never blow
-up to ``m / eps``. `benchmarks/int8_state.py` and `benchmarks/RESULTS.md` measure the codes on the demo model.
+bits keyed by the step count (so runs are reproducible): one 32-bit hash of the element's index and the step
+serves both of Adam's moments (16 bits each), XORed with the bits of the value being rounded so that leaves of
+one shape draw different bits from one compiled program. Rounded to nearest, a moment that moves by less than
+half a step of its code per step keeps its code, and since the block's scale moves with its largest element, a
+quiet element's ``v`` then rises with it instead of decaying (10x too large after 300 steps in
+``tests/test_quantize.py``), and Lion's slow ``m`` stops following the gradient. A second moment that is not 0 never
+rounds to 0: a ``v`` too small for its block decodes as the smallest magnitude times the scale, an overestimate, so
+``m / sqrt(v)`` can only shrink, never blow up to ``m / eps``. `benchmarks/int8_state.py` and
+`benchmarks/RESULTS.md` measure the codes on the demo model.
 
 Leaves with fewer than `MIN_SIZE` elements keep float32 moments (biases, norms' scales: little memory, much
 influence), as do complex leaves (no 8-bit complex code) and leaves of integer or bool params.
@@ -344,8 +346,23 @@ def _table_index(a: jax.Array, signed: bool, code: str, bits: jax.Array | None) 
 
 
 def decode(q: Quantized) -> jax.Array:
-    """The float32 moment: the code's magnitude times its block's scale, negated where the sign bit is set
-    (signed)."""
+    """The float32 moment an 8-bit one stands for.
+
+    Each element is its code's magnitude times its block's scale, negated where the sign bit is set (signed).
+
+    Args:
+      q: A `Quantized` moment (e.g. ``state[0].moment["w"]`` of ``adamw(state_dtype=jnp.int8)``).
+
+    Returns:
+      A float32 array of the moment's shape, sharded like its codes.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab import quantize
+      >>> q = quantize.encode(jnp.array([[0.5, -2.0] * 64]), signed=True)
+      >>> print(quantize.decode(q)[0, :2])
+      [ 0.5 -2. ]
+    """
     scales = q.scales
     if q.code == "analytic":
         codes = q.codes.astype(jnp.uint32)
@@ -383,8 +400,33 @@ def running_bound(scales: jax.Array, a, c, x: jax.Array, top=None) -> jax.Array:
 
 
 def recode(tree, code: str):
-    """`tree` with every `Quantized` leaf in `code`: decoded in its own code and encoded again (to nearest, block
-    absmax scales). Leaves that are not arrays (``jax.ShapeDtypeStruct`` templates) are relabelled only."""
+    """Re-encodes every 8-bit moment of a state in another code.
+
+    Each `Quantized` leaf is decoded in its own code and encoded again in `code` (rounded to nearest, block
+    absmax scales); other leaves pass through. The optimizer keeps each moment's code from then on, so
+    ``recode(tx.init(params), "dynamic")`` trains in Dettmers' table instead of the default.
+
+    Args:
+      tree: A state (or any pytree) holding `Quantized` leaves. Leaves that are not arrays (the
+        ``jax.ShapeDtypeStruct`` templates of `jax.eval_shape`, `adamlab.sharding.state_shardings`) are relabelled,
+        so that a checkpoint template can be put in a saved state's code.
+      code: One of `CODES`: ``"analytic"`` (the default), ``"dynamic"`` or ``"log"``.
+
+    Returns:
+      `tree` with every `Quantized` leaf in `code`.
+
+    Raises:
+      ValueError: If `code` is not one of `CODES`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import adamlab
+      >>> from adamlab import quantize
+      >>> tx = adamlab.adamw(1e-3, state_dtype=jnp.int8)
+      >>> state = quantize.recode(tx.init({"w": jnp.zeros((64, 128))}), "dynamic")
+      >>> print(state[0].moment["w"].code, state[2].second_moment["w"].code)
+      dynamic dynamic
+    """
 
     def one(q):
         if not is_quantized(q) or q.code == code:

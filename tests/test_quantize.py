@@ -71,9 +71,10 @@ def test_zero_and_constant_blocks_are_exact():
 
 def test_one_huge_outlier_in_a_block():
     """The absmax scale cannot hold a block of 1e6 and 1s at 8 bits: what happens, stated and checked. A first
-    moment's small entries (below half the smallest magnitude, 1.6e-6 of the outlier with the default table) are
-    stored as 0, so their steps stop; a second moment's are stored as the smallest entry (3.25e-7 of the outlier),
-    an overestimate, so their steps shrink. Never the reverse: m / sqrt(v) does not blow up. The neighbouring
+    moment's small entries (below half the smallest magnitude, 2**-19 = 1.9e-6 of the outlier with the analytic
+    code) are stored as 0 when rounded to nearest (stochastically: 0 or the smallest code, unbiased), so their
+    steps stop; a second moment's (1e-12 of the outlier) are stored as the smallest entry (2**-34 = 5.8e-11 of the
+    outlier), an overestimate, so their steps shrink. Never the reverse: m / sqrt(v) does not blow up. The neighbouring
     blocks are untouched."""
     x = np.ones((2, BLOCK), np.float32)
     x[0, 7] = 1e6
