@@ -87,14 +87,26 @@ def _dynamic_magnitudes(n: int) -> np.ndarray:
 
 
 @functools.cache
-def _analytic_table(n: int) -> np.ndarray:
-    # Every magnitude of the analytic code, codes 0 .. 8K (121 signed, 249 unsigned), from its decoder.
-    k, m = ANALYTIC[n == 128]
+def _float_table(code: str, signed: bool) -> np.ndarray:
+    # Every magnitude of a float code, codes 0 .. K << M (analytic: 121 signed, 249 unsigned), from its decoder.
+    k, m = FLOAT_CODES[code][signed]
     bits = (np.arange((k << m) + 1, dtype=np.uint32) + np.uint32((127 - k) << m)) << np.uint32(23 - m)
     return ((bits.view(np.float32) - np.float32(2.0**-k)) / np.float32(1 - 2.0**-k)).astype(np.float32)
 
 
-CODES = {"analytic": _analytic_table, "log": _log_magnitudes, "dynamic": _dynamic_magnitudes}
+# The float codes, read off the float32 bit pattern: (binades K, mantissa bits M) for signed and unsigned moments.
+# "log4" (experimental) is 4 bits an element, two codes a byte: octave steps over 7 binades (signed: the 4th bit is
+# the sign) or 15 (unsigned).
+FLOAT_CODES = {"analytic": {True: (15, 3), False: (31, 3)}, "log4": {True: (7, 0), False: (15, 0)}}
+PACKED = frozenset({"log4"})  # codes packed two a byte, pairs of rows along the first axis
+ANALYTIC = FLOAT_CODES["analytic"]
+
+CODES = {
+    "analytic": lambda n: _float_table("analytic", n == 128),
+    "log": _log_magnitudes,
+    "dynamic": _dynamic_magnitudes,
+    "log4": lambda n: _float_table("log4", n == 128),
+}
 DEFAULT_CODE = "analytic"
 
 
@@ -141,11 +153,12 @@ class Quantized:
 
     @property
     def shape(self) -> tuple:
-        return tuple(np.shape(self.codes))
+        shape = tuple(np.shape(self.codes))
+        return (2 * shape[0], *shape[1:]) if self.code in PACKED else shape
 
     @property
     def size(self) -> int:
-        return int(np.size(self.codes))
+        return math.prod(self.shape)
 
     @property
     def dtype(self):
@@ -236,34 +249,31 @@ def _take(table: jax.Array, idx: jax.Array) -> jax.Array:
     return jnp.take(table, idx) if sharding is None else table.at[idx].get(mode="fill", out_sharding=sharding)
 
 
-ANALYTIC = {True: (15, 3), False: (31, 3)}  # (binades K, mantissa bits M): signed, unsigned
-
-
 def binades(signed: bool) -> int:
     """``K``, the binades below a block's scale that the "analytic" code spans: 15 for a signed code (4 exponent
     bits), 31 for an unsigned one (5)."""
     return ANALYTIC[signed][0]
 
 
-def _analytic_codes(a: jax.Array, signed: bool, r) -> jax.Array:
-    """The analytic code of magnitudes ``a = |x| * (1 - 2**-K) / scale`` (in [0, 1 - 2**-K]):
-    ``((bits(a + 2**-K) + r) >> 20) - (127 - K) * 8``, at most ``8 * K`` (uint32). `r` is ``2**19`` (nearest) or
-    20 random bits (stochastic)."""
-    k, m = ANALYTIC[signed]
+def _analytic_codes(a: jax.Array, signed: bool, r, code: str = "analytic") -> jax.Array:
+    """The float code of magnitudes ``a = |x| * (1 - 2**-K) / scale`` (in [0, 1 - 2**-K]):
+    ``((bits(a + 2**-K) + r) >> (23 - M)) - (127 - K) << M``, at most ``K << M`` (uint32). `r` is ``2**22 >> M``
+    (nearest) or 23 - M random bits (stochastic), given here as 23 bits."""
+    k, m = FLOAT_CODES[code][signed]
     z = jax.lax.bitcast_convert_type(a + np.float32(2.0**-k), jnp.uint32)
     return jnp.minimum(((z + (r >> m)) >> (23 - m)) - jnp.uint32((127 - k) << m), jnp.uint32(k << m))
 
 
-def _analytic_span(signed: bool) -> np.float32:
-    # The analytic code's magnitudes run from 0 to 1 - 2**-K (its largest bit pattern, 1.0, less the offset); a
-    # block's scale maps to the top, so that the largest code decodes as the scale itself.
-    return np.float32(1 - 2.0 ** -binades(signed))
+def _analytic_span(signed: bool, code: str = "analytic") -> np.float32:
+    # A float code's magnitudes run from 0 to 1 - 2**-K (its largest bit pattern, 1.0, less the offset); a block's
+    # scale maps to the top, so that the largest code decodes as the scale itself.
+    return np.float32(1 - 2.0 ** -FLOAT_CODES[code][signed][0])
 
 
-def _analytic_magnitudes(codes: jax.Array, signed: bool) -> jax.Array:
-    """The magnitudes times ``1 - 2**-K`` (in [0, 1 - 2**-K]) of analytic codes (uint32, sign bit cleared): a
+def _analytic_magnitudes(codes: jax.Array, signed: bool, code: str = "analytic") -> jax.Array:
+    """The magnitudes times ``1 - 2**-K`` (in [0, 1 - 2**-K]) of float codes (uint32, sign bit cleared): a
     shift, a bitcast, a subtract."""
-    k, m = ANALYTIC[signed]
+    k, m = FLOAT_CODES[code][signed]
     return jax.lax.bitcast_convert_type((codes + jnp.uint32((127 - k) << m)) << (23 - m), jnp.float32) - np.float32(
         2.0**-k
     )
@@ -299,18 +309,38 @@ def encode(
     scales = block_max(x) if scales is None else jnp.asarray(scales, jnp.float32)
     safe = jnp.where(scales > 0, scales, 1.0)
     xs = view(x)
-    if code == "analytic":
-        a = jnp.abs(xs) * spread(_analytic_span(signed) / safe)
+    if code in FLOAT_CODES:
+        a = jnp.abs(xs) * spread(_analytic_span(signed, code) / safe)
         r = jnp.uint32(1 << 22) if bits is None else view(bits) >> 9
-        idx = _analytic_codes(a, signed, r)
+        idx = _analytic_codes(a, signed, r, code)
     else:
         a = jnp.abs(xs / spread(safe))
         idx = _table_index(a, signed, code, None if bits is None else view(bits))
     if signed:
-        idx = jnp.where(xs < 0, idx | 0x80, idx)
+        idx = jnp.where(xs < 0, idx | _sign_bit(code), idx)
     else:
         idx = jnp.where(a > 0, jnp.maximum(idx, 1), idx)
-    return Quantized(back(idx.astype(jnp.uint8)), scales, signed, code)
+    codes = back(idx.astype(jnp.uint8))
+    return Quantized(_pack(codes) if code in PACKED else codes, scales, signed, code)
+
+
+def _sign_bit(code: str) -> int:
+    return 0x8 if code in PACKED else 0x80
+
+
+def packable(shape: tuple) -> bool:
+    """Whether a leaf of `shape` can take a 4-bit code ("log4"): codes go two a byte, rows 2i and 2i + 1 of the
+    first axis in one byte, so the first axis must be even (and a row pair stays on one device of a split)."""
+    return len(shape) > 0 and shape[0] % 2 == 0
+
+
+def _pack(codes: jax.Array) -> jax.Array:
+    return codes[0::2] | (codes[1::2] << 4)
+
+
+def _unpack(packed: jax.Array) -> jax.Array:
+    both = jnp.stack([packed & 0xF, packed >> 4], axis=1)
+    return both.reshape((2 * packed.shape[0], *packed.shape[1:]))
 
 
 def _elementwise(x: jax.Array):
@@ -363,17 +393,18 @@ def decode(q: Quantized) -> jax.Array:
       >>> print(quantize.decode(q)[0, :2])
       [ 0.5 -2. ]
     """
-    scales = q.scales
-    if q.code == "analytic":
-        codes = q.codes.astype(jnp.uint32)
-        vals = _analytic_magnitudes(codes & 0x7F if q.signed else codes, q.signed)
-        scales = scales / _analytic_span(q.signed)
+    scales, sign = q.scales, _sign_bit(q.code)
+    leaf_codes = _unpack(q.codes) if q.code in PACKED else q.codes
+    if q.code in FLOAT_CODES:
+        codes = leaf_codes.astype(jnp.uint32)
+        vals = _analytic_magnitudes(codes & (sign - 1) if q.signed else codes, q.signed, q.code)
+        scales = scales / _analytic_span(q.signed, q.code)
     else:
-        codes = q.codes.astype(jnp.int32)
+        codes = leaf_codes.astype(jnp.int32)
         vals = _take(jnp.asarray(magnitudes(q.signed, q.code)), codes & 0x7F if q.signed else codes)
     if q.signed:
-        vals = jnp.where(codes >= 0x80, -vals, vals)
-    view, spread, back = _elementwise(q.codes)
+        vals = jnp.where(codes >= sign, -vals, vals)
+    view, spread, back = _elementwise(leaf_codes)
     return back(view(vals) * spread(scales))
 
 
@@ -429,10 +460,12 @@ def recode(tree, code: str):
     """
 
     def one(q):
-        if not is_quantized(q) or q.code == code:
+        if not is_quantized(q) or q.code == code or (code in PACKED and not packable(q.shape)):
             return q
         if not isinstance(q.codes, jax.Array | np.ndarray):
-            return Quantized(q.codes, q.scales, q.signed, code)
+            shape = q.shape if code not in PACKED else (q.shape[0] // 2, *q.shape[1:])
+            codes = q.codes if shape == tuple(np.shape(q.codes)) else jax.ShapeDtypeStruct(shape, jnp.uint8)
+            return Quantized(codes, q.scales, q.signed, code)
         return encode(decode(q), q.signed, code)
 
     _check_code(code)

@@ -184,7 +184,12 @@ def load(m):
 
 def logical(moment):
     """A moment tree with each quantized leaf seen as its codes (the moment's shape), for tree checks."""
-    return jax.tree.map(lambda m: m.codes if quantize.is_quantized(m) else m, moment, is_leaf=quantize.is_quantized)
+    def one(m):
+        if not quantize.is_quantized(m):
+            return m
+        return m.codes if m.code not in quantize.PACKED else jax.ShapeDtypeStruct(m.shape, jnp.uint8)
+
+    return jax.tree.map(one, moment, is_leaf=quantize.is_quantized)
 
 
 def fill(moment, value):

@@ -10,6 +10,8 @@ masked weight decay in every run) with AdamW whose moments are stored as
                         optimizer keeps each moment's code), block absmax scales,
 - ``int8-log``          the same in the "log" table,
 - ``int8-nearest``      the analytic code with both moments rounded to nearest (the trap: `tests/test_quantize.py`),
+- ``int4``              experimental 4-bit state: the 8-bit state re-encoded in "log4" (octave steps, two codes
+                        a byte; leaves whose first axis is odd stay 8-bit),
 
 for each seed, and prints per run the final training and validation losses, the gap to the float32 curve of the
 same seed (mean and largest ``|loss - loss_f32|`` over the last half of the run, training loss smoothed over 10
@@ -40,14 +42,20 @@ from adamlab import quantize
 from adamlab.demo import data, train
 
 B1, B2, EPS = train.B1, train.B2, train.EPS
-VARIANTS = ("float32", "int8", "int8-dynamic", "int8-log", "int8-nearest")
+VARIANTS = ("float32", "int8", "int8-dynamic", "int8-log", "int8-nearest", "int4")
 
 
 def build(name: str):
     """`adamw(state_dtype=jnp.int8)` in the named code, both moments rounded stochastically (the default), or to
     nearest (``-nearest``)."""
     mask = adamlab.weight_decay_mask
-    code = name.split("-")[1] if name.count("-") and not name.endswith("-nearest") else "analytic"
+    code = (
+        "log4"
+        if name == "int4"
+        else name.split("-")[1]
+        if name.count("-") and not name.endswith("-nearest")
+        else "analytic"
+    )
 
     def make(s, wd):
         if name == "float32":
@@ -86,6 +94,8 @@ def round_trip(state, steps: int) -> dict:
         flushed = 0
         total = 0
         for m, v in leaves:
+            if code in quantize.PACKED and not quantize.packable(m.shape):
+                continue
             mq = np.asarray(quantize.decode(quantize.encode(m, True, code)))
             vq = np.asarray(quantize.decode(quantize.encode(v, False, code)))
             m, v = np.asarray(m, np.float64), np.asarray(v, np.float64)
