@@ -21,7 +21,10 @@ its block's largest decodes within 7%). Encoding is a multiply, an add, a bitcas
 decoding a shift, a bitcast, a subtract and a multiply: no table, no lookup. Two Dettmers tables stay available by
 name for comparison, "dynamic" (decades 1e-7 ... 1, more entries in the larger ones: finer near the block's
 largest, about 7 decades for ``v``) and "log" (``2**(-k/8)``); a state moves between codes with `recode`, and the
-optimizer keeps each moment's code.
+optimizer keeps each moment's code. "log4" (experimental) is the float code with no mantissa bits in 4 bits an
+element: octave steps over 7 binades (signed) or 15, two codes a byte (rows 2i and 2i + 1 of the first axis, so
+that a row-split leaf pairs rows on one device); ``recode(state, "log4")`` moves the leaves whose first axis is
+even to it. It does not hold the demo model's loss or the stress problem (`benchmarks/RESULTS.md`).
 
 The scale. Where a moment is an EMA, ``new = b * old + (1 - b) * x`` (`scale_by_ema`, `scale_by_rms` and every
 optimizer built on them), its block scales are the running bound ``s <- b * s + (1 - b) * max|x|``
@@ -112,7 +115,7 @@ DEFAULT_CODE = "analytic"
 
 def magnitudes(signed: bool, code: str | None = None) -> np.ndarray:
     """The sorted magnitudes a code stands for, from 0 to 1: for the tables 128 for a signed code (its 8th bit is
-    the sign) and 256 for an unsigned one; for "analytic" 121 (signed, up to ``1 - 2**-15``) and 249 (unsigned)."""
+    the sign) and 256 for an unsigned one; for "analytic" 121 (signed) and 249 (unsigned); for "log4" 8 and 16."""
     return CODES[code or DEFAULT_CODE](128 if signed else 256)
 
 
@@ -250,8 +253,19 @@ def _take(table: jax.Array, idx: jax.Array) -> jax.Array:
 
 
 def binades(signed: bool) -> int:
-    """``K``, the binades below a block's scale that the "analytic" code spans: 15 for a signed code (4 exponent
-    bits), 31 for an unsigned one (5)."""
+    """The binades below a block's scale that the "analytic" code spans.
+
+    Args:
+      signed: True for a first moment (sign + 4 exponent bits), False for a second moment (5 exponent bits).
+
+    Returns:
+      ``K``: 15 (signed) or 31 (unsigned).
+
+    Example:
+      >>> from adamlab import quantize
+      >>> quantize.binades(True), quantize.binades(False)
+      (15, 31)
+    """
     return ANALYTIC[signed][0]
 
 
@@ -329,8 +343,22 @@ def _sign_bit(code: str) -> int:
 
 
 def packable(shape: tuple) -> bool:
-    """Whether a leaf of `shape` can take a 4-bit code ("log4"): codes go two a byte, rows 2i and 2i + 1 of the
-    first axis in one byte, so the first axis must be even (and a row pair stays on one device of a split)."""
+    """Whether a leaf of `shape` can take the experimental 4-bit code "log4".
+
+    Codes go two a byte, rows 2i and 2i + 1 of the first axis in one byte, so the first axis must be even (and a
+    row pair then stays on one device of a split).
+
+    Args:
+      shape: The leaf's shape.
+
+    Returns:
+      True where the shape has a first axis of even length.
+
+    Example:
+      >>> from adamlab import quantize
+      >>> quantize.packable((64, 128)), quantize.packable((33, 128))
+      (True, False)
+    """
     return len(shape) > 0 and shape[0] % 2 == 0
 
 
@@ -409,8 +437,20 @@ def decode(q: Quantized) -> jax.Array:
 
 
 def block_max(x: jax.Array) -> jax.Array:
-    """The largest magnitude of each block of `x` (the shape of a `Quantized` leaf's scales); NaN where the block
-    holds one."""
+    """The largest magnitude of each block of `x`, the block scales an 8-bit moment of `x` takes.
+
+    Args:
+      x: A float array, blocked along its last axis as `block_of` says.
+
+    Returns:
+      A float32 array shaped like a `Quantized` leaf's scales; NaN where the block holds one.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab import quantize
+      >>> print(quantize.block_max(jnp.array([[1.0, -3.0] * 64])))
+      [[3.]]
+    """
     blocks = _blocks(jnp.asarray(x, jnp.float32))
     # max(max x, -min x), not max |x|: two plain reductions run 2x faster than one over a computed |x| on XLA's
     # CPU backend (benchmarks/RESULTS.md); + 0.0 turns the -0.0 of an all-zero block into 0.0.
@@ -418,10 +458,27 @@ def block_max(x: jax.Array) -> jax.Array:
 
 
 def running_bound(scales: jax.Array, a, c, x: jax.Array, top=None) -> jax.Array:
-    """The block scales of ``new = a * old + c * x`` from those of `old`: ``|a| * scales + |c| * block_max(x)``,
-    a bound on ``|new|`` over each block (by induction, as ``|old| <= scales``). Given `top`, `x` is the array
-    the input is made from and ``top(block_max(x))`` the input's block maximum (``lambda t: t * t`` for an input
-    ``x**2``). Held at float32's largest value where finite terms overflow."""
+    """The block scales of ``new = a * old + c * x`` from those of `old`, without a pass over `new`.
+
+    ``|a| * scales + |c| * block_max(x)`` bounds ``|new|`` over each block (by induction, as ``|old| <= scales``).
+
+    Args:
+      scales: The old moment's block scales.
+      a: The recurrence's decay (a scalar).
+      c: The recurrence's input weight (a scalar).
+      x: The input, or the array it is made from when `top` is given.
+      top: None, or the function that turns ``block_max(x)`` into the input's block maximum (``lambda t: t * t``
+        for an input ``x**2``). Default None.
+
+    Returns:
+      The new block scales (float32), held at float32's largest value where finite terms overflow.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from adamlab import quantize
+      >>> print(quantize.running_bound(jnp.array([[2.0]]), 0.9, 0.1, jnp.array([[1.0, -4.0] * 64])))
+      [[2.2]]
+    """
     peak = block_max(x)
     input_peak = peak if top is None else top(peak)
     terms = jnp.abs(a) * scales, jnp.abs(c) * input_peak
@@ -495,6 +552,7 @@ __all__ = [
     "encode",
     "is_quantized",
     "magnitudes",
+    "packable",
     "quantizable",
     "recode",
     "running_bound",

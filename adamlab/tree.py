@@ -184,6 +184,7 @@ def load(m):
 
 def logical(moment):
     """A moment tree with each quantized leaf seen as its codes (the moment's shape), for tree checks."""
+
     def one(m):
         if not quantize.is_quantized(m):
             return m
