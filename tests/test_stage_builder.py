@@ -116,3 +116,42 @@ def test_stage_info_is_read_off_the_transformation_and_survives_rewrapping():
     rewrapped = optax.GradientTransformation(tx.init, tx.update)
     assert adamlab.stage_info(rewrapped) == info
     assert adamlab.stage_info(optax.adam(1e-3)).role == "any"  # a foreign transformation may stand anywhere
+
+
+def test_recurrence_keeps_8bit_scales_as_running_bounds_that_hold_the_moment():
+    """A user's EMA of ``|g|`` with ``recurrence=``: under int8 its block scales are ``b * s + (1 - b) * max|g|``
+    step by step (not the new moment's block maximum), always at least that maximum (the bound holds the moment:
+    no code saturates), and larger than it once the gradient shrinks (1.4-2x here); without ``recurrence`` the
+    scales are the block maxima. A recurrence naming a field that is not a moment is refused, naming it."""
+
+    class AbsState(NamedTuple):
+        count: jax.Array
+        moment: Any
+
+    b = 0.9
+
+    def build(recurrence):
+        leaf = lambda u, m: (u, b * m + (1 - b) * jnp.abs(u))
+        return adamlab.moment_stage(
+            "scale_by_abs_ema", AbsState, per_step=lambda t: leaf, state_dtype=jnp.int8, recurrence=recurrence
+        )
+
+    from adamlab import quantize
+
+    rng = np.random.default_rng(0)
+    params = {"w": jnp.zeros((16, 256))}
+    bounded, plain = build({"moment": lambda u: (b, 1 - b, u)}), build(None)
+    sb, sp = bounded.init(params), plain.init(params)
+    expected = np.zeros((16, 1))
+    for step in range(20):
+        g = {"w": jnp.asarray(rng.normal(size=(16, 256)) * (10.0 if step < 5 else 0.1), jnp.float32)}
+        _, sb = jax.jit(bounded.update)(g, sb)
+        _, sp = jax.jit(plain.update)(g, sp)
+        expected = b * expected + (1 - b) * np.abs(np.asarray(g["w"])).max(axis=1, keepdims=True)
+    qb, qp = sb.moment["w"], sp.moment["w"]
+    np.testing.assert_allclose(np.asarray(qb.scales), expected, rtol=1e-5)
+    decoded = np.abs(np.asarray(quantize.decode(qb))).max(axis=1, keepdims=True)
+    assert np.all(np.asarray(qb.scales) >= decoded) and np.all(np.asarray(qb.scales) > 1.2 * decoded)
+    np.testing.assert_allclose(np.asarray(qp.scales), np.abs(np.asarray(quantize.decode(qp))).max(1, keepdims=True))
+    with pytest.raises(ValueError, match=r"recurrence names \['nu'\], not moments"):
+        build({"nu": lambda u: (b, 1 - b, u)})
