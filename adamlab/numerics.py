@@ -381,6 +381,17 @@ def stochastic_round(x: jax.Array, dtype, key: jax.Array) -> jax.Array:
       >>> print(sround(jnp.array([1e5, -1e5]), jnp.float16, 0).tolist())
       [65504.0, -65504.0]
     """
+    is_seed = not jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key) and jnp.ndim(key) == 0
+    shape = np.shape(x)
+    return _round_with_bits(
+        x, dtype, lambda: hash_bits(shape, key) if is_seed else jax.random.bits(key, shape, jnp.uint32)
+    )
+
+
+def _round_with_bits(x: jax.Array, dtype, bits) -> jax.Array:
+    """`stochastic_round` with its random bits given: `bits` a function returning uint32 bits of ``x``'s shape
+    (called only when ``dtype`` is narrower than ``x``'s). Internal: the moments pass bits that depend on the
+    element's index, the step and the value, not on the leaf, so that leaves of one shape share their programs."""
     dtype = jnp.dtype(dtype)
     x = jnp.asarray(x)
     if not jnp.issubdtype(dtype, jnp.floating) or not jnp.issubdtype(x.dtype, jnp.floating):
@@ -394,9 +405,7 @@ def stochastic_round(x: jax.Array, dtype, key: jax.Array) -> jax.Array:
     toward = jnp.where(gap > 0, jnp.asarray(jnp.inf, dtype), jnp.asarray(-jnp.inf, dtype))
     other = jnp.nextafter(near, toward)  # the neighbour on the other side of x
     p = jnp.abs(gap) / jnp.abs(other.astype(x.dtype) - near_x)
-    is_seed = not jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key) and jnp.ndim(key) == 0
-    bits = hash_bits(x.shape, key) if is_seed else jax.random.bits(key, x.shape, jnp.uint32)
-    u = (bits >> 8).astype(jnp.float32) * np.float32(2.0**-24)  # uniform on [0, 1)
+    u = (bits() >> 8).astype(jnp.float32) * np.float32(2.0**-24)  # uniform on [0, 1)
     return jnp.where((gap != 0) & (u < p), other, near)
 
 
