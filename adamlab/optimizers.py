@@ -33,14 +33,15 @@ only how the moments are *stored* between steps.
   exponent range (``g**2`` overflows float16 above ``|g| = 256``), so it raises ValueError.
 - ``jnp.int8``: 8-bit block-wise state (Dettmers et al., ICLR 2022), about 1.02 bytes an element. The
   moment of every real float leaf with at least 4096 elements is stored as one uint8 code per element plus
-  one float32 scale (the block's absmax) per block of 256 elements along the last axis (or of the largest
-  divisor of the last axis from 256 down to 32; failing that, of 256 elements of the flattened leaf, the
-  last block short); a first moment uses a signed code (128 magnitudes and a
-  sign bit), a second moment an unsigned one (256 magnitudes), both from Dettmers' "dynamic" table.
-  Encoding rounds stochastically between the two nearest table entries, keyed by the step count (first
-  moments then keep that count: the state becomes a :class:`adamlab.CountedEmaState` or
-  :class:`adamlab.CountedTraceState`), and a nonzero ``v`` never rounds to 0. Smaller leaves, complex
-  leaves and integer leaves keep float32 moments (or none). The codes live in ``adamlab.quantize``.
+  one float32 scale per block along the last axis (256 or 128 elements where they divide it, else the whole
+  last axis up to 1024, else a smaller divisor; failing that, 256 elements of the flattened leaf, the last
+  block short). The code is a small float read off the float32 bit pattern ("analytic": sign + 4 exponent + 3
+  mantissa bits over 15 binades for a first moment, 5 + 3 bits over 31 for a second one); the scale is a
+  running bound ``b * s + (1 - b) * max|g|`` for EMA moments, the block's absmax otherwise. Encoding rounds
+  stochastically, keyed by the step count (first moments then keep that count: the state becomes a
+  :class:`adamlab.CountedEmaState` or :class:`adamlab.CountedTraceState`), and a nonzero ``v`` never rounds
+  to 0. Smaller leaves, complex leaves and integer leaves keep float32 moments (or none). The codes live in
+  ``adamlab.quantize`` (Dettmers' "dynamic" table stays available there by name).
 """
 
 from __future__ import annotations
