@@ -312,8 +312,8 @@ def hash_bits(shape, seed, offset: int = 0) -> jax.Array:
     Args:
       shape: The shape of the result, a tuple of ints (static).
       seed: An integer scalar (a Python int or an integer array, may be traced), taken modulo ``2**32``.
-      offset: A Python int, taken modulo ``2**32``, that tells apart the streams of one seed (the leaves and
-        moments of a step), mixed in Python: many streams of one traced seed share its one mix. Default 0.
+      offset: A Python int, taken modulo ``2**32``, added after the seed's mix: it tells apart streams of one
+        seed (the moments of a step) that share that one mix of a traced seed. Default 0.
 
     Returns:
       A ``uint32`` array of shape ``shape``.

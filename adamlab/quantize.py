@@ -102,7 +102,6 @@ def _float_table(code: str, signed: bool) -> np.ndarray:
 # the sign) or 15 (unsigned).
 FLOAT_CODES = {"analytic": {True: (15, 3), False: (31, 3)}, "log4": {True: (7, 0), False: (15, 0)}}
 PACKED = frozenset({"log4"})  # codes packed two a byte, pairs of rows along the first axis
-ANALYTIC = FLOAT_CODES["analytic"]
 
 CODES = {
     "analytic": lambda n: _float_table("analytic", n == 128),
@@ -266,7 +265,7 @@ def binades(signed: bool) -> int:
       >>> quantize.binades(True), quantize.binades(False)
       (15, 31)
     """
-    return ANALYTIC[signed][0]
+    return FLOAT_CODES["analytic"][signed][0]
 
 
 def _analytic_codes(a: jax.Array, signed: bool, r, code: str = "analytic") -> jax.Array:
